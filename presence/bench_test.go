@@ -1,0 +1,65 @@
+package presence_test
+
+import (
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+
+	"mellium.im/xmlstream"
+
+	"github.com/psakit/psakit/presence"
+)
+
+// annotatedPresence is a typical annotated presence as a server re-sends it.
+const annotatedPresence = `<presence xmlns="jabber:client" xml:lang="en" from="juliet@capulet.lit/orchard" to="romeo@montague.lit/lane">` +
+	`<show>away</show><status>Available</status>` +
+	`<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="https://psakit.example" ver="QgayPKawpkPSDYmwT/WM94uAlu0="/>` +
+	`<delay xmlns="urn:xmpp:delay" from="montague.lit" stamp="2026-11-24T10:00:00Z"/>` +
+	`<state-annotation xmlns="urn:xmpp:psa" from="montague.lit"><server-unavailable/>` +
+	`<description>The capulet.lit server is no longer available</description></state-annotation></presence>`
+
+// BenchmarkDecodeElement decodes one annotated presence from tokens already
+// read, which is what a mellium handler gets: the cost psakit adds on top of
+// the tokenizer.
+func BenchmarkDecodeElement(b *testing.B) {
+	toks, err := xmlstream.ReadAll(xml.NewDecoder(strings.NewReader(annotatedPresence)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := toks[0].(xml.StartElement)
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &sliceReader{toks: toks[1:]}
+		p, err := presence.DecodeElement(r, start)
+		if err != nil || len(p.Annotations) != 1 {
+			b.Fatal(p, err)
+		}
+	}
+}
+
+// BenchmarkUnmarshal decodes one annotated presence from its bytes,
+// encoding/xml's tokenizer included.
+func BenchmarkUnmarshal(b *testing.B) {
+	data := []byte(annotatedPresence)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := presence.Unmarshal(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+type sliceReader struct {
+	toks []xml.Token
+	i    int
+}
+
+func (r *sliceReader) Token() (xml.Token, error) {
+	if r.i >= len(r.toks) {
+		return nil, io.EOF
+	}
+	r.i++
+	return r.toks[r.i-1], nil
+}

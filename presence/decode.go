@@ -1,0 +1,446 @@
+package presence
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/internal/xmltok"
+	"github.com/psakit/psakit/psa"
+)
+
+// Errors that make a stanza unusable. Decode wraps them with details; match
+// them with errors.Is.
+var (
+	// ErrNotPresence: the element is not a presence stanza.
+	ErrNotPresence = errors.New("presence: not a presence stanza")
+	// ErrInvalidJID: the from or to attribute is not a valid JID.
+	ErrInvalidJID = errors.New("presence: invalid JID")
+	// ErrInvalidType: the type attribute is not one RFC 6121 defines.
+	ErrInvalidType = errors.New("presence: invalid type")
+)
+
+// Problems found in a usable stanza, listed in Presence.Problems (wrapped
+// with details). Malformed annotations are listed with the psa errors, which
+// match psa.ErrMalformed.
+var (
+	// ErrInvalidValue: a show, priority, delay stamp or MUC status code that is
+	// not valid was ignored.
+	ErrInvalidValue = errors.New("presence: invalid value ignored")
+	// ErrLimit: a value over one of the package's limits was cut or dropped.
+	ErrLimit = errors.New("presence: value over limit cut or dropped")
+)
+
+// Unmarshal decodes a presence stanza from its XML text.
+func Unmarshal(data []byte) (Presence, error) {
+	return Decode(xml.NewDecoder(bytes.NewReader(data)))
+}
+
+// Decode reads the next element from r, which must be a presence stanza, and
+// decodes it. Tokens before the first start element are skipped.
+func Decode(r xml.TokenReader) (Presence, error) {
+	for {
+		tok, err := r.Token()
+		if start, ok := tok.(xml.StartElement); ok {
+			return DecodeElement(r, start)
+		}
+		if err != nil {
+			return Presence{}, err
+		}
+	}
+}
+
+// DecodeElement decodes the presence stanza whose start element was already
+// read from r, as an xmpp.Handler receives it. It reads up to and including
+// the matching end element, also when it returns an error about the stanza
+// itself, so that a caller walking a stream stays in step; it stops early
+// only when r fails.
+func DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) {
+	var (
+		p     Presence
+		fatal error
+	)
+	if start.Name.Local != "presence" {
+		fatal = fmt.Errorf("%w: got <%s>", ErrNotPresence, start.Name.Local)
+	}
+	for _, at := range start.Attr {
+		if xmltok.IsLang(at.Name) {
+			p.Lang = at.Value
+			continue
+		}
+		if at.Name.Space != "" {
+			continue
+		}
+		switch at.Name.Local {
+		case "id":
+			p.ID = at.Value
+		case "type":
+			p.Type = stanza.PresenceType(at.Value)
+		case "from":
+			j, err := parseJID(at.Value)
+			if err != nil && fatal == nil {
+				fatal = fmt.Errorf("%w: from: %w", ErrInvalidJID, err)
+			}
+			p.From = j
+		case "to":
+			j, err := parseJID(at.Value)
+			if err != nil && fatal == nil {
+				fatal = fmt.Errorf("%w: to: %w", ErrInvalidJID, err)
+			}
+			p.To = j
+		}
+	}
+	if fatal == nil && !validType(p.Type) {
+		fatal = fmt.Errorf("%w: %q", ErrInvalidType, xmltok.Truncate(string(p.Type), 32))
+	}
+
+	ns := start.Name.Space
+	for {
+		tok, err := r.Token()
+		switch t := tok.(type) {
+		case xml.StartElement:
+			var cerr error
+			if fatal != nil {
+				cerr = xmltok.Skip(r)
+			} else {
+				cerr = p.decodeChild(r, t, ns)
+			}
+			if cerr != nil {
+				return Presence{}, cerr
+			}
+			continue
+		case xml.EndElement:
+			if fatal != nil {
+				return Presence{}, fatal
+			}
+			return p, nil
+		}
+		if err != nil {
+			return Presence{}, xmltok.UnexpectedEOF(err)
+		}
+	}
+}
+
+func parseJID(s string) (jid.JID, error) {
+	if s == "" {
+		return jid.JID{}, nil
+	}
+	return jid.Parse(s)
+}
+
+func validType(t stanza.PresenceType) bool {
+	switch t {
+	case stanza.AvailablePresence, stanza.UnavailablePresence, stanza.ErrorPresence,
+		stanza.ProbePresence, stanza.SubscribePresence, stanza.SubscribedPresence,
+		stanza.UnsubscribePresence, stanza.UnsubscribedPresence:
+		return true
+	}
+	return false
+}
+
+func (p *Presence) problem(err error) {
+	// A stanza can only carry so many problems worth reporting; past a few,
+	// more of them say nothing new and would cost memory.
+	if len(p.Problems) < 8 {
+		p.Problems = append(p.Problems, err)
+	}
+}
+
+// decodeChild decodes one direct child of the presence, start already read,
+// and reads it to its end. It returns only errors of r.
+func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string) error {
+	switch t.Name.Space {
+	case ns, "":
+		return p.decodeCore(r, t)
+	case psa.NS:
+		if t.Name.Local != "state-annotation" {
+			return xmltok.Skip(r)
+		}
+		a, err := psa.DecodeElement(r, t)
+		switch {
+		case errors.Is(err, psa.ErrMalformed):
+			p.problem(err)
+			return nil
+		case err != nil:
+			return err
+		}
+		for i := range a.Descriptions {
+			if a.Descriptions[i].Lang == "" {
+				a.Descriptions[i].Lang = p.Lang
+			}
+		}
+		if a.Truncated {
+			p.problem(fmt.Errorf("%w: annotation from %s: descriptions", ErrLimit, a.From))
+		}
+		p.Annotations = append(p.Annotations, a)
+		return nil
+	case NSCaps:
+		if t.Name.Local == "c" && p.Caps == (Caps{}) {
+			p.Caps = Caps{
+				Hash: p.limitAttr(t, "hash"),
+				Node: p.limitAttr(t, "node"),
+				Ver:  p.limitAttr(t, "ver"),
+			}
+		}
+	case NSDelay:
+		if t.Name.Local == "delay" && p.Delay.IsZero() {
+			if stamp, ok := xmltok.Attr(t, "stamp"); ok {
+				d, err := time.Parse(time.RFC3339, stamp)
+				if err != nil {
+					p.problem(fmt.Errorf("%w: delay stamp %q", ErrInvalidValue, xmltok.Truncate(stamp, 40)))
+				} else {
+					p.Delay = d
+				}
+			}
+		}
+	case NSMUCUser:
+		if t.Name.Local == "x" && p.MUC == nil {
+			return p.decodeMUCUser(r)
+		}
+	case NSOccupantID:
+		if t.Name.Local == "occupant-id" && p.OccupantID == "" {
+			p.OccupantID = p.limitAttr(t, "id")
+		}
+	}
+	return xmltok.Skip(r)
+}
+
+// limitAttr returns the attribute, or "" with a problem when it is longer
+// than MaxAttrBytes.
+func (p *Presence) limitAttr(t xml.StartElement, name string) string {
+	v, _ := xmltok.Attr(t, name)
+	if len(v) > MaxAttrBytes {
+		p.problem(fmt.Errorf("%w: %s of %d bytes", ErrLimit, name, len(v)))
+		return ""
+	}
+	return v
+}
+
+// decodeCore decodes the children RFC 6120 and 6121 define.
+func (p *Presence) decodeCore(r xml.TokenReader, t xml.StartElement) error {
+	switch t.Name.Local {
+	case "show":
+		v, _, err := xmltok.ReadText(r, 8)
+		if err != nil {
+			return err
+		}
+		switch Show(v) {
+		case ShowAway, ShowChat, ShowDND, ShowXA:
+			p.Show = Show(v)
+		default:
+			p.problem(fmt.Errorf("%w: show %q", ErrInvalidValue, v))
+		}
+		return nil
+	case "status":
+		v, cut, err := xmltok.ReadText(r, MaxStatusBytes)
+		if err != nil {
+			return err
+		}
+		lang := xmltok.Lang(t, p.Lang)
+		switch {
+		case len(p.Status) >= MaxStatuses || len(lang) > psa.MaxLangLen:
+			p.problem(fmt.Errorf("%w: status dropped", ErrLimit))
+		default:
+			if cut {
+				p.problem(fmt.Errorf("%w: status cut to %d bytes", ErrLimit, MaxStatusBytes))
+			}
+			p.Status = append(p.Status, Text{Lang: lang, Value: v})
+		}
+		return nil
+	case "priority":
+		v, _, err := xmltok.ReadText(r, 8)
+		if err != nil {
+			return err
+		}
+		n, perr := strconv.ParseInt(v, 10, 8)
+		if perr != nil {
+			p.problem(fmt.Errorf("%w: priority %q", ErrInvalidValue, v))
+		} else {
+			p.Priority = int8(n)
+		}
+		return nil
+	case "error":
+		if p.Error == nil {
+			se, err := p.decodeStanzaError(r, t)
+			p.Error = &se
+			return err
+		}
+	}
+	return xmltok.Skip(r)
+}
+
+// decodeStanzaError decodes an RFC 6120 stanza error element, start already
+// read: its type, by, the first defined condition and the texts (capped).
+func (p *Presence) decodeStanzaError(r xml.TokenReader, t xml.StartElement) (stanza.Error, error) {
+	se := stanza.Error{Type: stanza.ErrorType(p.limitAttr(t, "type"))}
+	if by, ok := xmltok.Attr(t, "by"); ok && by != "" {
+		j, err := jid.Parse(by)
+		if err != nil {
+			p.problem(fmt.Errorf("%w: error by: %w", ErrInvalidValue, err))
+		} else {
+			se.By = j
+		}
+	}
+	for {
+		tok, err := r.Token()
+		switch c := tok.(type) {
+		case xml.StartElement:
+			var cerr error
+			switch {
+			case c.Name.Space != stanza.NSError:
+				cerr = xmltok.Skip(r)
+			case c.Name.Local == "text":
+				var text string
+				text, _, cerr = xmltok.ReadText(r, MaxStatusBytes)
+				if cerr == nil && text != "" && len(se.Text) < MaxStatuses {
+					if se.Text == nil {
+						se.Text = make(map[string]string, 1)
+					}
+					se.Text[xmltok.Lang(c, p.Lang)] = text
+				}
+			default:
+				if se.Condition == "" && len(c.Name.Local) <= MaxAttrBytes {
+					se.Condition = stanza.Condition(c.Name.Local)
+				}
+				cerr = xmltok.Skip(r)
+			}
+			if cerr != nil {
+				return se, cerr
+			}
+			continue
+		case xml.EndElement:
+			return se, nil
+		}
+		if err != nil {
+			return se, xmltok.UnexpectedEOF(err)
+		}
+	}
+}
+
+// decodeMUCUser decodes the muc#user x element, start already read.
+func (p *Presence) decodeMUCUser(r xml.TokenReader) error {
+	u := &MUCUser{}
+	items := 0
+	for {
+		tok, err := r.Token()
+		switch t := tok.(type) {
+		case xml.StartElement:
+			var cerr error
+			switch t.Name.Local {
+			case "item":
+				items++
+				if items == 1 {
+					cerr = p.decodeMUCItem(r, t, &u.Item)
+				} else {
+					cerr = xmltok.Skip(r)
+				}
+			case "status":
+				if code, ok := xmltok.Attr(t, "code"); ok {
+					n, err := strconv.Atoi(code)
+					switch {
+					case err != nil || n < 100 || n > 999:
+						p.problem(fmt.Errorf("%w: MUC status code %q", ErrInvalidValue, xmltok.Truncate(code, 8)))
+					case len(u.Status) >= MaxMUCStatusCodes:
+						p.problem(fmt.Errorf("%w: MUC status codes", ErrLimit))
+					default:
+						u.Status = append(u.Status, n)
+					}
+				}
+				cerr = xmltok.Skip(r)
+			case "destroy":
+				cerr = p.decodeMUCDestroy(r, t, u)
+			default:
+				cerr = xmltok.Skip(r)
+			}
+			if cerr != nil {
+				return cerr
+			}
+			continue
+		case xml.EndElement:
+			p.MUC = u
+			return nil
+		}
+		if err != nil {
+			return xmltok.UnexpectedEOF(err)
+		}
+	}
+}
+
+func (p *Presence) decodeMUCItem(r xml.TokenReader, t xml.StartElement, it *MUCItem) error {
+	it.Affiliation = p.limitAttr(t, "affiliation")
+	it.Role = p.limitAttr(t, "role")
+	it.Nick = p.limitAttr(t, "nick")
+	if s, ok := xmltok.Attr(t, "jid"); ok && s != "" {
+		j, err := jid.Parse(s)
+		if err != nil {
+			p.problem(fmt.Errorf("%w: MUC item jid: %w", ErrInvalidValue, err))
+		} else {
+			it.JID = j
+		}
+	}
+	for {
+		tok, err := r.Token()
+		switch c := tok.(type) {
+		case xml.StartElement:
+			var cerr error
+			switch c.Name.Local {
+			case "actor":
+				it.Actor = p.limitAttr(c, "nick")
+				cerr = xmltok.Skip(r)
+			case "reason":
+				it.Reason, _, cerr = xmltok.ReadText(r, MaxStatusBytes)
+			default:
+				cerr = xmltok.Skip(r)
+			}
+			if cerr != nil {
+				return cerr
+			}
+			continue
+		case xml.EndElement:
+			return nil
+		}
+		if err != nil {
+			return xmltok.UnexpectedEOF(err)
+		}
+	}
+}
+
+func (p *Presence) decodeMUCDestroy(r xml.TokenReader, t xml.StartElement, u *MUCUser) error {
+	d := &MUCDestroy{}
+	if s, ok := xmltok.Attr(t, "jid"); ok && s != "" {
+		j, err := jid.Parse(s)
+		if err != nil {
+			p.problem(fmt.Errorf("%w: MUC destroy jid: %w", ErrInvalidValue, err))
+		} else {
+			d.Venue = j
+		}
+	}
+	for {
+		tok, err := r.Token()
+		switch c := tok.(type) {
+		case xml.StartElement:
+			var cerr error
+			if c.Name.Local == "reason" {
+				d.Reason, _, cerr = xmltok.ReadText(r, MaxStatusBytes)
+			} else {
+				cerr = xmltok.Skip(r)
+			}
+			if cerr != nil {
+				return cerr
+			}
+			continue
+		case xml.EndElement:
+			u.Destroy = d
+			return nil
+		}
+		if err != nil {
+			return xmltok.UnexpectedEOF(err)
+		}
+	}
+}

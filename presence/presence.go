@@ -1,0 +1,200 @@
+// Package presence decodes presence stanzas, once each, into the form the
+// psakit models work on.
+//
+// mellium hands a handler a stream of XML tokens. Decode walks those tokens a
+// single time and builds a [Presence] as it goes: the attributes, show,
+// status and priority (RFC 6121), entity capabilities (XEP-0115), the delay
+// stamp (XEP-0203), MUC user data (XEP-0045), the occupant id (XEP-0421) and
+// every state annotation (XEP-0310). It does not use reflection, so it costs
+// little more than reading the tokens, which a mellium handler has to do
+// anyway.
+//
+// Decoding is defensive: a hostile peer cannot make it panic or keep more
+// than the documented limits. Problems that leave the presence usable (a
+// malformed annotation, an invalid priority, an oversized status cut short)
+// are listed in Presence.Problems; only problems that make the stanza
+// unusable (not a presence, an invalid from or type) are returned as errors.
+package presence
+
+import (
+	"time"
+
+	"golang.org/x/text/language"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/psa"
+)
+
+// Namespaces of the children Decode understands.
+const (
+	NSCaps       = "http://jabber.org/protocol/caps"
+	NSDelay      = "urn:xmpp:delay"
+	NSMUCUser    = "http://jabber.org/protocol/muc#user"
+	NSOccupantID = "urn:xmpp:occupant-id:0"
+)
+
+// Limits applied while decoding.
+const (
+	// MaxStatusBytes is the longest status text kept; longer text is cut at a
+	// rune boundary.
+	MaxStatusBytes = 2048
+	// MaxStatuses is the number of status elements (one per language) kept.
+	MaxStatuses = 8
+	// MaxAttrBytes is the longest caps node, ver or hash, occupant id, MUC nick,
+	// role or affiliation kept; a longer one is dropped.
+	MaxAttrBytes = 512
+	// MaxMUCStatusCodes is the number of MUC status codes kept.
+	MaxMUCStatusCodes = 16
+)
+
+// Show is the availability sub-state of an available presence.
+type Show string
+
+// The values RFC 6121 defines. ShowNone means plainly available.
+const (
+	ShowNone Show = ""
+	ShowAway Show = "away"
+	ShowChat Show = "chat"
+	ShowDND  Show = "dnd"
+	ShowXA   Show = "xa"
+)
+
+// Text is a human-readable text with its language.
+type Text struct {
+	Lang  string
+	Value string
+}
+
+// Caps is an entity capabilities element (XEP-0115) as it was sent: it has not
+// been verified.
+type Caps struct {
+	Hash string // the hash function name, e.g. "sha-1"
+	Node string
+	Ver  string
+}
+
+// Presence is a decoded presence stanza.
+type Presence struct {
+	ID   string
+	Type stanza.PresenceType
+	From jid.JID // zero when the stanza had no from (it came from the account itself)
+	To   jid.JID
+	Lang string // the stanza's xml:lang
+
+	Show     Show
+	Status   []Text
+	Priority int8
+	Caps     Caps      // zero when absent
+	Delay    time.Time // the XEP-0203 stamp, zero when absent
+
+	// MUC is the XEP-0045 user data of a presence from a room occupant, nil
+	// when absent.
+	MUC *MUCUser
+	// OccupantID is the XEP-0421 stable occupant id, "" when absent.
+	OccupantID string
+
+	// Annotations are the presence's XEP-0310 state annotations, well formed
+	// but not yet checked for trust (psa.CheckTrust).
+	Annotations []psa.Annotation
+
+	// Error is the stanza error of a presence of type error, nil otherwise.
+	Error *stanza.Error
+
+	// Problems lists what was wrong with the stanza but did not make it
+	// unusable: malformed annotations (matching the psa errors), an invalid
+	// priority, oversized values that were cut or dropped.
+	Problems []error
+}
+
+// StatusText returns the status text that best fits the preferred languages,
+// most preferred first; with no preference, or no match, the one in the
+// stanza's language, else the first. It returns "" when there is no status.
+func (p *Presence) StatusText(prefs ...language.Tag) string {
+	return BestText(p.Status, p.Lang, prefs...)
+}
+
+// BestText picks from texts the one that best fits the preferred languages.
+// Without preferences, or when none matches, it picks the one in
+// defaultLang, else the first.
+func BestText(texts []Text, defaultLang string, prefs ...language.Tag) string {
+	switch len(texts) {
+	case 0:
+		return ""
+	case 1:
+		return texts[0].Value
+	}
+	fallback := 0
+	for i, t := range texts {
+		if t.Lang == defaultLang {
+			fallback = i
+			break
+		}
+	}
+	if len(prefs) == 0 {
+		return texts[fallback].Value
+	}
+	tags := make([]language.Tag, 0, len(texts))
+	index := make([]int, 0, len(texts))
+	tags = append(tags, parseTag(texts[fallback].Lang))
+	index = append(index, fallback)
+	for i, t := range texts {
+		if i != fallback {
+			tags = append(tags, parseTag(t.Lang))
+			index = append(index, i)
+		}
+	}
+	_, i, conf := language.NewMatcher(tags).Match(prefs...)
+	if conf == language.No {
+		return texts[fallback].Value
+	}
+	return texts[index[i]].Value
+}
+
+func parseTag(s string) language.Tag {
+	t, err := language.Parse(s)
+	if err != nil {
+		return language.Und
+	}
+	return t
+}
+
+// MUCUser is the http://jabber.org/protocol/muc#user payload of an occupant
+// presence.
+type MUCUser struct {
+	// Item describes the occupant. A presence carries one item.
+	Item MUCItem
+	// Status lists the status codes, e.g. 110 for the user's own presence.
+	Status []int
+	// Destroy is set when the room was destroyed.
+	Destroy *MUCDestroy
+}
+
+// Has reports whether the status codes include code.
+func (u *MUCUser) Has(code int) bool {
+	if u == nil {
+		return false
+	}
+	for _, c := range u.Status {
+		if c == code {
+			return true
+		}
+	}
+	return false
+}
+
+// MUCItem is the item element of a MUC user payload.
+type MUCItem struct {
+	Affiliation string
+	Role        string
+	JID         jid.JID // the occupant's real JID, when the room shows it
+	Nick        string  // the new nick in a nick change (status 303)
+	Actor       string  // the nick of whoever kicked or banned, if given
+	Reason      string
+}
+
+// MUCDestroy tells that a room was destroyed, and where to go instead.
+type MUCDestroy struct {
+	Venue  jid.JID // the alternate venue, zero when none
+	Reason string
+}

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# scripts/test.sh runs every check psakit's CI runs, in the order a reviewer
+# would: formatting, go vet, staticcheck, the race-enabled test suite (which
+# includes the end-to-end tests against real Prosody servers when Prosody is
+# installed), and a short run of every fuzz target.
+#
+# Environment:
+#   PSAKIT_FUZZTIME          how long each fuzz target runs (default 20s; 0 skips fuzzing)
+#   PSAKIT_REQUIRE_PROSODY=1 make a missing Prosody a test failure instead of a skip
+#                            (.ci/run sets it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fuzztime=${PSAKIT_FUZZTIME:-20s}
+staticcheck_version=v0.8.2
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.git/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"
+	echo "$unformatted"
+	exit 1
+fi
+
+# Every Go module in the repository: the main one and the nested ones (bench/).
+modules=$(find . -name go.mod -not -path './.git/*' -exec dirname {} \; | sort)
+
+step "go vet"
+for m in $modules; do (cd "$m" && go vet ./...); done
+
+step "staticcheck $staticcheck_version"
+for m in $modules; do (cd "$m" && go run "honnef.co/go/tools/cmd/staticcheck@$staticcheck_version" ./...); done
+
+step "go test -race"
+go test -race -count=1 -timeout 40m ./...
+for m in $modules; do
+	[ "$m" = "." ] && continue
+	# Nested modules (benchmarks of peers) are compiled and their tests run once,
+	# without -bench: their figures come from scripts/bench.sh, never from CI timing.
+	(cd "$m" && go test -count=1 ./...)
+done
+
+if [ "$fuzztime" != "0" ]; then
+	step "fuzz ($fuzztime per target)"
+	# Each Fuzz function in the main module gets its own short run.
+	grep -rl --include='*_test.go' '^func Fuzz' . | grep -v '^./bench/' | sort | while read -r f; do
+		pkg=./$(dirname "${f#./}")
+		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
+			echo "-- $pkg $target"
+			go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg"
+		done
+	done
+fi
+
+step "all checks passed"
