@@ -82,11 +82,9 @@ type Presence struct {
 	To   jid.JID
 	Lang string // the stanza's xml:lang
 
-	Show     Show
-	Status   []Text
-	Priority int8
-	Caps     Caps      // zero when absent
-	Delay    time.Time // the XEP-0203 stamp, zero when absent
+	// State is what a model keeps of the presence: show, status, priority,
+	// caps and delay.
+	State
 
 	// MUC is the XEP-0045 user data of a presence from a room occupant, nil
 	// when absent.
@@ -157,6 +155,43 @@ func parseTag(s string) language.Tag {
 		return language.Und
 	}
 	return t
+}
+
+// State is the part of an available presence that a model keeps per entity
+// and a user interface shows.
+type State struct {
+	Show     Show
+	Status   []Text // at most one per language
+	Priority int8
+	Caps     Caps      // zero when absent
+	Delay    time.Time // the XEP-0203 stamp, zero when absent
+}
+
+// StatusText returns the status text that best fits the preferred languages,
+// most preferred first; with no preference, or no match, the first. It
+// returns "" when there is no status.
+func (s State) StatusText(prefs ...language.Tag) string {
+	return BestText(s.Status, "", prefs...)
+}
+
+// Equal reports whether s and o are the same state, status texts included.
+func (s State) Equal(o State) bool {
+	if s.Show != o.Show || s.Priority != o.Priority || s.Caps != o.Caps || !s.Delay.Equal(o.Delay) || len(s.Status) != len(o.Status) {
+		return false
+	}
+	for i := range s.Status {
+		if s.Status[i] != o.Status[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// SameContent is Equal without the delay stamp: a re-sent presence carries a
+// new stamp but says nothing new.
+func (s State) SameContent(o State) bool {
+	o.Delay = s.Delay
+	return s.Equal(o)
 }
 
 // MUCUser is the http://jabber.org/protocol/muc#user payload of an occupant

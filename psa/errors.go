@@ -47,3 +47,8 @@ func (e *TrustError) Error() string {
 
 // Unwrap returns ErrUntrusted.
 func (e *TrustError) Unwrap() error { return ErrUntrusted }
+
+// ErrExcluded reports an annotation on a presence XEP-0310 excludes:
+// unavailable, error, probe and subscription presences. Such annotations are
+// ignored.
+var ErrExcluded = errors.New("psa: annotation on an unavailable, error or subscription presence")

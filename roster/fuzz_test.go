@@ -1,0 +1,97 @@
+package roster_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/psakit/psakit/presence"
+	"github.com/psakit/psakit/roster"
+)
+
+// FuzzModel applies an arbitrary sequence of operations, drawn from a small
+// pool of JIDs so that they collide, and checks after each one that the
+// model's counts match its contents and that no limit is exceeded.
+func FuzzModel(f *testing.F) {
+	f.Add([]byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15})
+	f.Add([]byte{0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87, 0x98, 0xa9, 0xba, 0xcb})
+	f.Add([]byte{7, 7, 7, 0x17, 0x27, 0x37, 0x47, 3, 11, 12})
+	bares := []string{"juliet@capulet.lit", "nurse@capulet.lit", "tybalt@capulet.lit", "romeo@montague.lit", "s1@evil.example", "s2@evil.example", "s3@evil.example", "capulet.lit"}
+	resources := []string{"", "/a", "/b", "/c", "/lane"}
+	annotators := []string{"montague.lit", "capulet.lit", "evil.example", "juliet@capulet.lit", "chats.capulet.lit"}
+	conditions := []string{"", "server-unavailable", "connection-paused", "odd"}
+	types := []string{"", "", "", "unavailable", "subscribe", "error", "probe"}
+	f.Fuzz(func(t *testing.T, ops []byte) {
+		if len(ops) > 512 {
+			ops = ops[:512]
+		}
+		clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+		m := roster.New(jid.MustParse("romeo@montague.lit/lane"),
+			roster.WithMaxResources(3), roster.WithMaxStrangers(2),
+			roster.WithClock(func() time.Time { return clk }))
+		for i := 0; i+1 < len(ops); i += 2 {
+			op, arg := ops[i], ops[i+1]
+			clk = clk.Add(time.Second)
+			from := bares[int(arg)%len(bares)] + resources[int(arg>>3)%len(resources)]
+			switch op % 8 {
+			case 0, 1, 2:
+				typ := types[int(op>>3)%len(types)]
+				body := ""
+				if op&0x80 != 0 {
+					body = fmt.Sprintf(`<state-annotation xmlns="urn:xmpp:psa" from="%s">%s</state-annotation>`,
+						annotators[int(arg>>5)%len(annotators)], cond(conditions[int(op>>4)%len(conditions)]))
+				}
+				p, err := presence.Unmarshal([]byte(fmt.Sprintf(`<presence from="%s" type="%s"><show>%s</show>%s</presence>`,
+					from, typ, []string{"away", "dnd", "xa", "chat"}[op%4], body)))
+				if err != nil {
+					t.Fatalf("bad generated presence: %v", err)
+				}
+				m.ApplyPresence(&p)
+			case 3:
+				m.MarkDisconnected()
+			case 4:
+				m.Sweep()
+			case 5:
+				sub := []string{"both", "to", "from", "none", "remove"}[int(op>>3)%5]
+				m.ApplyPush(jid.JID{}, fmt.Sprint(i), roster.Item{JID: jid.MustParse(bares[int(arg)%len(bares)]), Subscription: sub})
+			case 6:
+				var items []roster.Item
+				for j, b := range bares {
+					if arg&(1<<j) != 0 {
+						items = append(items, roster.Item{JID: jid.MustParse(b)})
+					}
+				}
+				m.SetItems(fmt.Sprint(i), items)
+			case 7:
+				m.ApplyPush(jid.MustParse(from), "x", roster.Item{JID: jid.MustParse("mallory@evil.example")})
+			}
+			checkStats(t, m)
+			for c := range m.Contacts() {
+				if len(c.Resources) > 3 {
+					t.Fatalf("%s has %d resources", c.JID, len(c.Resources))
+				}
+				for _, r := range c.Resources {
+					seen := map[string]bool{}
+					for _, mk := range r.Marks {
+						if seen[mk.By.String()] || mk.Condition == "" {
+							t.Fatalf("%s: bad marks %+v", r.JID, r.Marks)
+						}
+						seen[mk.By.String()] = true
+					}
+				}
+			}
+			if s := m.Stats(); s.Strangers > 2 {
+				t.Fatalf("stats %+v", s)
+			}
+		}
+	})
+}
+
+func cond(c string) string {
+	if c == "" {
+		return ""
+	}
+	return "<" + c + "/>"
+}
