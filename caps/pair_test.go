@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -13,6 +12,8 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
 	"mellium.im/xmpp/jid"
+
+	"github.com/psakit/psakit/internal/leaktest"
 )
 
 // testPair is a client session and the server session it is logged in to,
@@ -29,7 +30,7 @@ type testPair struct {
 // it was before.
 func newTestPair(t *testing.T, h xmpp.Handler) *testPair {
 	t.Helper()
-	baseline := runtime.NumGoroutine()
+	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 
@@ -104,7 +105,6 @@ func newTestPair(t *testing.T, h xmpp.Handler) *testPair {
 				t.Fatal("Serve did not return after Close")
 			}
 		}
-		waitGoroutines(t, baseline)
 	})
 	return p
 }
@@ -118,21 +118,6 @@ func (p *testPair) checkAlive(t *testing.T) {
 		p.clientDone <- err // for the cleanup
 		t.Fatalf("client session ended: %v", err)
 	default:
-	}
-}
-
-// waitGoroutines polls until at most n goroutines run, and fails the test
-// with a dump of them if that takes more than 5 seconds.
-func waitGoroutines(t *testing.T, n int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > n {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<16)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Fatalf("goroutine leak: %d running, want at most %d\n%s", runtime.NumGoroutine(), n, buf)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

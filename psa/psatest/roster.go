@@ -1,0 +1,248 @@
+package psatest
+
+import (
+	"context"
+	"encoding/xml"
+	"fmt"
+	"strconv"
+
+	"mellium.im/xmpp/disco"
+	"mellium.im/xmpp/jid"
+	mroster "mellium.im/xmpp/roster"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/roster"
+)
+
+// rosterData is a user's roster and its version.
+type rosterData struct {
+	ver   string
+	items []roster.Item
+	gen   int // versions generated for client roster sets
+}
+
+func (s *Server) rosterLocked(user jid.JID) *rosterData {
+	key := user.Bare().String()
+	r := s.rosters[key]
+	if r == nil {
+		r = &rosterData{}
+		s.rosters[key] = r
+	}
+	return r
+}
+
+// setItem updates or adds item, or removes it when its subscription is
+// "remove".
+func (r *rosterData) setItem(item roster.Item) {
+	item.JID = item.JID.Bare()
+	for i, it := range r.items {
+		if it.JID.Equal(item.JID) {
+			if item.Subscription == roster.SubscriptionRemove {
+				r.items = append(r.items[:i:i], r.items[i+1:]...)
+			} else {
+				r.items[i] = item
+			}
+			return
+		}
+	}
+	if item.Subscription != roster.SubscriptionRemove {
+		r.items = append(r.items, item)
+	}
+}
+
+// SetRoster replaces the roster of user (RFC 6121) with items, at version
+// ver. The server advertises roster versioning: a client that fetches the
+// roster with ver gets an empty result (its cache is current), any other
+// client the full roster with ver. Nothing is pushed; see PushRoster.
+func (s *Server) SetRoster(user jid.JID, ver string, items ...roster.Item) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rosterLocked(user)
+	r.ver = ver
+	r.items = nil
+	for _, it := range items {
+		r.setItem(it)
+	}
+}
+
+// PushRoster changes one item of the roster of user (removing it when its
+// Subscription is "remove"), sets the roster version to ver, and sends the
+// roster push, with no from as real servers do, to every session of the user.
+// It waits for each session's answer and returns the first error answer as a
+// stanza.Error. Sessions bound later get the new roster when they fetch it.
+// A push with a spoofed from is a SendRaw.
+func (s *Server) PushRoster(ctx context.Context, user jid.JID, ver string, item roster.Item) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	r := s.rosterLocked(user)
+	r.ver = ver
+	r.setItem(item)
+	var reqs []*request
+	for _, sess := range s.sessionsLocked(user.Bare()) {
+		reqs = append(reqs, sess.requestLocked(stanza.SetIQ, "", rosterQuery(ver, item)))
+	}
+	s.mu.Unlock()
+	for _, req := range reqs {
+		if _, err := req.wait(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rosterQuery builds a roster query element with ver and items.
+func rosterQuery(ver string, items ...roster.Item) []xml.Token {
+	var children [][]xml.Token
+	for _, it := range items {
+		var groups [][]xml.Token
+		for _, g := range it.Groups {
+			groups = append(groups, textEl("group", g))
+		}
+		ask, approved := "", ""
+		if it.Ask {
+			ask = "subscribe"
+		}
+		if it.Approved {
+			approved = "true"
+		}
+		children = append(children, el("", "item", []xml.Attr{
+			attr("jid", it.JID.Bare().String()), attr("name", it.Name),
+			attr("subscription", it.Subscription), attr("ask", ask), attr("approved", approved),
+		}, groups...))
+	}
+	start := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}, Attr: []xml.Attr{attr("ver", ver)}}
+	toks := []xml.Token{start}
+	for _, c := range children {
+		toks = append(toks, c...)
+	}
+	return append(toks, start.End())
+}
+
+// rosterIQLocked answers a roster get or set from the client.
+func (s *Server) rosterIQLocked(sess *Session, st Stanza) {
+	r := s.rosterLocked(sess.jid)
+	if st.Type == string(stanza.GetIQ) {
+		if ver := payloadAttr(st.toks, "ver"); ver != "" && ver == r.ver {
+			// RFC 6121 §2.6.3: the cached roster is current.
+			s.replyLocked(sess, st, nil)
+			return
+		}
+		s.replyLocked(sess, st, rosterQuery(r.ver, r.items...))
+		return
+	}
+	// A roster set: one item, applied, then pushed with a new version.
+	var iq mroster.IQ
+	if err := st.Decode(&iq); err != nil || len(iq.Query.Item) != 1 {
+		s.replyErrorLocked(sess, st, stanza.BadRequest, "")
+		return
+	}
+	in := iq.Query.Item[0]
+	item := roster.Item{JID: in.JID.Bare(), Name: in.Name, Subscription: in.Subscription, Groups: in.Group}
+	if item.Subscription != roster.SubscriptionRemove {
+		// A client may not set the subscription (RFC 6121 §2.1.2.2).
+		item.Subscription = ""
+		for _, old := range r.items {
+			if old.JID.Equal(item.JID) {
+				item.Subscription, item.Ask, item.Approved = old.Subscription, old.Ask, old.Approved
+			}
+		}
+	}
+	r.setItem(item)
+	r.gen++
+	r.ver = "psatest-" + strconv.Itoa(r.gen)
+	s.replyLocked(sess, st, nil)
+	for _, other := range s.sessionsLocked(sess.jid.Bare()) {
+		other.requestLocked(stanza.SetIQ, "", rosterQuery(r.ver, item))
+	}
+}
+
+// request is an IQ the server sent to a client, waiting for its answer.
+type request struct {
+	sess *Session
+	id   string
+	ch   chan Stanza
+	sent *outItem
+}
+
+// requestLocked sends an IQ of type typ with payload from the server to
+// the session, with the attribute from ("" for none).
+func (sess *Session) requestLocked(typ stanza.IQType, from string, payload []xml.Token) *request {
+	req := &request{sess: sess, id: newID(), ch: make(chan Stanza, 1)}
+	if sess.ended {
+		close(req.ch)
+	} else {
+		sess.pending[req.id] = req.ch
+	}
+	req.sent = sess.sendLocked(el("", "iq", []xml.Attr{
+		attr("type", string(typ)), attr("id", req.id),
+		attr("from", from), attr("to", sess.jid.String()),
+	}, payload))
+	return req
+}
+
+// wait waits for the answer; an error answer is returned as a stanza.Error.
+func (req *request) wait(ctx context.Context) (Stanza, error) {
+	select {
+	case st, ok := <-req.ch:
+		if !ok {
+			return Stanza{}, fmt.Errorf("%w: %s", ErrSessionClosed, req.sess.jid)
+		}
+		if st.Type == string(stanza.ErrorIQ) {
+			return st, stanzaErr(st)
+		}
+		return st, nil
+	case <-ctx.Done():
+		s := req.sess.srv
+		s.mu.Lock()
+		delete(req.sess.pending, req.id)
+		s.mu.Unlock()
+		return Stanza{}, ctx.Err()
+	}
+}
+
+// ask sends an IQ get with payload to the session full and waits for the
+// answer.
+func (s *Server) ask(ctx context.Context, full jid.JID, payload []xml.Token) (Stanza, error) {
+	s.mu.Lock()
+	if full.Resourcepart() == "" {
+		s.mu.Unlock()
+		return Stanza{}, fmt.Errorf("%w: %s is not a full JID", ErrNoSession, full)
+	}
+	targets, err := s.targetsLocked(full)
+	if err != nil {
+		s.mu.Unlock()
+		return Stanza{}, err
+	}
+	req := targets[0].requestLocked(stanza.GetIQ, s.domain.String(), payload)
+	s.mu.Unlock()
+	return req.wait(ctx)
+}
+
+// DiscoInfo asks the session full for its service discovery information
+// (XEP-0030) at node, as a peer checking its entity capabilities does (the
+// node is then NODE#VER; check the answer with caps.Verify). An error answer
+// is returned as a stanza.Error.
+func (s *Server) DiscoInfo(ctx context.Context, full jid.JID, node string) (disco.Info, error) {
+	st, err := s.ask(ctx, full, el(nsDiscoInfo, "query", []xml.Attr{attr("node", node)}))
+	if err != nil {
+		return disco.Info{}, err
+	}
+	var v struct {
+		Info disco.Info `xml:"http://jabber.org/protocol/disco#info query"`
+	}
+	if err := st.Decode(&v); err != nil {
+		return disco.Info{}, fmt.Errorf("psatest: decoding disco#info answer: %w", err)
+	}
+	return v.Info, nil
+}
+
+// Ping sends a XEP-0199 ping from the server to the session full, and
+// returns nil when the client answers with a result, or the error answer as
+// a stanza.Error.
+func (s *Server) Ping(ctx context.Context, full jid.JID) error {
+	_, err := s.ask(ctx, full, el(nsPing, "ping", nil))
+	return err
+}

@@ -1,0 +1,250 @@
+package psatest
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/psakit/psakit/presence"
+	"github.com/psakit/psakit/psa"
+)
+
+// A Session is one client's bound stream on the server. It records every
+// top-level element the client sends, and lets the test drop the connection.
+type Session struct {
+	srv        *Server
+	jid        jid.JID
+	c          *conn
+	seq        uint64
+	out        io.Writer // the client connection, TLS included
+	wake       chan struct{}
+	quit       chan struct{} // closed when the read loop has ended
+	writerDone chan struct{}
+
+	// Guarded by srv.mu.
+	ended     bool // no longer bound: dropped, closed or replaced
+	finished  bool // the read loop ended: nothing more will be recorded
+	available bool // sent initial presence and no unavailable since
+	outClosed bool // nothing more may be written
+	queue     []*outItem
+	stanzas   []Stanza
+	taken     []bool
+	last      *Stanza                // last broadcast presence (no to)
+	delivered map[string][]xml.Token // sender -> last available presence delivered, without annotations
+	pending   map[string]chan Stanza // id of a server request -> its reply
+}
+
+// JID returns the session's full JID.
+func (sess *Session) JID() jid.JID { return sess.jid }
+
+// Available reports whether the client has sent its initial available
+// presence, and no unavailable presence since.
+func (sess *Session) Available() bool {
+	sess.srv.mu.Lock()
+	defer sess.srv.mu.Unlock()
+	return sess.available
+}
+
+// Done returns a channel that is closed once the session's connection is
+// closed and the server has finished with it.
+func (sess *Session) Done() <-chan struct{} { return sess.c.done }
+
+// Next waits for the first element the client sent on this session that
+// match accepts (nil accepts any) and that no earlier call to Next returned,
+// and returns it. Elements that do not match stay available to later calls,
+// so a test may wait for stanzas in an order other than the one they were
+// sent in. match runs in the caller's goroutine, without locks held.
+//
+// It returns ErrSessionClosed when the connection has ended and no recorded
+// element matches, and ctx.Err() when ctx ends first.
+func (sess *Session) Next(ctx context.Context, match func(Stanza) bool) (Stanza, error) {
+	s := sess.srv
+	checked := 0 // the first stanzas are known not to match, or taken
+	for {
+		s.mu.Lock()
+		candidates := sess.stanzas[checked:]
+		finished, ch := sess.finished, s.changed
+		s.mu.Unlock()
+		for i, st := range candidates {
+			if match != nil && !match(st) {
+				continue
+			}
+			s.mu.Lock()
+			taken := sess.taken[checked+i]
+			sess.taken[checked+i] = true
+			s.mu.Unlock()
+			if !taken {
+				return st, nil
+			}
+		}
+		checked += len(candidates)
+		if finished {
+			return Stanza{}, ErrSessionClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return Stanza{}, ctx.Err()
+		}
+	}
+}
+
+// Stanzas returns every element the client has sent on this session so far,
+// in order, whether or not Next returned it.
+func (sess *Session) Stanzas() []Stanza {
+	sess.srv.mu.Lock()
+	defer sess.srv.mu.Unlock()
+	return append([]Stanza(nil), sess.stanzas...)
+}
+
+// LastPresence returns the last presence the client broadcast (sent without
+// a to attribute), if any.
+func (sess *Session) LastPresence() (Stanza, bool) {
+	sess.srv.mu.Lock()
+	defer sess.srv.mu.Unlock()
+	if sess.last == nil {
+		return Stanza{}, false
+	}
+	return *sess.last, true
+}
+
+// Caps returns the entity capabilities (XEP-0115 <c/>) of the client's last
+// broadcast presence; ok is false when it had none. Check them with
+// Server.DiscoInfo and caps.Verify.
+func (sess *Session) Caps() (c presence.Caps, ok bool) {
+	st, ok := sess.LastPresence()
+	if !ok || st.Presence == nil || st.Presence.Caps.Ver == "" {
+		return presence.Caps{}, false
+	}
+	return st.Presence.Caps, true
+}
+
+// Drop closes the session's TCP connection at once, with no stream error
+// and no end of stream, the way a network failure looks to the client, and
+// waits until the server has cleaned up after it (unavailable presence to
+// the user's other resources and to the rooms the client had joined).
+func (sess *Session) Drop() {
+	s := sess.srv
+	s.mu.Lock()
+	s.endLocked(sess, nil)
+	s.mu.Unlock()
+	sess.c.raw.Close()
+	<-sess.c.done
+}
+
+// outItem is one write to the session's connection.
+type outItem struct {
+	data []byte
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+func (it *outItem) finish(err error) {
+	it.err = err
+	close(it.done)
+}
+
+// enqueueLocked queues data for the writer goroutine. The returned item is
+// done when data is written, or failed with ErrSessionClosed if the stream
+// is already closed.
+func (sess *Session) enqueueLocked(data []byte) *outItem {
+	it := &outItem{data: data, done: make(chan struct{})}
+	if sess.outClosed {
+		it.finish(ErrSessionClosed)
+		return it
+	}
+	sess.queue = append(sess.queue, it)
+	select {
+	case sess.wake <- struct{}{}:
+	default:
+	}
+	return it
+}
+
+// failQueueLocked closes the output and fails what is queued, for a
+// session whose writer never started.
+func (sess *Session) failQueueLocked() {
+	sess.outClosed = true
+	for _, it := range sess.queue {
+		it.finish(ErrSessionClosed)
+	}
+	sess.queue = nil
+}
+
+// sendLocked writes the stanza toks to the session, and remembers the
+// presences it delivers, for Annotate.
+func (sess *Session) sendLocked(toks []xml.Token) *outItem {
+	sess.rememberLocked(toks)
+	data := encode(toks, nsClient)
+	sess.srv.log.Debug("psatest: sent", "jid", sess.jid.String(), "xml", string(data))
+	return sess.enqueueLocked(data)
+}
+
+// rememberLocked records the last available presence delivered from each
+// sender, without its annotations: the presence a XEP-0310 server re-sends
+// with an annotation.
+func (sess *Session) rememberLocked(toks []xml.Token) {
+	start, ok := toks[0].(xml.StartElement)
+	if !ok || start.Name.Local != "presence" || (start.Name.Space != "" && start.Name.Space != nsClient) {
+		return
+	}
+	from, err := jid.Parse(attrValue(start.Attr, "from"))
+	if err != nil || from.String() == "" {
+		return
+	}
+	switch attrValue(start.Attr, "type") {
+	case "":
+		sess.delivered[from.String()] = filterChildren(toks, isAnnotation)
+	case "unavailable":
+		delete(sess.delivered, from.String())
+	}
+}
+
+func isAnnotation(start xml.StartElement) bool {
+	return start.Name.Space == psa.NS && start.Name.Local == "state-annotation"
+}
+
+// writeLoop writes queued items until the read loop has ended.
+func (sess *Session) writeLoop() {
+	s := sess.srv
+	defer s.wg.Done()
+	defer close(sess.writerDone)
+	var werr error
+	for {
+		s.mu.Lock()
+		q := sess.queue
+		sess.queue = nil
+		s.mu.Unlock()
+		if len(q) == 0 {
+			select {
+			case <-sess.wake:
+				continue
+			case <-sess.quit:
+			}
+			s.mu.Lock()
+			sess.outClosed = true
+			q = sess.queue
+			sess.queue = nil
+			s.mu.Unlock()
+			for _, it := range q {
+				it.finish(ErrSessionClosed)
+			}
+			return
+		}
+		for _, it := range q {
+			if werr != nil {
+				it.finish(ErrSessionClosed)
+				continue
+			}
+			if _, werr = sess.out.Write(it.data); werr != nil {
+				s.log.Info("psatest: write failed", "jid", sess.jid.String(), "err", werr)
+				sess.c.raw.Close() // ends the read loop
+				it.finish(ErrSessionClosed)
+				continue
+			}
+			it.finish(nil)
+		}
+	}
+}
