@@ -75,6 +75,11 @@ type Event struct {
 	Annotation psa.Annotation
 	// Err says why, for EventRejected.
 	Err error
+	// Resent reports that the presence that caused the event carried
+	// annotations: it is a server's re-send of what it delivered earlier, so
+	// its content may be old. An EventRestored with Resent set is the moment
+	// to verify the entity, if anything.
+	Resent bool
 }
 
 // Fresh reports whether the resource carries no mark after the event. An

@@ -415,18 +415,19 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 
 	dst = m.rejected(dst, p.From)
 	snap := *r
+	resent := stale.Annotated(p)
 	switch {
 	case added:
-		dst = append(dst, Event{Kind: EventAvailable, JID: p.From, Resource: snap})
+		dst = append(dst, Event{Kind: EventAvailable, JID: p.From, Resource: snap, Resent: resent})
 	case changed:
-		dst = append(dst, Event{Kind: EventUpdated, JID: p.From, Resource: snap})
+		dst = append(dst, Event{Kind: EventUpdated, JID: p.From, Resource: snap, Resent: resent})
 	}
 	for _, ch := range m.res.Changes {
 		kind := EventStale
 		if ch.Kind == psa.MarkRemoved {
 			kind = EventRestored
 		}
-		dst = append(dst, Event{Kind: kind, JID: p.From, Resource: snap, Mark: ch.Mark})
+		dst = append(dst, Event{Kind: kind, JID: p.From, Resource: snap, Mark: ch.Mark, Resent: resent})
 	}
 	return dst
 }

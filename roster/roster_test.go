@@ -184,7 +184,7 @@ func TestRemoteServerUnavailable(t *testing.T) {
 
 	evs = m.ApplyPresence(ann(t, juliet.String(), "montague.lit", ""))
 	expect(t, evs, "restored")
-	if !evs[0].Fresh() || evs[0].Mark.Condition != psa.ServerUnavailable {
+	if !evs[0].Fresh() || evs[0].Mark.Condition != psa.ServerUnavailable || !evs[0].Resent {
 		t.Fatalf("restored event %+v", evs[0])
 	}
 	checkStats(t, m)
@@ -237,7 +237,7 @@ func TestUnannotatedPresenceClearsMarks(t *testing.T) {
 	m.ApplyPresence(ann(t, juliet.String(), "capulet.lit", "connection-paused"))
 	evs := m.ApplyPresence(pres(t, `<presence from="%s"><show>chat</show></presence>`, juliet))
 	expect(t, evs, "updated,restored,restored")
-	if !evs[2].Fresh() || !evs[0].Resource.Fresh() {
+	if !evs[2].Fresh() || !evs[0].Resource.Fresh() || evs[1].Resent {
 		t.Fatalf("still stale: %+v", evs)
 	}
 	checkStats(t, m)

@@ -1,0 +1,333 @@
+package client
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/presence"
+	"github.com/psakit/psakit/roster"
+)
+
+const (
+	connectTimeout = 30 * time.Second
+	closeTimeout   = 5 * time.Second
+)
+
+// ErrNotConnected is returned by Send and SetPresence while the client has
+// no session: it is reconnecting.
+var ErrNotConnected = errors.New("client: not connected")
+
+// Client is an XMPP client that keeps a staleness-aware roster. Dial
+// connects it; it then serves the session, reconnects when it drops, and
+// delivers events to the callbacks, until Close.
+type Client struct {
+	account  jid.JID
+	password string
+	cfg      config
+	t        *Tracker
+
+	ctx       context.Context // cancelled by Close
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	done      chan struct{}
+	err       error // why the client stopped; set before done is closed
+
+	mu    sync.Mutex
+	sess  *xmpp.Session
+	bound jid.JID
+}
+
+// session is one connected XMPP session and the goroutine serving it.
+type session struct {
+	s       *xmpp.Session
+	started time.Time
+	done    chan struct{} // closed when Serve returned
+	err     error         // what Serve returned; read after done
+}
+
+// Dial connects account to its server, fetches the roster, sends presence
+// with caps advertising urn:xmpp:psa, and keeps the session served until
+// Close. ctx bounds this first connection only, like net.Dialer.DialContext:
+// once Dial returned, its expiry has no effect.
+//
+// Dial returns an error wrapping ErrAuth when the credentials are refused,
+// ErrInsecure when PlainText is asked for a non-loopback address, and
+// otherwise the error of connecting. After a successful Dial the client
+// reconnects by itself whenever the session drops (see WithReconnect).
+func Dial(ctx context.Context, account jid.JID, password string, opts ...Option) (*Client, error) {
+	cfg := newConfig(opts)
+	t, err := newTracker(account, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		account:  account,
+		password: password,
+		cfg:      cfg,
+		t:        t,
+		done:     make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, c.cancel) // ctx may abort this first attempt
+	sess, err := c.connect(ctx)
+	if !stop() && err == nil {
+		// ctx expired just as the session came up: honour it.
+		c.closeSession(sess)
+		err = ctx.Err()
+	}
+	if err != nil {
+		c.cancel()
+		t.Close()
+		return nil, err
+	}
+	go c.run(sess)
+	return c, nil
+}
+
+// Roster returns the roster model: contacts, resources and their marks. It
+// is safe to read from any goroutine.
+func (c *Client) Roster() *roster.Model { return c.t.Roster() }
+
+// Tracker returns the Tracker the client is built on.
+func (c *Client) Tracker() *Tracker { return c.t }
+
+// JID returns the full JID bound for the current session, or for the last
+// one while reconnecting.
+func (c *Client) JID() jid.JID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bound
+}
+
+// Session returns the current mellium session, or nil while reconnecting.
+// Use it to send IQs of your own; do not close it or call Serve.
+func (c *Client) Session() *xmpp.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+// Send sends a stanza on the current session. It returns ErrNotConnected
+// while the client is reconnecting.
+func (c *Client) Send(ctx context.Context, r xml.TokenReader) error {
+	s := c.Session()
+	if s == nil {
+		return ErrNotConnected
+	}
+	return s.Send(ctx, r)
+}
+
+// SetPresence changes the show, status and priority of the account's
+// presence, sends it now (with caps), and again on every later session.
+func (c *Client) SetPresence(ctx context.Context, show presence.Show, status string, priority int8) error {
+	c.t.setPresence(show, status, priority)
+	s := c.Session()
+	if s == nil {
+		return ErrNotConnected
+	}
+	return s.Send(ctx, c.t.presenceReader(jid.JID{}))
+}
+
+// Done is closed when the client has stopped: after Close, or when the
+// session ended for good (a fatal error, or WithoutReconnect).
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err returns why the client stopped, once Done is closed: nil after Close,
+// a *DisconnectError otherwise.
+func (c *Client) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Close sends unavailable presence, closes the stream, stops reconnecting,
+// and waits until every goroutine of the client has ended and the callbacks
+// have received the events queued before it. It must not be called from a
+// callback, which it would wait for: call it from another goroutine.
+func (c *Client) Close() error {
+	c.closeOnce.Do(c.cancel)
+	<-c.done
+	return nil
+}
+
+// connect opens and negotiates a session, serves it, and brings the models
+// in step.
+func (c *Client) connect(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	conn, err := dialConn(ctx, c.account, &c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := negotiate(ctx, conn, c.account, c.password, &c.cfg)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	sess := &session{s: s, started: time.Now(), done: make(chan struct{})}
+	h := c.t.Handler(mux.New(stanza.NSClient, c.t.MuxOptions()...))
+	go func() {
+		sess.err = s.Serve(h)
+		// Session.Close never closes the connection (notes §0.8).
+		conn.Close()
+		close(sess.done)
+	}()
+	// Answers to Start come through Serve; if the session dies meanwhile
+	// they never come, so stop waiting then (notes §0.8).
+	startCtx, stop := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-sess.done:
+			stop()
+		case <-startCtx.Done():
+		}
+	}()
+	err = c.t.Start(startCtx, s)
+	stop()
+	if err != nil {
+		c.closeSession(sess)
+		if sess.err != nil {
+			err = fmt.Errorf("%w (the session ended: %w)", err, sess.err)
+		}
+		return nil, err
+	}
+	c.setSession(s)
+	c.cfg.log.Info("psakit: connected", "jid", s.LocalAddr())
+	c.t.disp.pushConn(ConnEvent{Kind: ConnConnected, JID: s.LocalAddr()})
+	return sess, nil
+}
+
+// setSession records the current session (nil while disconnected).
+func (c *Client) setSession(s *xmpp.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sess = s
+	if s != nil {
+		c.bound = s.LocalAddr()
+	}
+}
+
+// closeSession ends a session politely: unavailable presence and the stream
+// close, then waits for Serve, cutting the connection if the server does not
+// close its side in time.
+func (c *Client) closeSession(sess *session) {
+	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+	defer cancel()
+	_ = sess.s.Send(ctx, stanza.Presence{Type: stanza.UnavailablePresence}.Wrap(nil))
+	// Not Session.SetCloseDeadline: it replaces a context that Serve reads
+	// without a lock (a data race in mellium v0.22). A read deadline on the
+	// connection makes Serve return just the same if the server does not
+	// close its side.
+	_ = sess.s.Conn().SetReadDeadline(time.Now().Add(closeTimeout))
+	_ = sess.s.Close()
+	select {
+	case <-sess.done:
+	case <-ctx.Done():
+		_ = sess.s.Conn().Close()
+		<-sess.done
+	}
+}
+
+// run serves sessions and reconnects until Close or a fatal error.
+func (c *Client) run(sess *session) {
+	var final error
+	defer func() {
+		c.t.disp.pushConn(ConnEvent{Kind: ConnClosed, Err: final})
+		c.t.Close()
+		c.err = final
+		close(c.done)
+	}()
+	attempt := 0
+	settle := time.NewTimer(0)
+	if !settle.Stop() {
+		<-settle.C
+	}
+	defer settle.Stop()
+	for {
+		// settle fires only after a reconnect (it was reset below).
+	serving:
+		for {
+			select {
+			case <-sess.done:
+				break serving
+			case <-settle.C:
+				n := c.t.Sweep()
+				c.t.disp.pushConn(ConnEvent{Kind: ConnResynced, Swept: n})
+			case <-c.ctx.Done():
+				c.setSession(nil)
+				c.closeSession(sess)
+				c.t.Disconnected()
+				return
+			}
+		}
+		settle.Stop()
+
+		derr := classify(sess.err)
+		c.setSession(nil)
+		c.t.Disconnected()
+		c.cfg.log.Warn("psakit: disconnected", "reason", derr.Reason, "err", derr.Err)
+		c.t.disp.pushConn(ConnEvent{Kind: ConnDisconnected, Err: derr})
+		if derr.Fatal() || !c.cfg.reconnect {
+			final = derr
+			return
+		}
+		if time.Since(sess.started) > min(c.cfg.backoffMax, time.Minute) {
+			attempt = 0 // it was a stable session, not a flap
+		}
+
+		for {
+			attempt++
+			delay := c.backoff(attempt)
+			c.t.disp.pushConn(ConnEvent{Kind: ConnReconnecting, Attempt: attempt, Delay: delay})
+			timer := time.NewTimer(delay)
+			select {
+			case <-timer.C:
+			case <-c.ctx.Done():
+				timer.Stop()
+				return
+			}
+			next, err := c.connect(c.ctx)
+			if err == nil {
+				sess = next
+				settle.Reset(c.cfg.settle)
+				break
+			}
+			if c.ctx.Err() != nil {
+				return
+			}
+			derr := classify(err)
+			c.cfg.log.Warn("psakit: reconnect failed", "attempt", attempt, "err", err)
+			if derr.Fatal() {
+				final = derr
+				return
+			}
+		}
+	}
+}
+
+// backoff returns the delay before reconnection attempt n (from 1):
+// exponential from backoffMin to backoffMax, with full jitter.
+func (c *Client) backoff(n int) time.Duration {
+	step := c.cfg.backoffMin
+	for i := 1; i < n && step < c.cfg.backoffMax; i++ {
+		step *= 2
+	}
+	step = min(step, c.cfg.backoffMax)
+	if step <= 0 {
+		return 0
+	}
+	return rand.N(step + 1)
+}

@@ -1,0 +1,74 @@
+// Package client is psakit's imperative shell: it connects an account,
+// advertises urn:xmpp:psa in its entity capabilities so that the server
+// sends presence state annotations (XEP-0310), feeds every presence to the
+// staleness-aware models, reconnects when the connection drops, and
+// delivers events to callbacks.
+//
+// The simplest use is Dial:
+//
+//	c, err := client.Dial(ctx, jid.MustParse("bot@example.org"), password,
+//		client.WithResource("bot"),
+//		client.OnRoster(func(e roster.Event) {
+//			log.Printf("%s %s fresh=%v %s", e.Kind, e.JID, e.Fresh(), e.Mark.Condition)
+//		}),
+//	)
+//	if err != nil {
+//		return err
+//	}
+//	defer c.Close()
+//	for contact := range c.Roster().Contacts() { ... }
+//
+// # What happens on the wire
+//
+// On every session the client fetches the roster (only the changes, when
+// the server supports roster versioning), sends available presence carrying
+// XEP-0115 caps whose disco#info lists urn:xmpp:psa, answers disco#info and
+// XEP-0199 pings, and decodes each presence stanza once. Servers that
+// implement XEP-0310 (psakit's mod_psa for Prosody does) enable annotations
+// for a session when they see that feature in its caps.
+//
+// # Threads of control
+//
+// mellium calls handlers one at a time on the session's read goroutine, and
+// a slow handler stalls the whole stream. So the models are updated on that
+// goroutine (they are pure and O(1) per presence), and everything slow runs
+// elsewhere: events go through an ordered, bounded queue to one dispatcher
+// goroutine that calls the callbacks; verifications run on their own
+// goroutine. Callbacks are called one at a time, in order. If they fall
+// behind by more than WithQueueSize events, model events are dropped and
+// counted, and OnOverflow is told how many; connection events are never
+// dropped. The models are always current: after an overflow, read their
+// snapshots again.
+//
+// Close ends every goroutine the client started.
+//
+// # When the connection drops
+//
+// Every roster entry is marked psa.LocalDisconnected (one batch of stale
+// events): from then on nothing the client shows can be trusted to be
+// current. The client reconnects with exponential backoff and full jitter,
+// re-fetches the roster by version, sends its presence again, and after a
+// settle window (WithSettle) removes, with unavailable events, the entries
+// the server did not send again. Authentication failures and resource
+// conflicts are final: the client stops and Err says why.
+//
+// # Restore policy
+//
+// When an annotator clears its mark with an empty annotation, the presence
+// the model shows is the one delivered before the outage. The restore policy
+// (WithVerify) checks it: by default a XEP-0199 ping to the full JID,
+// rate-limited, whose outcome is reported through OnVerify. VerifyProbe
+// sends a presence probe instead; RFC 6121 §4.3 says clients SHOULD NOT,
+// which is why it is not the default, but Prosody 0.12 answers a client's
+// probe for a subscribed contact with the contact's current presence, or
+// with unavailable from the bare JID when it is offline, and the model then
+// updates by itself (checked against Prosody 0.12.3).
+//
+// # Bringing your own session
+//
+// Applications that already own a mellium session use a Tracker: its
+// Handler decodes presence in front of their mux, MuxOptions answer
+// disco#info, ping and roster pushes, and Start, Disconnected and Sweep are
+// the small driver around Serve. Client is a Tracker plus the connection
+// lifecycle.
+package client

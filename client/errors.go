@@ -1,0 +1,126 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"mellium.im/xmpp/stream"
+)
+
+// Errors returned by Dial and Err, and carried by ConnEvent.Err. They wrap
+// the underlying error; match them with errors.Is.
+var (
+	// ErrAuth: the server refused our credentials (or offered no SASL
+	// mechanism we accept). The client does not retry: retrying a wrong
+	// password only locks accounts.
+	ErrAuth = errors.New("client: authentication failed")
+	// ErrInsecure: plain text was asked for a connection that is not on a
+	// loopback address.
+	ErrInsecure = errors.New("client: plain text allowed on loopback addresses only")
+	// ErrConflict: the server closed the stream with a conflict stream error,
+	// because another session bound the same resource. The client does not
+	// reconnect, which would only make the two sessions take turns.
+	ErrConflict = errors.New("client: resource conflict")
+	// ErrClosed: the client was closed.
+	ErrClosed = errors.New("client: closed")
+)
+
+// DisconnectReason classifies how a session ended.
+type DisconnectReason uint8
+
+// The reasons a session ends.
+const (
+	// ReasonClosed: the server closed the stream cleanly (</stream:stream>),
+	// for example when it shuts down.
+	ReasonClosed DisconnectReason = iota + 1
+	// ReasonStreamError: the server sent a stream error (Err is a
+	// stream.Error).
+	ReasonStreamError
+	// ReasonNetwork: the connection failed: reset, timeout, end of file.
+	ReasonNetwork
+	// ReasonAuth: authentication failed (ErrAuth).
+	ReasonAuth
+	// ReasonLocal: we closed the session: Close was called.
+	ReasonLocal
+)
+
+var reasonNames = [...]string{
+	ReasonClosed:      "closed",
+	ReasonStreamError: "stream-error",
+	ReasonNetwork:     "network",
+	ReasonAuth:        "auth",
+	ReasonLocal:       "local",
+}
+
+// String returns a lower-case name of the reason.
+func (r DisconnectReason) String() string {
+	if int(r) < len(reasonNames) && reasonNames[r] != "" {
+		return reasonNames[r]
+	}
+	return "unknown"
+}
+
+// DisconnectError says why a session ended or could not start.
+type DisconnectError struct {
+	Reason DisconnectReason
+	Err    error // the underlying error; nil for ReasonClosed
+}
+
+// Error implements error.
+func (e *DisconnectError) Error() string {
+	if e.Err == nil {
+		return "client: disconnected: " + e.Reason.String()
+	}
+	return fmt.Sprintf("client: disconnected (%s): %v", e.Reason, e.Err)
+}
+
+// Unwrap returns the underlying error.
+func (e *DisconnectError) Unwrap() error { return e.Err }
+
+// Fatal reports whether reconnecting is pointless: authentication failed or
+// another session took our resource.
+func (e *DisconnectError) Fatal() bool {
+	return e.Reason == ReasonAuth || errors.Is(e.Err, ErrConflict) || e.Reason == ReasonLocal
+}
+
+// classify turns what Session.Serve (or connecting) returned into a
+// DisconnectError. mellium reports a clean close as nil, a stream error as
+// stream.Error, and a network failure as whatever the read or write failed
+// with (notes/mellium-v0.22.md §1).
+func classify(err error) *DisconnectError {
+	var se stream.Error
+	var de *DisconnectError
+	switch {
+	case err == nil:
+		return &DisconnectError{Reason: ReasonClosed}
+	case errors.As(err, &de):
+		return de
+	case errors.Is(err, ErrAuth):
+		return &DisconnectError{Reason: ReasonAuth, Err: err}
+	case errors.As(err, &se):
+		if errors.Is(err, stream.Conflict) {
+			return &DisconnectError{Reason: ReasonStreamError, Err: fmt.Errorf("%w: %w", ErrConflict, err)}
+		}
+		return &DisconnectError{Reason: ReasonStreamError, Err: err}
+	case errors.Is(err, ErrClosed):
+		return &DisconnectError{Reason: ReasonLocal, Err: err}
+	}
+	return &DisconnectError{Reason: ReasonNetwork, Err: err}
+}
+
+// isTransport reports whether err comes from the connection rather than from
+// the peer's answer: what tells a failed authentication from a failed
+// network during SASL.
+func isTransport(err error) bool {
+	var netErr net.Error
+	var syntaxErr *xml.SyntaxError
+	var tlsErr tls.RecordHeaderError
+	return errors.As(err, &netErr) || errors.As(err, &syntaxErr) || errors.As(err, &tlsErr) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

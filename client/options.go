@@ -1,0 +1,207 @@
+package client
+
+import (
+	"crypto/tls"
+	"log/slog"
+	"time"
+
+	"github.com/psakit/psakit/caps"
+	"github.com/psakit/psakit/presence"
+	"github.com/psakit/psakit/roster"
+)
+
+// TLSMode says how the connection to the server is secured.
+type TLSMode uint8
+
+// The TLS modes.
+const (
+	// StartTLS connects in plain text and upgrades with STARTTLS before
+	// anything else is sent (RFC 6120 §5). The default.
+	StartTLS TLSMode = iota
+	// DirectTLS speaks TLS from the first byte (XEP-0368).
+	DirectTLS
+	// PlainText never encrypts. It is refused unless the server address is
+	// a loopback address: it exists for tests and local development.
+	PlainText
+)
+
+// Defaults of the options.
+const (
+	DefaultBackoffMin = 500 * time.Millisecond
+	DefaultBackoffMax = 2 * time.Minute
+	// DefaultSettle is how long after a reconnect the client waits for the
+	// server to send presence again before it removes the resources that were
+	// not refreshed (Sweep).
+	DefaultSettle = 10 * time.Second
+	// DefaultQueueSize is how many events may wait for the callbacks before
+	// further events are dropped (see OnOverflow).
+	DefaultQueueSize = 100_000
+	// DefaultVerifyRate is how many verifications per second the restore
+	// policy sends at most.
+	DefaultVerifyRate = 10
+)
+
+// Option configures a Client (Dial) or a Tracker (NewTracker). Options about
+// the connection have no effect on a Tracker.
+type Option func(*config)
+
+type config struct {
+	addr       string
+	tlsMode    TLSMode
+	tlsConfig  *tls.Config
+	resource   string
+	reconnect  bool
+	backoffMin time.Duration
+	backoffMax time.Duration
+	settle     time.Duration
+
+	show     presence.Show
+	status   string
+	priority int8
+
+	capsNode string
+	capsOpts []caps.Option
+
+	rosterOpts []roster.Option
+
+	onRoster   func(roster.Event)
+	onConn     func(ConnEvent)
+	onVerify   func(VerifyResult)
+	onPresence func(presence.Presence)
+	onOverflow func(dropped int)
+	queueSize  int
+
+	verify     VerifyPolicy
+	verifyRate float64
+
+	log         *slog.Logger
+	passthrough bool
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		reconnect:  true,
+		backoffMin: DefaultBackoffMin,
+		backoffMax: DefaultBackoffMax,
+		settle:     DefaultSettle,
+		queueSize:  DefaultQueueSize,
+		verify:     VerifyPing,
+		verifyRate: DefaultVerifyRate,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// WithAddress connects to host:port instead of looking up the account
+// domain's SRV records (_xmpp-client._tcp, or _xmpps-client._tcp for
+// DirectTLS, falling back to the domain on port 5222 or 5223).
+func WithAddress(hostport string) Option { return func(c *config) { c.addr = hostport } }
+
+// WithTLS sets how the connection is secured (StartTLS by default).
+func WithTLS(mode TLSMode) Option { return func(c *config) { c.tlsMode = mode } }
+
+// WithTLSConfig sets the TLS configuration, for instance RootCAs for a
+// private CA. It is cloned; an empty ServerName is set to the account's
+// domain, and MinVersion is raised to TLS 1.2.
+func WithTLSConfig(cfg *tls.Config) Option {
+	return func(c *config) { c.tlsConfig = cfg.Clone() }
+}
+
+// WithResource asks the server to bind this resource. The server may assign
+// another one; Client.JID tells which. Without it the server picks one.
+func WithResource(name string) Option { return func(c *config) { c.resource = name } }
+
+// WithReconnect sets the backoff between reconnection attempts: exponential
+// from min to max with full jitter (a random delay between zero and the
+// current step).
+func WithReconnect(minDelay, maxDelay time.Duration) Option {
+	return func(c *config) {
+		c.reconnect = true
+		c.backoffMin, c.backoffMax = minDelay, max(maxDelay, minDelay)
+	}
+}
+
+// WithoutReconnect makes the client end, with Err set, when its session ends
+// instead of reconnecting.
+func WithoutReconnect() Option { return func(c *config) { c.reconnect = false } }
+
+// WithSettle sets how long after a reconnect the client waits for the server
+// to send presence again before it removes the resources that were not
+// refreshed (DefaultSettle).
+func WithSettle(d time.Duration) Option { return func(c *config) { c.settle = d } }
+
+// WithPresence sets the show, status and priority of the available presence
+// the client sends on every session.
+func WithPresence(show presence.Show, status string, priority int8) Option {
+	return func(c *config) { c.show, c.status, c.priority = show, status, priority }
+}
+
+// WithIdentity sets the service discovery identity the account advertises
+// (client/bot "psakit" by default).
+func WithIdentity(category, typ, name string) Option {
+	return func(c *config) { c.capsOpts = append(c.capsOpts, caps.WithIdentity(category, typ, name, "")) }
+}
+
+// WithFeatures adds features to those the account advertises (caps,
+// disco#info, ping and urn:xmpp:psa are always there).
+func WithFeatures(features ...string) Option {
+	return func(c *config) { c.capsOpts = append(c.capsOpts, caps.WithFeatures(features...)) }
+}
+
+// WithCapsNode sets the entity capabilities node (caps.DefaultNode).
+func WithCapsNode(node string) Option { return func(c *config) { c.capsNode = node } }
+
+// WithRosterOptions passes options to the roster model, such as its limits.
+func WithRosterOptions(opts ...roster.Option) Option {
+	return func(c *config) { c.rosterOpts = append(c.rosterOpts, opts...) }
+}
+
+// OnRoster sets the callback for roster events.
+func OnRoster(f func(roster.Event)) Option { return func(c *config) { c.onRoster = f } }
+
+// OnConnection sets the callback for connection events.
+func OnConnection(f func(ConnEvent)) Option { return func(c *config) { c.onConn = f } }
+
+// OnVerify sets the callback for the outcomes of the restore policy.
+func OnVerify(f func(VerifyResult)) Option { return func(c *config) { c.onVerify = f } }
+
+// OnPresence sets a callback for the presence stanzas that no model
+// consumes: subscription requests and answers, probes and errors.
+func OnPresence(f func(presence.Presence)) Option { return func(c *config) { c.onPresence = f } }
+
+// OnOverflow sets the callback told how many events were dropped because
+// the callbacks fell behind by more than the queue size. It runs in order
+// with the other callbacks, after the events queued before the drop. After
+// an overflow, read the models' snapshots again: they are always current.
+func OnOverflow(f func(dropped int)) Option { return func(c *config) { c.onOverflow = f } }
+
+// WithQueueSize sets how many events may wait for the callbacks
+// (DefaultQueueSize).
+func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n, 1) } }
+
+// WithVerify sets the restore policy (VerifyPing by default) and how many
+// verifications per second it may send.
+func WithVerify(policy VerifyPolicy, perSecond float64) Option {
+	return func(c *config) {
+		c.verify = policy
+		if perSecond > 0 {
+			c.verifyRate = perSecond
+		}
+	}
+}
+
+// WithLogger sets the logger for reports: connections, reconnects, and
+// stanzas that were malformed or rejected. By default nothing is logged.
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+
+// WithPresencePassthrough makes a Tracker's Handler pass presence stanzas on
+// to the wrapped handler after decoding them, for applications that have
+// presence handlers of their own. It costs a copy of each presence's tokens.
+func WithPresencePassthrough() Option { return func(c *config) { c.passthrough = true } }

@@ -1,0 +1,481 @@
+package client
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp"
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/mux"
+	"mellium.im/xmpp/ping"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/caps"
+	"github.com/psakit/psakit/internal/xmltok"
+	"github.com/psakit/psakit/presence"
+	"github.com/psakit/psakit/roster"
+)
+
+const nsRoster = "jabber:iq:roster"
+
+// Limits on what a roster result or push may make the client keep.
+const (
+	maxGroups     = 32
+	maxGroupBytes = 512
+	maxNameBytes  = 1024
+)
+
+// Tracker keeps psakit's models up to date from a mellium session. Client
+// is built on it; use a Tracker directly when your application already owns
+// its session:
+//
+//	t, err := client.NewTracker(account, client.OnRoster(render))
+//	...
+//	h := t.Handler(mux.New(stanza.NSClient, append(t.MuxOptions(), yourOptions...)...))
+//	go func() { err := session.Serve(h); t.Disconnected(); ... }()
+//	err = t.Start(ctx, session) // fetches the roster, sends presence with caps
+//	...
+//	t.Close()
+//
+// The Handler wrapper is what decodes presence: mux calls presence handlers
+// once per child element (notes/mellium-v0.22.md §2), so presence tracking
+// cannot be a mux option; it sits in front of the mux instead and passes
+// every other stanza on.
+type Tracker struct {
+	cfg    config
+	adv    *caps.Advertiser
+	roster *roster.Model
+	disp   *dispatcher
+	log    *slog.Logger
+	verify *verifier
+
+	mu       sync.Mutex
+	sess     *xmpp.Session // the session Start was last called with, until Disconnected
+	show     presence.Show
+	status   string
+	priority int8
+}
+
+// NewTracker returns a Tracker for account. It starts the goroutine that
+// delivers events to the callbacks (and the one of the restore policy):
+// call Close to stop them.
+func NewTracker(account jid.JID, opts ...Option) (*Tracker, error) {
+	cfg := newConfig(opts)
+	return newTracker(account, cfg)
+}
+
+func newTracker(account jid.JID, cfg config) (*Tracker, error) {
+	adv, err := caps.NewAdvertiser(cfg.capsNode, cfg.capsOpts...)
+	if err != nil {
+		return nil, err
+	}
+	t := &Tracker{
+		cfg:    cfg,
+		adv:    adv,
+		roster: roster.New(account, cfg.rosterOpts...),
+		log:    cfg.log,
+	}
+	t.disp = newDispatcher(callbacks{
+		roster:   cfg.onRoster,
+		conn:     cfg.onConn,
+		verify:   cfg.onVerify,
+		presence: cfg.onPresence,
+		overflow: cfg.onOverflow,
+	}, cfg.queueSize)
+	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
+	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority
+	return t, nil
+}
+
+// setPresence changes what presenceReader sends.
+func (t *Tracker) setPresence(show presence.Show, status string, priority int8) {
+	t.mu.Lock()
+	t.show, t.status, t.priority = show, status, priority
+	t.mu.Unlock()
+}
+
+// Roster returns the roster model. It is safe to read from any goroutine.
+func (t *Tracker) Roster() *roster.Model { return t.roster }
+
+// Advertiser returns the entity capabilities the account advertises.
+func (t *Tracker) Advertiser() *caps.Advertiser { return t.adv }
+
+// Close stops the Tracker's goroutines after the callbacks have received the
+// events already queued. It must not be called from a callback, since it
+// waits for the callbacks to return.
+func (t *Tracker) Close() {
+	t.verify.close()
+	t.disp.close()
+}
+
+// MuxOptions returns the mux options a session needs besides the Handler:
+// the disco#info responder for the advertised caps, XEP-0199 ping, and
+// roster pushes.
+func (t *Tracker) MuxOptions() []mux.Option {
+	return []mux.Option{t.adv.HandleDiscoInfo(), ping.Handle(), t.HandleRosterPushes()}
+}
+
+// Handler wraps next: presence stanzas are decoded once and applied to the
+// models (and passed on to next only with WithPresencePassthrough); every
+// other stanza goes to next. It never returns an error for a bad stanza,
+// which would end the session: bad input is reported and dropped.
+func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
+	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		if start.Name.Local != "presence" || (start.Name.Space != stanza.NSClient && start.Name.Space != "") {
+			if next == nil {
+				return nil
+			}
+			return next.HandleXMPP(r, start)
+		}
+		if t.cfg.passthrough && next != nil {
+			return t.passPresence(r, start, next)
+		}
+		p, err := presence.DecodeElement(r, *start)
+		if err != nil {
+			return t.badPresence(err)
+		}
+		t.applyPresence(&p)
+		return nil
+	})
+}
+
+// passPresence decodes a presence from a recorded copy of its tokens, then
+// replays them to next.
+func (t *Tracker) passPresence(r xmlstream.TokenReadEncoder, start *xml.StartElement, next xmpp.Handler) error {
+	toks, err := xmlstream.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	p, derr := presence.DecodeElement(&sliceReader{toks: toks}, *start)
+	if derr != nil {
+		if err := t.badPresence(derr); err != nil {
+			return err
+		}
+	} else {
+		t.applyPresence(&p)
+	}
+	return next.HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{&sliceReader{toks: toks}, r}, start)
+}
+
+// badPresence reports a presence that could not be decoded. Only a failure
+// of the stream itself is returned (and ends the session).
+func (t *Tracker) badPresence(err error) error {
+	if errors.Is(err, presence.ErrNotPresence) || errors.Is(err, presence.ErrInvalidJID) || errors.Is(err, presence.ErrInvalidType) {
+		t.log.Warn("psakit: dropped an invalid presence", "err", err)
+		return nil
+	}
+	return err
+}
+
+func (t *Tracker) applyPresence(p *presence.Presence) {
+	for _, prob := range p.Problems {
+		t.log.Debug("psakit: problem in presence", "from", p.From, "err", prob)
+	}
+	switch p.Type {
+	case stanza.AvailablePresence, stanza.UnavailablePresence:
+	default:
+		t.disp.pushPresence(p)
+	}
+	evs := t.roster.ApplyPresence(p)
+	for _, e := range evs {
+		switch e.Kind {
+		case roster.EventRejected:
+			t.log.Info("psakit: rejected", "from", e.JID, "err", e.Err)
+		case roster.EventRestored:
+			if e.Resent && e.Fresh() {
+				t.verify.enqueue(e.JID)
+			}
+		}
+	}
+	t.disp.pushRoster(evs)
+}
+
+// HandleRosterPushes returns the mux option that applies roster pushes
+// (RFC 6121 §2.1.6) to the roster model. Pushes that do not come from the
+// account's server are answered with service-unavailable and reported as
+// EventRejected, never applied.
+func (t *Tracker) HandleRosterPushes() mux.Option {
+	return mux.IQFunc(stanza.SetIQ, xml.Name{Space: nsRoster, Local: "query"}, t.handlePush)
+}
+
+func (t *Tracker) handlePush(iq stanza.IQ, r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+	ver, _ := xmltok.Attr(*start, "ver")
+	items, err := readItems(r)
+	if err != nil && !errors.Is(err, errBadItem) {
+		return err
+	}
+	if err != nil || len(items) != 1 {
+		// RFC 6121 §2.1.6: a push carries exactly one item.
+		t.log.Warn("psakit: malformed roster push", "from", iq.From, "items", len(items), "err", err)
+		return replyError(r, iq, stanza.BadRequest)
+	}
+	evs, perr := t.roster.ApplyPush(iq.From, ver, items[0])
+	t.disp.pushRoster(evs)
+	if perr != nil {
+		t.log.Warn("psakit: rejected roster push", "from", iq.From, "err", perr)
+		return replyError(r, iq, stanza.ServiceUnavailable)
+	}
+	_, err = xmlstream.Copy(r, iq.Result(nil))
+	return err
+}
+
+func replyError(w xmlstream.TokenWriter, iq stanza.IQ, cond stanza.Condition) error {
+	_, err := xmlstream.Copy(w, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: cond}))
+	return err
+}
+
+var errBadItem = errors.New("client: malformed roster item")
+
+// readItems reads the roster items inside a query element whose start was
+// read, up to and including its end. A malformed item is skipped and
+// reported with errBadItem once all were read.
+func readItems(r xml.TokenReader) ([]roster.Item, error) {
+	var (
+		items []roster.Item
+		bad   error
+	)
+	for {
+		tok, err := r.Token()
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Local != "item" {
+				if err := xmltok.Skip(r); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			it, ierr := readItem(r, t)
+			switch {
+			case ierr == nil:
+				items = append(items, it)
+			case errors.Is(ierr, errBadItem):
+				bad = ierr
+			default:
+				return nil, ierr
+			}
+			continue
+		case xml.EndElement:
+			return items, bad
+		}
+		if err != nil {
+			return nil, xmltok.UnexpectedEOF(err)
+		}
+	}
+}
+
+func readItem(r xml.TokenReader, start xml.StartElement) (roster.Item, error) {
+	var it roster.Item
+	var bad error
+	for _, at := range start.Attr {
+		if at.Name.Space != "" {
+			continue
+		}
+		switch at.Name.Local {
+		case "jid":
+			j, err := jid.Parse(at.Value)
+			if err != nil {
+				bad = fmt.Errorf("%w: jid: %w", errBadItem, err)
+			}
+			it.JID = j.Bare()
+		case "name":
+			it.Name = xmltok.Truncate(at.Value, maxNameBytes)
+		case "subscription":
+			switch at.Value {
+			case roster.SubscriptionNone, roster.SubscriptionTo, roster.SubscriptionFrom, roster.SubscriptionBoth, roster.SubscriptionRemove:
+				it.Subscription = at.Value
+			default:
+				bad = fmt.Errorf("%w: subscription %q", errBadItem, xmltok.Truncate(at.Value, 16))
+			}
+		case "ask":
+			it.Ask = at.Value == "subscribe"
+		case "approved":
+			it.Approved = at.Value == "true" || at.Value == "1"
+		}
+	}
+	if it.JID.Equal(jid.JID{}) && bad == nil {
+		bad = fmt.Errorf("%w: no jid", errBadItem)
+	}
+	for {
+		tok, err := r.Token()
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if t.Name.Local != "group" {
+				if err := xmltok.Skip(r); err != nil {
+					return it, err
+				}
+				continue
+			}
+			g, _, gerr := xmltok.ReadText(r, maxGroupBytes)
+			if gerr != nil {
+				return it, gerr
+			}
+			if len(it.Groups) < maxGroups {
+				it.Groups = append(it.Groups, g)
+			}
+			continue
+		case xml.EndElement:
+			if bad != nil {
+				return it, bad
+			}
+			return it, nil
+		}
+		if err != nil {
+			return it, xmltok.UnexpectedEOF(err)
+		}
+	}
+}
+
+// fetchRoster asks for the roster with the version the model holds
+// (RFC 6121 §2.6) and applies the answer: a full roster replaces the items,
+// an empty result means nothing changed.
+func (t *Tracker) fetchRoster(ctx context.Context, s *xmpp.Session) error {
+	ver := t.roster.Version()
+	query := xml.StartElement{Name: xml.Name{Space: nsRoster, Local: "query"}}
+	if _, ok := s.Feature("urn:xmpp:features:rosterver"); ok || ver != "" {
+		query.Attr = []xml.Attr{{Name: xml.Name{Local: "ver"}, Value: ver}}
+	}
+	resp, err := s.SendIQ(ctx, stanza.IQ{Type: stanza.GetIQ}.Wrap(xmlstream.Wrap(nil, query)))
+	if err != nil {
+		return fmt.Errorf("client: fetching the roster: %w", err)
+	}
+	defer resp.Close() // Serve waits for it
+	tok, err := resp.Token()
+	if err != nil {
+		return fmt.Errorf("client: fetching the roster: %w", err)
+	}
+	iqStart, ok := tok.(xml.StartElement)
+	if !ok {
+		return fmt.Errorf("client: fetching the roster: unexpected %T", tok)
+	}
+	if typ, _ := xmltok.Attr(iqStart, "type"); typ == string(stanza.ErrorIQ) {
+		se, err := stanza.UnmarshalError(resp)
+		if err != nil {
+			return fmt.Errorf("client: fetching the roster: %w", err)
+		}
+		return fmt.Errorf("client: fetching the roster: %w", se)
+	}
+	for {
+		tok, err := resp.Token()
+		if err == io.EOF && tok == nil {
+			return nil // an empty result: unchanged since ver
+		}
+		if err != nil && tok == nil {
+			return fmt.Errorf("client: fetching the roster: %w", err)
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if start.Name != query.Name {
+			if err := xmltok.Skip(resp); err != nil {
+				return err
+			}
+			continue
+		}
+		newVer, _ := xmltok.Attr(start, "ver")
+		items, err := readItems(resp)
+		if err != nil && !errors.Is(err, errBadItem) {
+			return fmt.Errorf("client: fetching the roster: %w", err)
+		}
+		if err != nil {
+			t.log.Warn("psakit: skipped malformed roster items", "err", err)
+		}
+		t.disp.pushRoster(t.roster.SetItems(newVer, items))
+		return nil
+	}
+}
+
+// presenceReader returns our available presence: show, status, priority and
+// the caps that ask the server for annotations.
+func (t *Tracker) presenceReader(to jid.JID, extra ...xml.TokenReader) xml.TokenReader {
+	t.mu.Lock()
+	show, status, priority := t.show, t.status, t.priority
+	t.mu.Unlock()
+	var children []xml.TokenReader
+	if show != presence.ShowNone {
+		children = append(children, textElement("show", string(show)))
+	}
+	if status != "" {
+		children = append(children, textElement("status", status))
+	}
+	if priority != 0 {
+		children = append(children, textElement("priority", fmt.Sprint(priority)))
+	}
+	children = append(children, t.adv.TokenReader())
+	children = append(children, extra...)
+	return stanza.Presence{To: to}.Wrap(xmlstream.MultiReader(children...))
+}
+
+func textElement(name, text string) xml.TokenReader {
+	return xmlstream.Wrap(xmlstream.Token(xml.CharData(text)), xml.StartElement{Name: xml.Name{Local: name}})
+}
+
+// Start brings a new session in step: it records the bound JID, fetches the
+// roster (only the changes, when the server versions rosters) and sends the
+// account's available presence with caps. Call it after Serve was started
+// on s with the Tracker's Handler, from another goroutine: it waits for
+// answers that Serve delivers.
+func (t *Tracker) Start(ctx context.Context, s *xmpp.Session) error {
+	t.roster.SetAccount(s.LocalAddr())
+	if err := t.fetchRoster(ctx, s); err != nil {
+		return err
+	}
+	if err := s.Send(ctx, t.presenceReader(jid.JID{})); err != nil {
+		return fmt.Errorf("client: sending presence: %w", err)
+	}
+	t.mu.Lock()
+	t.sess = s
+	t.mu.Unlock()
+	return nil
+}
+
+// Disconnected tells the Tracker that the session ended: every roster entry
+// is marked psa.LocalDisconnected (one batch of EventStale events) and the
+// restore policy stops until the next Start.
+func (t *Tracker) Disconnected() {
+	t.mu.Lock()
+	t.sess = nil
+	t.mu.Unlock()
+	t.verify.reset()
+	t.disp.pushRoster(t.roster.MarkDisconnected())
+}
+
+// Sweep removes the resources that still carry psa.LocalDisconnected, with
+// EventUnavailable events, and returns how many. Call it once the server had
+// time to send presence again after a reconnect (Client does after
+// WithSettle).
+func (t *Tracker) Sweep() int {
+	evs := t.roster.Sweep()
+	t.disp.pushRoster(evs)
+	return len(evs)
+}
+
+// session returns the current session, nil while disconnected.
+func (t *Tracker) session() *xmpp.Session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sess
+}
+
+// sliceReader replays recorded tokens.
+type sliceReader struct {
+	toks []xml.Token
+	i    int
+}
+
+func (r *sliceReader) Token() (xml.Token, error) {
+	if r.i >= len(r.toks) {
+		return nil, io.EOF
+	}
+	r.i++
+	return r.toks[r.i-1], nil
+}

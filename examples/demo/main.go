@@ -1,0 +1,290 @@
+// Command demo shows psakit at work with no server to set up: it starts an
+// in-process XMPP server (package psatest), connects a psakit client to it,
+// and plays the three cases of XEP-0310, Presence State Annotations:
+//
+//  1. a remote server becomes unreachable, then comes back;
+//  2. a contact's session is paused, then resumed;
+//  3. psakit's own connection is lost, then recovered.
+//
+// It prints a timeline of what the client's roster shows: which presence is
+// fresh, which is stale, why, and by whose word.
+//
+//	go run ./examples/demo
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/psa"
+	"github.com/psakit/psakit/psa/psatest"
+	"github.com/psakit/psakit/roster"
+)
+
+var (
+	romeo    = jid.MustParse("romeo@montague.lit")
+	juliet   = jid.MustParse("juliet@capulet.lit/balcony")
+	benvolio = jid.MustParse("benvolio@montague.lit/street")
+	nurse    = jid.MustParse("nurse@capulet.lit/kitchen")
+	montague = jid.MustParse("montague.lit")
+)
+
+const password = "wherefore-art-thou"
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := run(ctx, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
+
+// event is anything the client's callbacks reported.
+type event struct {
+	roster *roster.Event
+	conn   *client.ConnEvent
+}
+
+// timeline prints events as they come, and lets the script wait for one.
+type timeline struct {
+	w      io.Writer
+	start  time.Time
+	events chan event
+	c      *client.Client
+}
+
+func (tl *timeline) printf(format string, args ...any) {
+	fmt.Fprintf(tl.w, "%6.3fs  "+format+"\n", append([]any{time.Since(tl.start).Seconds()}, args...)...)
+}
+
+func (tl *timeline) say(text string) { fmt.Fprintf(tl.w, "\n%s\n", text) }
+
+// await prints events until each of wanted has matched one of them, in any
+// order.
+func (tl *timeline) await(ctx context.Context, what string, wanted ...func(event) bool) error {
+	for len(wanted) > 0 {
+		select {
+		case e := <-tl.events:
+			tl.print(e)
+			for i, w := range wanted {
+				if w(e) {
+					wanted = append(wanted[:i], wanted[i+1:]...)
+					break
+				}
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (tl *timeline) print(e event) {
+	switch {
+	case e.conn != nil:
+		c := e.conn
+		switch c.Kind {
+		case client.ConnConnected:
+			tl.printf("connected as %s", c.JID)
+		case client.ConnDisconnected:
+			var de *client.DisconnectError
+			if errors.As(c.Err, &de) {
+				tl.printf("DISCONNECTED (%s)", de.Reason)
+			} else {
+				tl.printf("DISCONNECTED: %v", c.Err)
+			}
+		case client.ConnReconnecting:
+			tl.printf("reconnecting (attempt %d, after %v)", c.Attempt, c.Delay.Round(time.Millisecond))
+		case client.ConnResynced:
+			tl.printf("settle window over: %d resource(s) the server did not send again removed", c.Swept)
+		}
+	case e.roster != nil:
+		r := e.roster
+		switch r.Kind {
+		case roster.EventItemAdded:
+			tl.printf("roster item    %s", r.JID)
+		case roster.EventAvailable:
+			tl.printf("available      %-28s %s", r.JID, describe(r.Resource))
+		case roster.EventUnavailable:
+			tl.printf("unavailable    %s", r.JID)
+		case roster.EventUpdated:
+			tl.printf("updated        %-28s %s", r.JID, describe(r.Resource))
+		case roster.EventStale:
+			if r.Mark.Condition == psa.LocalDisconnected {
+				tl.printf("STALE          %-28s psakit's own mark: our stream is down", r.JID)
+				break
+			}
+			why := string(r.Mark.Condition)
+			if d, ok := r.Mark.Description(); ok {
+				why += ": " + d.Text
+			}
+			tl.printf("STALE          %-28s says %s (%s)", r.JID, r.Mark.By, why)
+		case roster.EventRestored:
+			if r.Mark.Condition == psa.LocalDisconnected {
+				tl.printf("refreshed      %-28s the server sent it again: fresh", r.JID)
+				break
+			}
+			state := "now fresh"
+			if !r.Fresh() {
+				state = "still stale"
+			}
+			tl.printf("restored       %-28s %s cleared %s, %s", r.JID, r.Mark.By, r.Mark.Condition, state)
+		case roster.EventRejected:
+			tl.printf("rejected       %s: %v", r.JID, r.Err)
+		}
+	}
+}
+
+func describe(r roster.Resource) string {
+	show := string(r.Show)
+	if show == "" {
+		show = "online"
+	}
+	s := show
+	if st := r.StatusText(); st != "" {
+		s += fmt.Sprintf(" %q", st)
+	}
+	if !r.Fresh() {
+		s += " (stale)"
+	}
+	return s
+}
+
+// pause lets a moment pass, so that the timeline reads like one.
+const pause = 300 * time.Millisecond
+
+// show prints what the roster shows, a moment later when wait is set.
+func (tl *timeline) show(wait bool) {
+	if wait {
+		time.Sleep(pause)
+	}
+	fmt.Fprintf(tl.w, "%6.3fs  the roster shows:\n", time.Since(tl.start).Seconds())
+	for _, j := range []jid.JID{juliet, benvolio, nurse} {
+		r, ok := tl.c.Roster().Resource(j)
+		switch {
+		case !ok:
+			fmt.Fprintf(tl.w, "           %-28s offline\n", j)
+		case r.Fresh():
+			fmt.Fprintf(tl.w, "           %-28s %s, fresh\n", j, describe(r))
+		default:
+			m := r.Marks[0]
+			by := m.By.String() + "'s word"
+			if m.Condition == psa.LocalDisconnected {
+				by = "psakit itself"
+			}
+			fmt.Fprintf(tl.w, "           %-28s %s, STALE (%s) for %v, by %s\n", j, describe(r), m.Condition,
+				time.Since(m.Since).Round(time.Millisecond), by)
+		}
+	}
+}
+
+func isRoster(kind roster.EventKind, j jid.JID) func(event) bool {
+	return func(e event) bool { return e.roster != nil && e.roster.Kind == kind && e.roster.JID.Equal(j) }
+}
+
+func isConn(kind client.ConnEventKind) func(event) bool {
+	return func(e event) bool { return e.conn != nil && e.conn.Kind == kind }
+}
+
+func run(ctx context.Context, w io.Writer) error {
+	srv := psatest.NewServer(psatest.WithUser("romeo", password))
+	defer srv.Close()
+	srv.SetRoster(romeo, "1",
+		roster.Item{JID: juliet.Bare(), Name: "Juliet", Subscription: roster.SubscriptionBoth},
+		roster.Item{JID: benvolio.Bare(), Name: "Benvolio", Subscription: roster.SubscriptionBoth},
+		roster.Item{JID: nurse.Bare(), Name: "Nurse", Subscription: roster.SubscriptionBoth})
+	for _, p := range []string{
+		`<presence from='juliet@capulet.lit/balcony'><show>away</show><status>on the balcony</status></presence>`,
+		`<presence from='benvolio@montague.lit/street'><status>He ran this way</status></presence>`,
+		`<presence from='nurse@capulet.lit/kitchen'><show>dnd</show></presence>`,
+	} {
+		if err := srv.SetContactPresence(romeo, p); err != nil {
+			return err
+		}
+	}
+
+	tl := &timeline{w: w, start: time.Now(), events: make(chan event, 1024)}
+	fmt.Fprintln(w, "psakit demo: a psakit client connected to an in-process XMPP server that speaks XEP-0310.")
+	tl.say("== Romeo connects; his server sends the presence of his contacts.")
+	c, err := client.Dial(ctx, romeo, password,
+		client.WithAddress(srv.Addr()), client.WithTLS(client.PlainText), client.WithResource("lane"),
+		client.WithReconnect(50*time.Millisecond, time.Second), client.WithSettle(time.Second),
+		client.WithVerify(client.VerifyOff, 0),
+		client.OnRoster(func(e roster.Event) { tl.events <- event{roster: &e} }),
+		client.OnConnection(func(e client.ConnEvent) { tl.events <- event{conn: &e} }))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tl.c = c
+	if err := tl.await(ctx, "the contacts", isConn(client.ConnConnected),
+		isRoster(roster.EventAvailable, juliet), isRoster(roster.EventAvailable, benvolio), isRoster(roster.EventAvailable, nurse)); err != nil {
+		return err
+	}
+	tl.show(true)
+
+	tl.say("== 1. capulet.lit becomes unreachable: montague.lit re-sends Juliet's presence, annotated.")
+	err = srv.Annotate(ctx, c.JID(), juliet, psa.Annotation{From: montague, Condition: psa.ServerUnavailable,
+		Descriptions: []psa.Description{{Lang: "en", Text: "The capulet.lit server is no longer available"}}})
+	if err != nil {
+		return err
+	}
+	if err := tl.await(ctx, "juliet stale", isRoster(roster.EventStale, juliet)); err != nil {
+		return err
+	}
+	tl.show(true)
+	tl.say("   The link is back: an empty annotation from montague.lit.")
+	if err := srv.Annotate(ctx, c.JID(), juliet, psa.Annotation{From: montague}); err != nil {
+		return err
+	}
+	if err := tl.await(ctx, "juliet restored", isRoster(roster.EventRestored, juliet)); err != nil {
+		return err
+	}
+
+	tl.say("== 2. Benvolio's session is paused (XEP-0198 hibernation), then resumed.")
+	err = srv.Annotate(ctx, c.JID(), benvolio, psa.Annotation{From: montague, Condition: psa.ConnectionPaused,
+		Descriptions: []psa.Description{{Lang: "en", Text: "benvolio's session has been paused"}}})
+	if err != nil {
+		return err
+	}
+	if err := tl.await(ctx, "benvolio stale", isRoster(roster.EventStale, benvolio)); err != nil {
+		return err
+	}
+	tl.show(true)
+	if err := srv.Annotate(ctx, c.JID(), benvolio, psa.Annotation{From: montague}); err != nil {
+		return err
+	}
+	if err := tl.await(ctx, "benvolio restored", isRoster(roster.EventRestored, benvolio)); err != nil {
+		return err
+	}
+
+	tl.say("== 3. Romeo's own connection drops. While he is away, the Nurse goes offline.")
+	sess, err := srv.WaitAvailable(ctx, c.JID())
+	if err != nil {
+		return err
+	}
+	srv.ClearContactPresence(romeo, nurse)
+	sess.Drop()
+	if err := tl.await(ctx, "everything marked", isConn(client.ConnDisconnected),
+		isRoster(roster.EventStale, juliet), isRoster(roster.EventStale, benvolio), isRoster(roster.EventStale, nurse)); err != nil {
+		return err
+	}
+	tl.show(false) // right away: the client is already reconnecting
+	tl.say("   psakit reconnects, fetches the roster by version and waits for the server to send presence again.")
+	if err := tl.await(ctx, "resynced", isConn(client.ConnConnected),
+		isRoster(roster.EventRestored, juliet), isRoster(roster.EventRestored, benvolio),
+		isRoster(roster.EventUnavailable, nurse), isConn(client.ConnResynced)); err != nil {
+		return err
+	}
+	tl.show(true)
+	tl.say("Done: every presence the roster showed was either fresh or marked stale, with a reason.")
+	return nil
+}

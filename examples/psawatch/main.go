@@ -1,0 +1,84 @@
+// Command psawatch connects to an XMPP server and shows the live roster with
+// the staleness of every presence: which is fresh, which is stale, why, since
+// when, and by whose word (XEP-0310 Presence State Annotations).
+//
+// Usage:
+//
+//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-json]
+//
+// Without -json it draws a table that refreshes as presence changes. With
+// -json it prints one JSON object per event, one per line, with the fields
+// time, event, jid, condition, by, fresh, description, show and status.
+// Ctrl-C sends unavailable presence and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/cliconn"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "psawatch:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdin *os.File, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("psawatch", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	conn := cliconn.Register(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object per event instead of a table")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	account, err := conn.Account()
+	if err != nil {
+		return err
+	}
+	opts, err := conn.Options(account)
+	if err != nil {
+		return err
+	}
+	password, err := cliconn.Password(stdin, stderr)
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var out output
+	if *asJSON {
+		out = newJSONOutput(stdout)
+	} else {
+		out = newTableOutput(stdout)
+	}
+	defer out.close()
+	opts = append(opts, out.options()...)
+
+	c, err := client.Dial(ctx, account, password, opts...)
+	if err != nil {
+		return err
+	}
+	out.attach(c)
+	select {
+	case <-ctx.Done():
+		// Ctrl-C: Close sends unavailable presence and closes the stream.
+		return c.Close()
+	case <-c.Done():
+		return c.Err()
+	}
+}

@@ -1,0 +1,270 @@
+package main
+
+import (
+	"cmp"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/psa"
+	"github.com/psakit/psakit/roster"
+)
+
+// output shows what happens: as JSON lines, or as a table.
+type output interface {
+	// options returns the client callbacks that feed the output.
+	options() []client.Option
+	// attach gives the output the client whose models it renders.
+	attach(c *client.Client)
+	close()
+}
+
+// record is one line of -json output.
+type record struct {
+	Time        string `json:"time"`
+	Event       string `json:"event"`
+	JID         string `json:"jid,omitempty"`
+	Room        string `json:"room,omitempty"`
+	Condition   string `json:"condition,omitempty"`
+	By          string `json:"by,omitempty"`
+	Fresh       *bool  `json:"fresh,omitempty"`
+	Description string `json:"description,omitempty"`
+	Show        string `json:"show,omitempty"`
+	Status      string `json:"status,omitempty"`
+	Error       string `json:"error,omitempty"`
+	Attempt     int    `json:"attempt,omitempty"`
+	Count       int    `json:"count,omitempty"`
+}
+
+// rosterRecord turns a roster event into a record.
+func rosterRecord(now time.Time, e roster.Event) record {
+	r := record{Time: now.Format(time.RFC3339), Event: e.Kind.String(), JID: e.JID.String()}
+	switch e.Kind {
+	case roster.EventItemAdded, roster.EventItemUpdated, roster.EventItemRemoved:
+		r.Status = e.Item.Subscription
+		return r
+	case roster.EventRejected:
+		if e.Err != nil {
+			r.Error = e.Err.Error()
+		}
+		return r
+	}
+	fresh := e.Fresh()
+	r.Fresh = &fresh
+	r.Show = string(e.Resource.Show)
+	r.Status = e.Resource.StatusText()
+	mark := e.Mark
+	if mark.Condition == "" && len(e.Resource.Marks) > 0 {
+		// An update of a stale resource: say what it is still marked with.
+		mark = e.Resource.Marks[0]
+	}
+	r.Condition = string(mark.Condition)
+	if mark.Condition != "" {
+		r.By = mark.By.String()
+	}
+	if d, ok := mark.Description(); ok {
+		r.Description = d.Text
+	}
+	return r
+}
+
+func connRecord(now time.Time, e client.ConnEvent) record {
+	r := record{Time: now.Format(time.RFC3339), Event: e.Kind.String(), JID: e.JID.String(), Attempt: e.Attempt, Count: e.Swept}
+	if e.Err != nil {
+		r.Error = e.Err.Error()
+	}
+	return r
+}
+
+func verifyRecord(now time.Time, v client.VerifyResult) record {
+	r := record{Time: now.Format(time.RFC3339), Event: "verify-" + v.Outcome.String(), JID: v.JID.String()}
+	if v.Err != nil {
+		r.Error = v.Err.Error()
+	}
+	return r
+}
+
+// jsonOutput prints one record per line. Callbacks run one at a time on the
+// client's dispatcher, so writes never interleave.
+type jsonOutput struct {
+	enc *json.Encoder
+	now func() time.Time
+}
+
+func newJSONOutput(w io.Writer) *jsonOutput {
+	return &jsonOutput{enc: json.NewEncoder(w), now: time.Now}
+}
+
+func (o *jsonOutput) print(r record) { _ = o.enc.Encode(r) }
+
+func (o *jsonOutput) options() []client.Option {
+	return []client.Option{
+		client.OnRoster(func(e roster.Event) { o.print(rosterRecord(o.now(), e)) }),
+		client.OnConnection(func(e client.ConnEvent) { o.print(connRecord(o.now(), e)) }),
+		client.OnVerify(func(v client.VerifyResult) { o.print(verifyRecord(o.now(), v)) }),
+		client.OnOverflow(func(n int) {
+			o.print(record{Time: o.now().Format(time.RFC3339), Event: "overflow", Count: n})
+		}),
+	}
+}
+
+func (o *jsonOutput) attach(*client.Client) {}
+func (o *jsonOutput) close()                {}
+
+// tableOutput redraws a table of the roster, at most a few times a second.
+type tableOutput struct {
+	w    io.Writer
+	mu   sync.Mutex
+	c    *client.Client
+	conn string // the last connection event, for the header
+	last string // the last event, for the footer
+	wake chan struct{}
+	quit chan struct{}
+	done chan struct{}
+}
+
+const redrawEvery = 250 * time.Millisecond
+
+func newTableOutput(w io.Writer) *tableOutput {
+	o := &tableOutput{w: w, conn: "connecting", wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	go o.loop()
+	return o
+}
+
+func (o *tableOutput) note(conn, last string) {
+	o.mu.Lock()
+	if conn != "" {
+		o.conn = conn
+	}
+	if last != "" {
+		o.last = last
+	}
+	o.mu.Unlock()
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (o *tableOutput) options() []client.Option {
+	return []client.Option{
+		client.OnRoster(func(e roster.Event) {
+			o.note("", fmt.Sprintf("%s %s %s", e.Kind, e.JID, e.Mark.Condition))
+		}),
+		client.OnConnection(func(e client.ConnEvent) {
+			s := e.Kind.String()
+			if e.JID.String() != "" {
+				s += " as " + e.JID.String()
+			}
+			if e.Err != nil {
+				s += ": " + e.Err.Error()
+			}
+			o.note(s, "")
+		}),
+		client.OnVerify(func(v client.VerifyResult) { o.note("", fmt.Sprintf("verified %s: %s", v.JID, v.Outcome)) }),
+		client.OnOverflow(func(n int) { o.note("", fmt.Sprintf("%d events dropped", n)) }),
+	}
+}
+
+func (o *tableOutput) attach(c *client.Client) {
+	o.mu.Lock()
+	o.c = c
+	o.mu.Unlock()
+	o.note("", "")
+}
+
+func (o *tableOutput) close() {
+	close(o.quit)
+	<-o.done
+}
+
+func (o *tableOutput) loop() {
+	defer close(o.done)
+	tick := time.NewTicker(redrawEvery)
+	defer tick.Stop()
+	dirty := false
+	for {
+		select {
+		case <-o.quit:
+			if dirty {
+				o.draw()
+			}
+			return
+		case <-o.wake:
+			dirty = true
+		case <-tick.C:
+			if dirty {
+				o.draw()
+				dirty = false
+			}
+		}
+	}
+}
+
+func (o *tableOutput) draw() {
+	o.mu.Lock()
+	c, conn, last := o.c, o.conn, o.last
+	o.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("\x1b[H\x1b[2J") // home, clear screen
+	fmt.Fprintf(&b, "psawatch: %s\n\n", conn)
+	if c != nil {
+		renderRoster(&b, c.Roster(), time.Now())
+	}
+	if last != "" {
+		fmt.Fprintf(&b, "\nlast event: %s\n", last)
+	}
+	_, _ = io.WriteString(o.w, b.String())
+}
+
+// renderRoster writes the roster as a table: one line per resource, and one
+// per contact that is offline.
+func renderRoster(w io.Writer, m *roster.Model, now time.Time) {
+	contacts := slices.Collect(m.Contacts())
+	slices.SortFunc(contacts, func(a, b roster.Contact) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONTACT\tRESOURCE\tSHOW\tSTATUS\tSTATE")
+	for _, c := range contacts {
+		name := c.JID.String()
+		if c.Item.Name != "" {
+			name = c.Item.Name + " <" + name + ">"
+		}
+		if !c.Online() {
+			fmt.Fprintf(tw, "%s\t-\toffline\t\t\n", name)
+			continue
+		}
+		for _, r := range c.Resources {
+			show := string(r.Show)
+			if show == "" {
+				show = "online"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, r.JID.Resourcepart(), show, clip(r.StatusText(), 40), state(r.Marks, now))
+		}
+	}
+	_ = tw.Flush()
+}
+
+// state describes the marks of a resource: "fresh", or why it is stale.
+func state(marks psa.Marks, now time.Time) string {
+	if !marks.Stale() {
+		return "fresh"
+	}
+	parts := make([]string, 0, len(marks))
+	for _, m := range marks {
+		parts = append(parts, fmt.Sprintf("STALE %s by %s for %s", m.Condition, m.By, now.Sub(m.Since).Truncate(time.Second)))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func clip(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}

@@ -1,0 +1,101 @@
+// Package cliconn holds the connection flags the example programs share:
+// -jid, -addr, -tls, -insecure, and the password from PSAKIT_PASSWORD or a
+// prompt.
+package cliconn
+
+import (
+	"bufio"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"golang.org/x/term"
+	"mellium.im/xmpp/jid"
+
+	"github.com/psakit/psakit/client"
+)
+
+// PasswordEnv is the environment variable read for the password.
+const PasswordEnv = "PSAKIT_PASSWORD"
+
+// Flags are the connection flags.
+type Flags struct {
+	JID      string
+	Addr     string
+	TLS      string
+	Insecure bool
+}
+
+// Register defines the flags on fs.
+func Register(fs *flag.FlagSet) *Flags {
+	f := &Flags{}
+	fs.StringVar(&f.JID, "jid", "", "the account `JID`, e.g. romeo@montague.lit or romeo@montague.lit/resource (required)")
+	fs.StringVar(&f.Addr, "addr", "", "connect to `host:port` instead of looking up the domain's SRV records")
+	fs.StringVar(&f.TLS, "tls", "starttls", "`mode`: starttls, direct, or none (plain text, loopback addresses only)")
+	fs.BoolVar(&f.Insecure, "insecure", false, "do not verify the server's certificate")
+	return f
+}
+
+// Account parses -jid.
+func (f *Flags) Account() (jid.JID, error) {
+	if f.JID == "" {
+		return jid.JID{}, errors.New("-jid is required")
+	}
+	j, err := jid.Parse(f.JID)
+	if err != nil {
+		return jid.JID{}, fmt.Errorf("-jid: %w", err)
+	}
+	if j.Localpart() == "" {
+		return jid.JID{}, fmt.Errorf("-jid %s: an account JID has a local part (user@domain)", j)
+	}
+	return j, nil
+}
+
+// Options returns the client options the flags ask for; the resource of
+// -jid, if any, is asked for when binding.
+func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
+	var opts []client.Option
+	if f.Addr != "" {
+		opts = append(opts, client.WithAddress(f.Addr))
+	}
+	switch f.TLS {
+	case "starttls":
+		opts = append(opts, client.WithTLS(client.StartTLS))
+	case "direct":
+		opts = append(opts, client.WithTLS(client.DirectTLS))
+	case "none":
+		opts = append(opts, client.WithTLS(client.PlainText))
+	default:
+		return nil, fmt.Errorf("-tls %q: want starttls, direct or none", f.TLS)
+	}
+	if f.Insecure {
+		opts = append(opts, client.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
+	}
+	if r := account.Resourcepart(); r != "" {
+		opts = append(opts, client.WithResource(r))
+	}
+	return opts, nil
+}
+
+// Password returns $PSAKIT_PASSWORD, or asks for it on the terminal without
+// echo (or reads a line from stdin when it is not a terminal).
+func Password(stdin *os.File, prompt io.Writer) (string, error) {
+	if p, ok := os.LookupEnv(PasswordEnv); ok {
+		return p, nil
+	}
+	fmt.Fprint(prompt, "Password: ")
+	defer fmt.Fprintln(prompt)
+	if term.IsTerminal(int(stdin.Fd())) {
+		b, err := term.ReadPassword(int(stdin.Fd()))
+		return string(b), err
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("reading the password: %w", err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
