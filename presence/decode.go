@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -36,6 +37,8 @@ var (
 	// ErrLimit: a value over one of the package's limits was cut or dropped.
 	ErrLimit = errors.New("presence: value over limit cut or dropped")
 )
+
+var errTooManyAnnotations = fmt.Errorf("%w: more than %d state annotations", ErrLimit, MaxAnnotations)
 
 // Unmarshal decodes a presence stanza from its XML text.
 func Unmarshal(data []byte) (Presence, error) {
@@ -162,6 +165,12 @@ func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string)
 		if t.Name.Local != "state-annotation" {
 			return xmltok.Skip(r)
 		}
+		if p.annotationElements() >= MaxAnnotations {
+			if !slices.Contains(p.Problems, errTooManyAnnotations) {
+				p.problem(errTooManyAnnotations)
+			}
+			return xmltok.Skip(r)
+		}
 		a, err := psa.DecodeElement(r, t)
 		switch {
 		case errors.Is(err, psa.ErrMalformed):
@@ -209,6 +218,18 @@ func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string)
 		}
 	}
 	return xmltok.Skip(r)
+}
+
+// annotationElements counts the annotation elements decoded so far,
+// malformed ones included.
+func (p *Presence) annotationElements() int {
+	n := len(p.Annotations)
+	for _, err := range p.Problems {
+		if errors.Is(err, psa.ErrMalformed) {
+			n++
+		}
+	}
+	return n
 }
 
 // limitAttr returns the attribute, or "" with a problem when it is longer

@@ -191,6 +191,20 @@ func TestDecodeProblems(t *testing.T) {
 	}
 }
 
+func TestDecodeTooManyAnnotations(t *testing.T) {
+	ann := `<state-annotation xmlns="urn:xmpp:psa" from="b.example"><server-unavailable/></state-annotation>`
+	bad := `<state-annotation xmlns="urn:xmpp:psa" from="a@b.example"/>`
+	p, err := decode(t, `<presence from="a@b.example/c">`+strings.Repeat(ann, 3)+strings.Repeat(bad, 1000)+strings.Repeat(ann, 1000)+`</presence>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The malformed ones count too: a hostile stanza gets a bounded number of
+	// reports, whatever it holds.
+	if len(p.Annotations) != 3 || len(p.Problems) != 2 {
+		t.Fatalf("%d annotations, %d problems", len(p.Annotations), len(p.Problems))
+	}
+}
+
 func TestDecodeFatal(t *testing.T) {
 	tests := []struct {
 		in  string

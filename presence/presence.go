@@ -46,6 +46,11 @@ const (
 	MaxAttrBytes = 512
 	// MaxMUCStatusCodes is the number of MUC status codes kept.
 	MaxMUCStatusCodes = 16
+	// MaxAnnotations is the number of state-annotation elements decoded per
+	// presence, malformed ones included. A presence carries one per
+	// annotator, and a client trusts at most two annotators for any presence;
+	// further ones are dropped, with a problem.
+	MaxAnnotations = 4
 )
 
 // Show is the availability sub-state of an available presence.
