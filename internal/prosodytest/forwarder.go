@@ -1,0 +1,164 @@
+package prosodytest
+
+import (
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+)
+
+// forwarder is a loopback TCP forwarder on one s2s path (from one server to
+// another). While cut, it resets its live connections and every new one.
+type forwarder struct {
+	ln net.Listener
+
+	mu     sync.Mutex
+	target string
+	cut    bool
+	closed bool
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
+}
+
+func newForwarder() (*forwarder, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	f := &forwarder{ln: ln, conns: make(map[net.Conn]struct{})}
+	f.wg.Add(1)
+	go f.serve()
+	return f, nil
+}
+
+func (f *forwarder) port() int { return f.ln.Addr().(*net.TCPAddr).Port }
+
+func (f *forwarder) setTarget(addr string) {
+	f.mu.Lock()
+	f.target = addr
+	f.mu.Unlock()
+}
+
+// reset closes c with an RST, as a refused or broken connection looks.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+func (f *forwarder) serve() {
+	defer f.wg.Done()
+	for {
+		c, err := f.ln.Accept()
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		cut, target, closed := f.cut, f.target, f.closed
+		f.mu.Unlock()
+		if cut || closed || target == "" {
+			reset(c)
+			continue
+		}
+		f.wg.Add(1)
+		go f.pipe(c, target)
+	}
+}
+
+func (f *forwarder) track(c net.Conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cut || f.closed {
+		return false
+	}
+	f.conns[c] = struct{}{}
+	return true
+}
+
+func (f *forwarder) untrack(c net.Conn) {
+	f.mu.Lock()
+	delete(f.conns, c)
+	f.mu.Unlock()
+}
+
+func (f *forwarder) pipe(in net.Conn, target string) {
+	defer f.wg.Done()
+	out, err := net.DialTimeout("tcp", target, 5*time.Second)
+	if err != nil {
+		reset(in)
+		return
+	}
+	if !f.track(in) {
+		reset(in)
+		reset(out)
+		return
+	}
+	if !f.track(out) {
+		f.untrack(in)
+		reset(in)
+		reset(out)
+		return
+	}
+	defer f.untrack(in)
+	defer f.untrack(out)
+
+	errc := make(chan error, 2)
+	cp := func(dst, src net.Conn) {
+		_, err := io.Copy(dst, src)
+		if err == nil {
+			// A clean close (FIN) travels on as a clean close.
+			if tc, ok := dst.(*net.TCPConn); ok {
+				_ = tc.CloseWrite()
+			}
+		}
+		errc <- err
+	}
+	go cp(out, in)
+	go cp(in, out)
+	err1 := <-errc
+	if err1 != nil {
+		reset(in)
+		reset(out)
+	}
+	err2 := <-errc
+	if err2 != nil && !errors.Is(err2, net.ErrClosed) {
+		reset(in)
+		reset(out)
+	}
+	_ = in.Close()
+	_ = out.Close()
+}
+
+// setCut cuts (true) or heals (false) the path. Cutting resets every live
+// connection.
+func (f *forwarder) setCut(cut bool) {
+	f.mu.Lock()
+	f.cut = cut
+	var live []net.Conn
+	if cut {
+		for c := range f.conns {
+			live = append(live, c)
+		}
+	}
+	f.mu.Unlock()
+	for _, c := range live {
+		reset(c)
+	}
+}
+
+func (f *forwarder) close() {
+	f.mu.Lock()
+	f.closed = true
+	var live []net.Conn
+	for c := range f.conns {
+		live = append(live, c)
+	}
+	f.mu.Unlock()
+	_ = f.ln.Close()
+	for _, c := range live {
+		reset(c)
+	}
+	f.wg.Wait()
+}

@@ -1,0 +1,144 @@
+package prosody_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psakit/psakit/internal/prosodytest"
+	"github.com/psakit/psakit/internal/rawclient"
+)
+
+const (
+	montague   = "montague.lit"
+	capulet    = "capulet.lit"
+	conference = "conference.montague.lit"
+	pw         = "pw"
+)
+
+// fastPSA makes mod_psa re-check quickly, so that tests see restores soon.
+var fastPSA = map[string]string{
+	"psa_recheck_interval":     "0.1",
+	"psa_recheck_max_interval": "0.4",
+	"psa_ping_timeout":         "5",
+	"psa_disco_timeout":        "5",
+}
+
+// shakespeare starts montague.lit (with conference.montague.lit) and
+// capulet.lit. romeo, benvolio and juliet know each other.
+func shakespeare(t *testing.T, tweak func(mont, cap *prosodytest.Spec)) *prosodytest.Network {
+	t.Helper()
+	mont := prosodytest.Spec{
+		Domain: montague,
+		MUC:    conference,
+		Users:  map[string]string{"romeo": pw, "benvolio": pw, "mercutio": pw},
+		Roster: map[string]map[string]string{
+			"romeo":    {"juliet@capulet.lit": "both", "benvolio@montague.lit": "both"},
+			"benvolio": {"romeo@montague.lit": "both"},
+		},
+		PSAOptions: fastPSA,
+	}
+	capu := prosodytest.Spec{
+		Domain: capulet,
+		Users:  map[string]string{"juliet": pw, "nurse": pw, "tybalt": pw},
+		Roster: map[string]map[string]string{
+			"juliet": {"romeo@montague.lit": "both"},
+		},
+		PSAOptions: fastPSA,
+	}
+	if tweak != nil {
+		tweak(&mont, &capu)
+	}
+	return prosodytest.Start(t, mont, capu)
+}
+
+// client connects user@srv.Domain/resource; features are advertised in caps.
+func client(ctx context.Context, t *testing.T, srv *prosodytest.Server, user, resource string, cfg rawclient.Config) *rawclient.Client {
+	t.Helper()
+	cfg.Addr = srv.C2SAddr
+	cfg.Domain = srv.Domain
+	cfg.User = user
+	cfg.Password = pw
+	cfg.Resource = resource
+	c, err := rawclient.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("connecting %s@%s: %v", user, srv.Domain, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+var psaFeatures = rawclient.Config{Features: []string{rawclient.NSPSA}}
+
+func testContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func annotationOf(e *rawclient.Element) *rawclient.Element {
+	return e.Child(rawclient.NSPSA, "state-annotation")
+}
+
+// annotated matches a presence from `from` annotated by `by` with condition
+// cond ("" for the empty annotation).
+func annotated(from, by, cond string) func(*rawclient.Element) bool {
+	return func(e *rawclient.Element) bool {
+		if !e.Is(rawclient.NSClient, "presence") || e.Attr("from") != from || e.Attr("type") != "" {
+			return false
+		}
+		a := annotationOf(e)
+		if a == nil || a.Attr("from") != by {
+			return false
+		}
+		if cond == "" {
+			return len(a.Children) == 0
+		}
+		return a.Child(rawclient.NSPSA, cond) != nil
+	}
+}
+
+// plainPresence matches an unannotated presence from `from` of type typ.
+func plainPresence(from, typ string) func(*rawclient.Element) bool {
+	return func(e *rawclient.Element) bool {
+		return e.Is(rawclient.NSClient, "presence") && e.Attr("from") == from && e.Attr("type") == typ && annotationOf(e) == nil
+	}
+}
+
+func expect(ctx context.Context, t *testing.T, c *rawclient.Client, what string, match func(*rawclient.Element) bool) *rawclient.Element {
+	t.Helper()
+	e, err := c.Expect(ctx, match)
+	if err != nil {
+		t.Fatalf("%s: waiting for %s: %v\nreceived:\n%s", c.JID(), what, err, dump(c.History()))
+	}
+	return e
+}
+
+func dump(es []*rawclient.Element) string {
+	var b strings.Builder
+	for _, e := range es {
+		b.WriteString("  ")
+		b.WriteString(e.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// annotations returns the annotated presences in history.
+func annotations(es []*rawclient.Element) []*rawclient.Element {
+	var out []*rawclient.Element
+	for _, e := range es {
+		if e.Is(rawclient.NSClient, "presence") && annotationOf(e) != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,968 @@
+-- mod_psa: XEP-0310 Presence State Annotations for Prosody 0.12
+--
+-- Part of psakit (https://github.com/psakit/psakit), MIT licensed.
+--
+-- Load it on VirtualHosts (modules_enabled = { "psa" }) and on MUC
+-- components. See README.md next to this file for what it does, every option
+-- and its limits.
+--
+-- Overview
+--   * Per client session, annotations are enabled by XEP-0115 caps: the
+--     session's broadcast presence carries <c hash='sha-1'/>, the server asks
+--     the client for disco#info of NODE#VER, verifies the hash and enables
+--     annotations iff the verified features include urn:xmpp:psa.
+--   * A stanzas/out filter on every c2s session drops annotated presences for
+--     sessions that are not enabled, and remembers, per session, the last
+--     available presence received over s2s from every remote full JID.
+--   * When an s2s session to a domain is destroyed, the host pings the domain
+--     (which dials a new s2s connection). Only when that fails is the domain
+--     in outage: the remembered presences from it are re-sent annotated
+--     <server-unavailable/>. Re-checks with backoff; on restore the same
+--     presences with an empty annotation, then presence probes.
+--   * XEP-0198 hibernation of a session: its presence annotated
+--     <connection-paused/> to everyone who has it, empty annotation on resume.
+--   * On a MUC component: occupants whose server is unreachable from the MUC
+--     host are annotated to the other occupants, and nothing is routed to that
+--     server meanwhile (a bounce would kick them).
+
+local st = require "util.stanza";
+local jid_util = require "util.jid";
+local filters = require "util.filters";
+local new_cache = require "util.cache".new;
+local calculate_hash = require "util.caps".calculate_hash;
+local datetime = require "util.datetime";
+local time_now = require "util.time".now;
+local new_id = require "util.id".short;
+
+local jid_bare, jid_host, jid_resource = jid_util.bare, jid_util.host, jid_util.resource;
+local pairs, ipairs, next, pcall, tostring = pairs, ipairs, next, pcall, tostring;
+local math_min, math_max = math.min, math.max;
+
+local hosts = prosody.hosts;
+local bare_sessions = prosody.bare_sessions;
+
+local xmlns_psa = "urn:xmpp:psa";
+local xmlns_caps = "http://jabber.org/protocol/caps";
+local xmlns_disco_info = "http://jabber.org/protocol/disco#info";
+local xmlns_delay = "urn:xmpp:delay";
+local xmlns_ping = "urn:xmpp:ping";
+local xmlns_muc = "http://jabber.org/protocol/muc";
+
+---------------------------------------------------------------------------
+-- Options
+---------------------------------------------------------------------------
+
+local function number_option(name, default, min, max)
+	local value = module:get_option_number(name, default) or default;
+	if min and value < min then value = min; end
+	if max and value > max then value = max; end
+	return value;
+end
+
+-- Seconds between reachability checks of a domain in outage; doubles after
+-- every failed check up to psa_recheck_max_interval.
+local recheck_interval = number_option("psa_recheck_interval", 15, 0.01);
+local recheck_max_interval = math_max(recheck_interval, number_option("psa_recheck_max_interval", 300, 0.01));
+-- Seconds to wait for the answer to a reachability ping.
+local ping_timeout = number_option("psa_ping_timeout", 30, 0.1);
+-- Seconds to wait for a client's disco#info answer.
+local disco_timeout = number_option("psa_disco_timeout", 30, 0.1);
+-- After a restore, probe the remote contacts whose presences were annotated.
+local probe_after_restore = module:get_option_boolean("psa_probe_after_restore", true);
+-- Bounds on memory.
+local caps_cache_size = number_option("psa_caps_cache_size", 1000, 1);
+local max_per_session = number_option("psa_max_presences_per_session", 1000, 1);
+local max_total = number_option("psa_max_presences", 100000, 1);
+local max_directed = number_option("psa_max_directed_per_session", 100, 0);
+local max_muc_tracked = number_option("psa_muc_max_tracked_jids", 10000, 1);
+-- Human readable descriptions; "{domain}" is replaced by the domain, an
+-- empty string leaves the description out.
+local text_server = module:get_option_string("psa_server_unavailable_text", "The server {domain} is not reachable");
+local text_paused = module:get_option_string("psa_connection_paused_text", "The connection of this session is paused");
+local text_muc = module:get_option_string("psa_muc_unreachable_text", "The server of this occupant ({domain}) is not reachable");
+local text_lang = module:get_option_string("psa_description_lang", "en");
+-- Send <connection-paused/> annotations to remote contacts too (their server
+-- filters them only if it runs mod_psa).
+local pause_remote = module:get_option_boolean("psa_pause_remote", true);
+
+local host = module.host;
+local host_type = module:get_host_type();
+local is_muc = host_type == "component" and module:get_option_string("component_module") == "muc";
+local is_user_host = host_type == "local";
+
+if not is_muc and not is_user_host then
+	module:log("warn", "mod_psa does nothing on this host: load it on VirtualHosts and MUC components");
+	return;
+end
+
+module:add_feature(xmlns_psa);
+
+---------------------------------------------------------------------------
+-- Helpers
+---------------------------------------------------------------------------
+
+local function safely(what, f, ...)
+	local ok, err = pcall(f, ...);
+	if not ok then
+		module:log("error", "Error in %s: %s", what, tostring(err));
+	end
+	return ok;
+end
+
+local function describe(text, domain)
+	if text == nil or text == "" then return nil; end
+	return (text:gsub("{domain}", function () return domain or ""; end));
+end
+
+-- annotate adds a state annotation from `by` to stanza (in place): condition
+-- nil gives the empty annotation that clears an earlier one.
+local function annotate(stanza, by, condition, text)
+	local ann = st.stanza("state-annotation", { xmlns = xmlns_psa, from = by });
+	if condition then
+		ann:tag(condition):up();
+		if text then
+			ann:tag("description", { ["xml:lang"] = text_lang }):text(text):up();
+		end
+	end
+	return stanza:add_child(ann);
+end
+
+local function strip_annotations(stanza)
+	return stanza:maptags(function (tag)
+		if tag.name == "state-annotation" and tag.attr.xmlns == xmlns_psa then
+			return nil;
+		end
+		return tag;
+	end);
+end
+
+-- Caps verification cache of this host: ver -> true when the verified
+-- features include urn:xmpp:psa, false otherwise. Only verified answers
+-- enter it.
+local caps_cache = new_cache(caps_cache_size);
+
+-- verify_caps checks a disco#info <query/> against a sha-1 ver. It returns
+-- verified, has_psa. Ill-formed answers (XEP-0115 §5.4: duplicate
+-- identities, features or FORM_TYPEs, forms whose FORM_TYPE is missing or not
+-- hidden) are not verified.
+local function verify_caps(query, ver)
+	if not query then return false, false; end
+	local identities, features, forms = {}, {}, {};
+	local has_psa = false;
+	for tag in query:childtags() do
+		if tag.name == "identity" then
+			local key = (tag.attr.category or "").."\0"..(tag.attr.type or "").."\0"
+				..(tag.attr["xml:lang"] or "").."\0"..(tag.attr.name or "");
+			if identities[key] then return false, false; end
+			identities[key] = true;
+		elseif tag.name == "feature" then
+			local var = tag.attr.var or "";
+			if features[var] then return false, false; end
+			features[var] = true;
+			if var == xmlns_psa then has_psa = true; end
+		elseif tag.name == "x" and tag.attr.xmlns == "jabber:x:data" then
+			local form_type;
+			for field in tag:childtags("field") do
+				if field.attr.var == "FORM_TYPE" then
+					if form_type or field.attr.type ~= "hidden" then return false, false; end
+					form_type = field:get_child_text("value") or "";
+				end
+			end
+			if not form_type or forms[form_type] then return false, false; end
+			forms[form_type] = true;
+		end
+	end
+	local computed = calculate_hash(query);
+	if computed ~= ver then return false, false; end
+	return true, has_psa;
+end
+
+---------------------------------------------------------------------------
+-- Link monitor: is a remote domain reachable from this host?
+--
+-- State per remote domain: no entry = up; "checking" = an s2s session was
+-- lost and a ping is in flight; "down" = the ping failed, the domain is in
+-- outage and annotations were sent.
+---------------------------------------------------------------------------
+
+local links = {};
+local stopping = false;
+local hooks = {}; -- filled below: relevant(domain), on_outage(domain), on_restore(domain)
+
+local check_domain; -- forward
+
+local function classify_ping_error(err)
+	-- A locally generated bounce (connection refused, stream failure) or a
+	-- timeout means unreachable; any other error was answered by the domain.
+	local cond = err and err.condition;
+	if cond == "remote-server-not-found" or cond == "remote-server-timeout" then
+		return false, cond;
+	end
+	if not (err and err.context and err.context.stanza) then
+		return false, cond or "timeout";
+	end
+	return true, cond;
+end
+
+local function schedule_recheck(domain, link)
+	if link.timer then link.timer:stop(); end
+	local delay = link.interval or recheck_interval;
+	link.interval = math_min(delay * 2, recheck_max_interval);
+	link.timer = module:add_timer(delay, function ()
+		link.timer = nil;
+		if links[domain] == link and not stopping then
+			check_domain(domain, "periodic re-check");
+		end
+	end);
+end
+
+local function set_up(domain, link, why)
+	if link.timer then link.timer:stop(); link.timer = nil; end
+	links[domain] = nil;
+	if link.state == "down" then
+		module:log("info", "Link %s -> %s is up (%s) after %.3fs of outage", host, domain, why, time_now() - link.since);
+		safely("restore", hooks.on_restore, domain);
+	else
+		module:log("info", "Link %s -> %s is up (%s): the lost s2s session was not an outage", host, domain, why);
+	end
+end
+
+local function set_down(domain, link, why)
+	if link.state ~= "down" then
+		link.state = "down";
+		link.since = time_now();
+		link.interval = nil;
+		module:log("info", "Link %s -> %s is down (%s): annotating", host, domain, why);
+		safely("outage", hooks.on_outage, domain);
+	else
+		module:log("debug", "Link %s -> %s is still down (%s)", host, domain, why);
+	end
+	schedule_recheck(domain, link);
+end
+
+function check_domain(domain, why)
+	local link = links[domain];
+	if not link then
+		link = { state = "checking", gen = 0 };
+		links[domain] = link;
+	end
+	link.gen = link.gen + 1;
+	link.last_check = time_now();
+	local gen = link.gen;
+	module:log("debug", "Checking reachability of %s from %s (%s)", domain, host, why);
+	local iq = st.iq({ type = "get", from = host, to = domain, id = "psa-ping-"..new_id() })
+		:tag("ping", { xmlns = xmlns_ping }):up();
+	local function done(reachable, detail)
+		if links[domain] ~= link or link.gen ~= gen then return; end -- superseded
+		link.inflight = nil;
+		if reachable then
+			set_up(domain, link, "ping answered"..(detail and (": "..detail) or ""));
+		else
+			set_down(domain, link, detail or "unreachable");
+		end
+	end
+	link.inflight = true;
+	module:send_iq(iq, nil, ping_timeout):next(function ()
+		done(true);
+	end, function (err)
+		done(classify_ping_error(err));
+	end);
+end
+
+-- An s2s session with domain was lost.
+local function link_lost(domain, direction)
+	if stopping or not domain or hosts[domain] then return; end
+	local link = links[domain];
+	if link and link.state == "down" then return; end
+	if not link and not hooks.relevant(domain) then
+		module:log("debug", "s2s %s session with %s lost; nothing to annotate for it", direction, domain);
+		return;
+	end
+	if link and direction ~= "outgoing" then return; end -- a check is already in flight
+	-- New check, or an outgoing session died while a ping may have been
+	-- written into it: ping again, on a new connection.
+	check_domain(domain, direction.." s2s session lost");
+end
+
+-- Evidence that domain may be reachable again.
+local function link_maybe_back(domain, why, certain)
+	local link = links[domain];
+	if not link or link.state ~= "down" then return; end
+	if certain then
+		set_up(domain, link, why);
+	elseif not link.inflight and (time_now() - (link.last_check or 0)) >= math_min(recheck_interval, 1) then
+		check_domain(domain, why);
+	end
+end
+
+module:hook("s2sout-destroyed", function (event)
+	local session = event.session;
+	if session.from_host == host then
+		safely("s2sout-destroyed", link_lost, session.to_host, "outgoing");
+	end
+end);
+
+module:hook("s2sin-destroyed", function (event)
+	local session = event.session;
+	if session.to_host == host then
+		safely("s2sin-destroyed", link_lost, session.from_host, "incoming");
+	end
+end);
+
+module:hook("s2sout-established", function (event)
+	local session = event.session;
+	if session.from_host == host then
+		safely("s2sout-established", link_maybe_back, session.to_host, "outgoing s2s session established", true);
+	end
+end);
+
+module:hook("s2sin-established", function (event)
+	local session = event.session;
+	if session.to_host == host then
+		safely("s2sin-established", link_maybe_back, session.from_host, "incoming s2s session established", false);
+	end
+end);
+
+module:hook_global("server-stopping", function ()
+	stopping = true;
+end);
+
+---------------------------------------------------------------------------
+-- Caps: which client sessions get annotations
+---------------------------------------------------------------------------
+
+-- Per c2s session state, keyed by the session object (weak):
+--   status: "pending" (disco in flight), "on", "off"; node, ver, gen
+local psa_state = setmetatable({}, { __mode = "k" });
+-- After an XEP-0198 resumption the filters of the session are called with the
+-- temporary session object: map it to the resumed one.
+local canonical = setmetatable({}, { __mode = "k" });
+
+local function is_enabled(session)
+	local state = psa_state[session];
+	return state ~= nil and state.status == "on";
+end
+
+local on_session_enabled, forget_session_presences; -- forward
+
+local function set_status(session, state, status, why)
+	local old = state.status;
+	state.status = status;
+	module:log("debug", "Annotations for %s: %s (%s)", session.full_jid or "?", status, why);
+	if status == "on" and old ~= "on" then
+		safely("enable", on_session_enabled, session);
+	elseif status == "off" then
+		safely("forget", forget_session_presences, session);
+	end
+end
+
+-- resolve_caps is called for every broadcast available presence of a session.
+local function resolve_caps(session, c)
+	local state = psa_state[session];
+	if not state then
+		state = { gen = 0 };
+		psa_state[session] = state;
+	end
+	if not c then
+		if not state.status then
+			set_status(session, state, "off", "no caps in presence");
+		end
+		return;
+	end
+	local hash, node, ver = c.attr.hash, c.attr.node, c.attr.ver;
+	if state.ver == ver and state.node == node and state.hash == hash and state.status then
+		return; -- unchanged
+	end
+	state.node, state.ver, state.hash = node, ver, hash;
+	state.gen = state.gen + 1;
+	if hash ~= "sha-1" or not ver or not node then
+		set_status(session, state, "off", "caps without a sha-1 hash");
+		return;
+	end
+	local cached = caps_cache:get(ver);
+	if cached ~= nil then
+		set_status(session, state, cached and "on" or "off", "caps cache");
+		return;
+	end
+	state.status = "pending";
+	local gen = state.gen;
+	local iq = st.iq({ type = "get", from = host, to = session.full_jid, id = "psa-disco-"..new_id() })
+		:tag("query", { xmlns = xmlns_disco_info, node = node.."#"..ver }):up();
+	module:send_iq(iq, nil, disco_timeout):next(function (event)
+		if psa_state[session] ~= state or state.gen ~= gen then return; end
+		local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
+		if verified then
+			caps_cache:set(ver, has_psa);
+			set_status(session, state, has_psa and "on" or "off", "disco#info verified");
+		else
+			module:log("info", "Caps of %s do not verify (ver %s): no annotations", session.full_jid, ver);
+			set_status(session, state, "off", "caps hash mismatch");
+		end
+	end, function (err)
+		if psa_state[session] ~= state or state.gen ~= gen then return; end
+		set_status(session, state, "off", "disco#info failed: "..tostring(err and err.condition));
+	end);
+end
+
+---------------------------------------------------------------------------
+-- VirtualHost: memory of remote presences, the c2s filter, outages
+---------------------------------------------------------------------------
+
+local memory = setmetatable({}, { __mode = "k" }); -- session -> cache(from full JID -> entry)
+local total_remembered = 0;
+local remembered_by_domain = {}; -- domain -> count
+local via_s2s = setmetatable({}, { __mode = "k" }); -- stanza -> true when it arrived over s2s
+
+local function count_entry(entry, delta)
+	total_remembered = total_remembered + delta;
+	local n = (remembered_by_domain[entry.domain] or 0) + delta;
+	remembered_by_domain[entry.domain] = n > 0 and n or nil;
+end
+
+local function session_memory(session, create)
+	local mem = memory[session];
+	if not mem and create then
+		mem = new_cache(max_per_session, function (_, entry)
+			count_entry(entry, -1);
+		end);
+		memory[session] = mem;
+	end
+	return mem;
+end
+
+function forget_session_presences(session)
+	local mem = memory[session];
+	if not mem then return; end
+	for _, entry in mem:items() do
+		count_entry(entry, -1);
+	end
+	memory[session] = nil;
+end
+
+local function forget(session, from)
+	local mem = memory[session];
+	if not mem then return; end
+	if jid_resource(from) then
+		local entry = mem:get(from);
+		if entry then
+			count_entry(entry, -1);
+			mem:set(from, nil);
+		end
+	else
+		-- unavailable from a bare JID: every resource is gone
+		local gone = {};
+		for full, entry in mem:items() do
+			if jid_bare(full) == from then gone[full] = entry; end
+		end
+		for full, entry in pairs(gone) do
+			count_entry(entry, -1);
+			mem:set(full, nil);
+		end
+	end
+end
+
+local function remember(session, stanza)
+	local from = stanza.attr.from;
+	if not from then return; end
+	local t = stanza.attr.type;
+	if t == "unavailable" or t == "error" then
+		forget(session, from);
+		return;
+	elseif t ~= nil then
+		return; -- subscription management and probes are not remembered
+	end
+	local state = psa_state[session];
+	if not state or state.status == "off" then return; end -- never needs them
+	local mem = session_memory(session, true);
+	local old = mem:get(from);
+	if not old and total_remembered >= max_total then
+		module:log("debug", "psa_max_presences (%d) reached, not remembering presence of %s", max_total, from);
+		return;
+	end
+	local copy = strip_annotations(st.clone(stanza));
+	copy.attr.to = nil;
+	local entry = {
+		stanza = copy;
+		domain = jid_host(from);
+		received = datetime.datetime(); -- for the <delay/> of re-sends
+	};
+	if old then count_entry(old, -1); end
+	mem:set(from, entry);
+	count_entry(entry, 1);
+end
+
+local function resend(session, entry, condition, text)
+	local stanza = st.clone(entry.stanza);
+	stanza.attr.to = session.full_jid;
+	if not stanza:get_child("delay", xmlns_delay) then
+		stanza:tag("delay", { xmlns = xmlns_delay, from = host, stamp = entry.received }):up();
+	end
+	annotate(stanza, host, condition, text);
+	session.send(stanza);
+end
+
+local function c2s_out_filter(stanza, session)
+	if stanza.name ~= "presence" or (stanza.attr.xmlns ~= nil and stanza.attr.xmlns ~= "jabber:client") then
+		return stanza;
+	end
+	session = canonical[session] or session;
+	if stanza:get_child("state-annotation", xmlns_psa) then
+		-- An annotated presence is always a re-send of something delivered
+		-- before: drop it for sessions that did not ask for annotations.
+		if is_enabled(session) then
+			return stanza;
+		end
+		module:log("debug", "Dropping annotated presence from %s to %s: annotations not enabled",
+			stanza.attr.from or "?", session.full_jid or "?");
+		return nil;
+	end
+	if via_s2s[stanza] then
+		safely("remember", remember, session, stanza);
+	end
+	return stanza;
+end
+
+local filter_priority = 500; -- before mod_smacks (-999) counts and queues stanzas
+
+local function install_filter(session)
+	filters.add_filter(session, "stanzas/out", c2s_out_filter, filter_priority);
+end
+
+local muc_on_jid_enabled; -- forward (MUC part)
+
+function on_session_enabled(session)
+	if not is_user_host then return; end
+	-- Domains already in outage: annotate what this session has from them.
+	local mem = memory[session];
+	if not mem or not next(links) then return; end
+	for _, entry in mem:items() do
+		local link = links[entry.domain];
+		if link and link.state == "down" then
+			resend(session, entry, "server-unavailable", describe(text_server, entry.domain));
+		end
+	end
+end
+
+if is_user_host then
+	-- Mark presences that arrive over s2s, so that the filter remembers them.
+	local function mark_s2s(event)
+		local origin, stanza = event.origin, event.stanza;
+		-- origin.dummy: an error bounced by our own s2s layer because the
+		-- link failed. It says nothing about the remote entity's presence,
+		-- so it does not replace the remembered one.
+		if (origin.type == "s2sin" or origin.type == "s2sout") and not origin.dummy then
+			via_s2s[stanza] = true;
+			local from_host = jid_host(stanza.attr.from);
+			if from_host then
+				safely("presence from domain", link_maybe_back, from_host, "presence received from it", false);
+			end
+		end
+	end
+	module:hook("presence/bare", mark_s2s, 1000);
+	module:hook("presence/full", mark_s2s, 1000);
+
+	-- Caps of the session's broadcast presence; directed presence bookkeeping.
+	local directed_store = setmetatable({}, { __mode = "k" }); -- session -> { [jid] = { stanza, muc } }
+
+	module:hook("pre-presence/bare", function (event)
+		local origin, stanza = event.origin, event.stanza;
+		if origin.type ~= "c2s" or stanza.attr.to ~= nil or not event.to_self then return; end
+		local t = stanza.attr.type;
+		if t == nil then
+			safely("caps", resolve_caps, origin, stanza:get_child("c", xmlns_caps));
+		elseif t == "unavailable" then
+			safely("forget", forget_session_presences, origin);
+		end
+	end, 1000);
+
+	local function track_directed(event)
+		local origin, stanza = event.origin, event.stanza;
+		local to = stanza.attr.to;
+		if origin.type ~= "c2s" or not to or event.to_self then return; end
+		local t = stanza.attr.type;
+		local store = directed_store[origin];
+		if t == nil then
+			if not store then
+				store = { n = 0 };
+				directed_store[origin] = store;
+			end
+			local old = store[to];
+			if not old and store.n >= max_directed then return; end
+			local copy = strip_annotations(st.clone(stanza));
+			copy.attr.to = nil;
+			if not old then store.n = store.n + 1; end
+			store[to] = { stanza = copy, muc = (old and old.muc) or stanza:get_child("x", xmlns_muc) ~= nil };
+		elseif (t == "unavailable" or t == "error") and store and store[to] then
+			store[to] = nil;
+			store.n = store.n - 1;
+		end
+	end
+	module:hook("pre-presence/full", track_directed, 1000);
+	module:hook("pre-presence/bare", track_directed, 1000);
+	module:hook("pre-presence/host", track_directed, 1000);
+
+	-- Filters: on every bound session, and again after an XEP-0198 resumption
+	-- (which replaces the session's filter chain with the new connection's).
+	module:hook("resource-bind", function (event)
+		install_filter(event.session);
+	end);
+
+	for _, session in pairs(prosody.full_sessions) do
+		if session.host == host then
+			install_filter(session);
+		end
+	end
+
+	-- Local session paused (XEP-0198 hibernation).
+	local paused = setmetatable({}, { __mode = "k" }); -- session -> list of { to, stanza }
+
+	local function presence_recipients(session)
+		local list = {};
+		local base = session.presence;
+		if base then
+			for contact, item in pairs(session.roster or {}) do
+				if contact and (item.subscription == "both" or item.subscription == "from") then
+					list[#list + 1] = { to = contact, stanza = base };
+				end
+			end
+			local user = bare_sessions[session.username.."@"..session.host];
+			for _, res in pairs(user and user.sessions or {}) do
+				if res ~= session and res.presence then
+					list[#list + 1] = { to = res.full_jid, stanza = base };
+				end
+			end
+		end
+		local store = directed_store[session];
+		for to in pairs(session.directed or {}) do
+			local d = store and store[to];
+			if not (d and d.muc) then -- never to MUC rooms: they would re-broadcast it
+				local pres = d and d.stanza or base;
+				if pres then
+					list[#list + 1] = { to = to, stanza = pres };
+				end
+			end
+		end
+		return list;
+	end
+
+	local function send_pause_state(session, list, condition)
+		for _, r in ipairs(list) do
+			if pause_remote or hosts[jid_host(r.to)] then
+				local pres = strip_annotations(st.clone(r.stanza));
+				pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, r.to, nil;
+				annotate(pres, host, condition, condition and describe(text_paused, host));
+				module:send(pres);
+			end
+		end
+	end
+
+	module:hook("smacks-hibernation-start", function (event)
+		local session = event.origin;
+		safely("hibernation-start", function ()
+			local list = presence_recipients(session);
+			paused[session] = list;
+			module:log("debug", "%s hibernates: annotating its presence to %d entities", session.full_jid, #list);
+			send_pause_state(session, list, "connection-paused");
+		end);
+	end);
+
+	module:hook("smacks-hibernation-end", function (event)
+		local session, temporary = event.resumed, event.origin;
+		if not session then return; end
+		safely("hibernation-end", function ()
+			canonical[temporary] = session;
+			install_filter(session);
+			local list = paused[session];
+			if list then
+				paused[session] = nil;
+				module:log("debug", "%s resumed: clearing the annotation for %d entities", session.full_jid, #list);
+				send_pause_state(session, list, nil);
+			end
+		end);
+	end);
+
+	module:hook("resource-unbind", function (event)
+		local session = event.session;
+		safely("unbind", forget_session_presences, session);
+		psa_state[session], paused[session], directed_store[session] = nil, nil, nil;
+	end);
+
+	-- Outage hooks.
+	function hooks.relevant(domain)
+		return (remembered_by_domain[domain] or 0) > 0;
+	end
+
+	local function each_entry_of(domain, f)
+		for session, mem in pairs(memory) do
+			if is_enabled(session) and not session.destroyed then
+				local list = {};
+				for _, entry in mem:items() do
+					if entry.domain == domain then list[#list + 1] = entry; end
+				end
+				for _, entry in ipairs(list) do
+					f(session, entry);
+				end
+			end
+		end
+	end
+
+	function hooks.on_outage(domain)
+		local text = describe(text_server, domain);
+		local n = 0;
+		each_entry_of(domain, function (session, entry)
+			resend(session, entry, "server-unavailable", text);
+			n = n + 1;
+		end);
+		module:log("info", "Sent %d presences annotated server-unavailable for %s", n, domain);
+	end
+
+	function hooks.on_restore(domain)
+		local n, probes = 0, {};
+		each_entry_of(domain, function (session, entry)
+			resend(session, entry, nil);
+			n = n + 1;
+			local from = entry.stanza.attr.from;
+			local contact = jid_bare(from);
+			local item = session.roster and session.roster[contact];
+			if probe_after_restore and item and (item.subscription == "both" or item.subscription == "to") then
+				probes[session.full_jid.." "..contact] = { from = session.full_jid, to = contact };
+			end
+		end);
+		local np = 0;
+		for _, p in pairs(probes) do
+			module:send(st.presence({ type = "probe", from = p.from, to = p.to }));
+			np = np + 1;
+		end
+		module:log("info", "Sent %d presences with an empty annotation and %d probes for %s", n, np, domain);
+	end
+
+end
+
+---------------------------------------------------------------------------
+-- MUC component
+---------------------------------------------------------------------------
+
+if is_muc then
+	local muc = module:depends("muc");
+
+	-- Caps of occupants' real JIDs, as seen from the MUC host.
+	local jid_caps = new_cache(max_muc_tracked); -- real full JID -> { node, ver, status, gen }
+	local current_annotation; -- set while publicising an annotated presence
+
+	local function jid_enabled(real_jid)
+		local state = jid_caps:get(real_jid);
+		return state ~= nil and state.status == "on";
+	end
+
+	local function resolve_jid_caps(real_jid, c)
+		local state = jid_caps:get(real_jid);
+		if not c then return; end -- keep what we know
+		local hash, node, ver = c.attr.hash, c.attr.node, c.attr.ver;
+		if state and state.node == node and state.ver == ver and state.hash == hash then return; end
+		state = { node = node, ver = ver, hash = hash, gen = ((state and state.gen) or 0) + 1 };
+		jid_caps:set(real_jid, state);
+		local function set(status, why)
+			local old = state.status;
+			state.status = status;
+			module:log("debug", "Annotations for occupant %s: %s (%s)", real_jid, status, why);
+			if status == "on" and old ~= "on" then
+				safely("occupant enabled", muc_on_jid_enabled, real_jid);
+			end
+		end
+		if hash ~= "sha-1" or not ver or not node then
+			set("off", "caps without a sha-1 hash");
+			return;
+		end
+		local cached = caps_cache:get(ver);
+		if cached ~= nil then
+			set(cached and "on" or "off", "caps cache");
+			return;
+		end
+		local link = links[jid_host(real_jid)];
+		if link and link.state == "down" then
+			state.status = "off"; -- cannot ask now; asked again with its next presence
+			state.ver = nil;
+			return;
+		end
+		state.status = "pending";
+		local gen = state.gen;
+		local iq = st.iq({ type = "get", from = host, to = real_jid, id = "psa-disco-"..new_id() })
+			:tag("query", { xmlns = xmlns_disco_info, node = node.."#"..ver }):up();
+		module:send_iq(iq, nil, disco_timeout):next(function (event)
+			if jid_caps:get(real_jid) ~= state or state.gen ~= gen then return; end
+			local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
+			if verified then
+				caps_cache:set(ver, has_psa);
+				set(has_psa and "on" or "off", "disco#info verified");
+			else
+				set("off", "caps hash mismatch");
+			end
+		end, function (err)
+			if jid_caps:get(real_jid) ~= state or state.gen ~= gen then return; end
+			set("off", "disco#info failed: "..tostring(err and err.condition));
+		end);
+	end
+
+	-- Presences to rooms carry the occupants' caps.
+	local function presence_to_room(event)
+		local origin, stanza = event.origin, event.stanza;
+		local from = stanza.attr.from;
+		if not from or not jid_resource(from) then return; end
+		local t = stanza.attr.type;
+		if t == nil then
+			safely("occupant caps", resolve_jid_caps, from, stanza:get_child("c", xmlns_caps));
+		elseif t == "unavailable" then
+			jid_caps:set(from, nil);
+		end
+		-- An error bounced by our own s2s layer (the link to the occupant's
+		-- server failed) would make the room kick the occupant: swallow it,
+		-- and find out whether the server is reachable.
+		if t == "error" and origin.dummy then
+			local _, condition = stanza:get_error();
+			if condition == "remote-server-not-found" or condition == "remote-server-timeout" then
+				local domain = jid_host(from);
+				module:log("debug", "Swallowing s2s bounce from %s (%s) so that the occupant is not kicked", from, condition);
+				safely("bounce", link_lost, domain, "bounce");
+				return true;
+			end
+		end
+	end
+	module:hook("presence/full", presence_to_room, 1000);
+	module:hook("presence/bare", presence_to_room, 1000);
+
+	local function bounce_guard(event)
+		local origin, stanza = event.origin, event.stanza;
+		if stanza.attr.type == "error" and origin.dummy then
+			local _, condition = stanza:get_error();
+			if condition == "remote-server-not-found" or condition == "remote-server-timeout" then
+				module:log("debug", "Swallowing s2s bounce from %s (%s) so that the occupant is not kicked",
+					stanza.attr.from or "?", condition);
+				safely("bounce", link_lost, jid_host(stanza.attr.from), "bounce");
+				return true;
+			end
+		end
+	end
+	for _, name in ipairs({ "message/full", "message/bare", "iq/full", "iq/bare" }) do
+		module:hook(name, bounce_guard, 1000);
+	end
+
+	-- No stanza is routed to a domain in outage, except our own pings (and
+	-- the dialback elements that set up the s2s connection).
+	local blocked = { message = true, presence = true, iq = true };
+	module:hook("route/remote", function (event)
+		local link = links[event.to_host];
+		if link and link.state == "down" then
+			local stanza = event.stanza;
+			if not blocked[stanza.name] then return; end
+			if stanza.name == "iq" and (stanza.attr.id or ""):match("^psa%-ping%-") then return; end
+			module:log("debug", "Not routing %s to %s during its outage", stanza.name, stanza.attr.to or "?");
+			return true;
+		end
+	end, 1000);
+
+	module:hook("muc-build-occupant-presence", function (event)
+		if current_annotation then
+			strip_annotations(event.stanza);
+			annotate(event.stanza, host, current_annotation.condition, current_annotation.text);
+		end
+	end, -1000);
+
+	local function domain_down(domain)
+		local link = links[domain];
+		return link ~= nil and link.state == "down";
+	end
+
+	-- Send occupant's presence, annotated, to the PSA sessions of recipient.
+	local function publicise(room, occupant, recipient, annotation)
+		if recipient.bare_jid == occupant.bare_jid then return; end
+		local sessions, any = {}, false;
+		for real_jid, pr in recipient:each_session() do
+			if pr.attr.type == nil and jid_enabled(real_jid) and not domain_down(jid_host(real_jid)) then
+				sessions[real_jid] = pr;
+				any = true;
+			end
+		end
+		if not any then return; end
+		local proxy = setmetatable({ sessions = sessions }, { __index = recipient });
+		current_annotation = annotation;
+		local ok, err = pcall(room.publicise_occupant_status, room, occupant,
+			st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }),
+			nil, nil, nil, nil, false, proxy);
+		current_annotation = nil;
+		if not ok then
+			module:log("error", "Error publicising annotated presence of %s: %s", occupant.nick, tostring(err));
+		end
+	end
+
+	local function each_annotated_pair(domain, f)
+		for room in muc.live_rooms() do
+			for _, occupant in room:each_occupant() do
+				if jid_host(occupant.bare_jid) == domain then
+					for _, recipient in room:each_occupant() do
+						f(room, occupant, recipient);
+					end
+				end
+			end
+		end
+	end
+
+	function hooks.relevant(domain)
+		for room in muc.live_rooms() do
+			for _, occupant in room:each_occupant() do
+				if jid_host(occupant.bare_jid) == domain then return true; end
+			end
+		end
+		return false;
+	end
+
+	function hooks.on_outage(domain)
+		local annotation = { condition = "server-unavailable", text = describe(text_muc, domain) };
+		each_annotated_pair(domain, function (room, occupant, recipient)
+			publicise(room, occupant, recipient, annotation);
+		end);
+	end
+
+	function hooks.on_restore(domain)
+		local annotation = { condition = nil };
+		each_annotated_pair(domain, function (room, occupant, recipient)
+			publicise(room, occupant, recipient, annotation);
+		end);
+	end
+
+	-- A session joining a room during an outage, with caps already known.
+	module:hook("muc-occupant-session-new", function (event)
+		if next(links) and event.jid and jid_enabled(event.jid) then
+			safely("occupant joined", muc_on_jid_enabled, event.jid);
+		end
+	end);
+
+	-- A real JID got annotations enabled while domains are in outage: annotate
+	-- the unreachable occupants of the rooms it is in.
+	function muc_on_jid_enabled(real_jid)
+		if not next(links) then return; end
+		for room in muc.live_rooms() do
+			local recipient = room:get_occupant_by_real_jid(real_jid);
+			if recipient then
+				for _, occupant in room:each_occupant() do
+					local domain = jid_host(occupant.bare_jid);
+					if domain_down(domain) then
+						publicise(room, occupant, recipient, { condition = "server-unavailable", text = describe(text_muc, domain) });
+					end
+				end
+			end
+		end
+	end
+end
+
+function module.unload()
+	for _, link in pairs(links) do
+		if link.timer then link.timer:stop(); end
+	end
+	if is_user_host then
+		for _, session in pairs(prosody.full_sessions) do
+			if session.host == host then
+				filters.remove_filter(session, "stanzas/out", c2s_out_filter);
+			end
+		end
+	end
+end

@@ -1,0 +1,94 @@
+package prosody_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psakit/psakit/internal/rawclient"
+)
+
+// A MUC occupant whose server is cut off from the MUC service is annotated by
+// the service to the other (PSA) occupants and cleared when the link heals,
+// and the service sends nothing to that server meanwhile, so the occupant is
+// not kicked.
+func TestMUCOccupantServerUnreachable(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
+	mercutio := client(ctx, t, mont, "mercutio", "square", rawclient.Config{})
+	must(t, mercutio.SendPresence(ctx, ""))
+	must(t, mercutio.JoinMUC(ctx, room, "Mercutio"))
+	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	nick := room + "/Nurse"
+	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(nick, ""))
+	expect(ctx, t, mercutio, "the nurse's occupant presence", plainPresence(nick, ""))
+
+	expect(ctx, t, nurse, "romeo's occupant presence", plainPresence(room+"/Romeo", ""))
+
+	cut := time.Now()
+	mark := mont.LogMark()
+	must(t, n.Cut(montague, capulet))
+	p := expect(ctx, t, romeo, "server-unavailable from the MUC", annotated(nick, conference, "server-unavailable"))
+	t.Logf("cut -> MUC annotation: %v", time.Since(cut))
+	if p.Child(rawclient.NSMUCUser, "x") == nil {
+		t.Errorf("annotated occupant presence without MUC payload: %s", p)
+	}
+	// On the other side, the nurse's own server annotates the remote room's
+	// occupants: their presences come from conference.montague.lit.
+	expect(ctx, t, nurse, "server-unavailable from her server", annotated(room+"/Romeo", capulet, "server-unavailable"))
+
+	// Speaking in the room now must not reach capulet.lit (a bounce would
+	// kick the nurse).
+	must(t, romeo.Sendf("<message type='groupchat' to='%s'><body>Is she still there?</body></message>", room))
+	expect(ctx, t, romeo, "own groupchat echo", func(e *rawclient.Element) bool {
+		return e.Is(rawclient.NSClient, "message") && e.Attr("from") == room+"/Romeo"
+	})
+	if _, _, err := mont.WaitLog(ctx, mark, "during its outage"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Someone joining during the outage learns about it too.
+	benvolio := client(ctx, t, mont, "benvolio", "street", psaFeatures)
+	must(t, benvolio.SendPresence(ctx, ""))
+	must(t, benvolio.JoinMUC(ctx, room, "Benvolio"))
+	expect(ctx, t, benvolio, "server-unavailable for a late joiner", annotated(nick, conference, "server-unavailable"))
+
+	heal := time.Now()
+	must(t, n.Heal(montague, capulet))
+	expect(ctx, t, romeo, "empty annotation from the MUC", annotated(nick, conference, ""))
+	t.Logf("heal -> MUC empty annotation: %v", time.Since(heal))
+	expect(ctx, t, benvolio, "empty annotation for the late joiner", annotated(nick, conference, ""))
+	expect(ctx, t, nurse, "empty annotation from her server", annotated(room+"/Romeo", capulet, ""))
+
+	// The nurse is still in the room and hears it.
+	must(t, romeo.Sendf("<message type='groupchat' to='%s'><body>Nurse!</body></message>", room))
+	expect(ctx, t, nurse, "groupchat after the heal", func(e *rawclient.Element) bool {
+		b := e.Child(rawclient.NSClient, "body")
+		return e.Is(rawclient.NSClient, "message") && b != nil && b.Text() == "Nurse!"
+	})
+	for _, e := range romeo.History() {
+		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == nick && e.Attr("type") == "unavailable" {
+			t.Fatalf("the nurse left the room: %s", e)
+		}
+	}
+	for _, e := range nurse.History() {
+		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == nick && e.Attr("type") == "unavailable" {
+			t.Fatalf("the nurse was kicked: %s", e)
+		}
+	}
+	must(t, mercutio.RoundTrip(ctx, conference))
+	for _, e := range annotations(mercutio.History()) {
+		if strings.HasPrefix(e.Attr("from"), room) {
+			t.Errorf("non-PSA occupant got an annotation: %s", e)
+		}
+	}
+}
