@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
 )
@@ -97,6 +98,22 @@ func Dial(ctx context.Context, account jid.JID, password string, opts ...Option)
 // Roster returns the roster model: contacts, resources and their marks. It
 // is safe to read from any goroutine.
 func (c *Client) Roster() *roster.Model { return c.t.Roster() }
+
+// Rooms returns the rooms model: the rooms we are in, their occupants and
+// their marks. It is safe to read from any goroutine.
+func (c *Client) Rooms() *mucwatch.Model { return c.t.Rooms() }
+
+// Join joins a room (occupant is room@service/nick) and waits for the
+// service's answer; see Tracker.Join. The room policy then keeps the client
+// in the room, across reconnects, until Leave.
+func (c *Client) Join(ctx context.Context, occupant jid.JID, opts ...JoinOption) error {
+	return c.t.Join(ctx, occupant, opts...)
+}
+
+// Leave leaves a room; see Tracker.Leave.
+func (c *Client) Leave(ctx context.Context, room jid.JID, status string) error {
+	return c.t.Leave(ctx, room, status)
+}
 
 // Tracker returns the Tracker the client is built on.
 func (c *Client) Tracker() *Tracker { return c.t }

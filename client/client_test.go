@@ -17,6 +17,7 @@ import (
 	"github.com/psakit/psakit/caps"
 	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/internal/leaktest"
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/psa/psatest"
@@ -36,6 +37,8 @@ const password = "wherefore"
 // the client's dispatcher goroutine; tests read from the channels.
 type recorder struct {
 	roster   chan roster.Event
+	room     chan mucwatch.Event
+	action   chan client.RoomAction
 	conn     chan client.ConnEvent
 	verify   chan client.VerifyResult
 	presence chan presence.Presence
@@ -45,6 +48,8 @@ type recorder struct {
 func newRecorder() *recorder {
 	return &recorder{
 		roster:   make(chan roster.Event, 100_000),
+		room:     make(chan mucwatch.Event, 100_000),
+		action:   make(chan client.RoomAction, 100),
 		conn:     make(chan client.ConnEvent, 100),
 		verify:   make(chan client.VerifyResult, 100),
 		presence: make(chan presence.Presence, 100),
@@ -55,6 +60,8 @@ func newRecorder() *recorder {
 func (r *recorder) options() []client.Option {
 	return []client.Option{
 		client.OnRoster(func(e roster.Event) { r.roster <- e }),
+		client.OnRoom(func(e mucwatch.Event) { r.room <- e }),
+		client.OnRoomAction(func(a client.RoomAction) { r.action <- a }),
 		client.OnConnection(func(e client.ConnEvent) { r.conn <- e }),
 		client.OnVerify(func(v client.VerifyResult) { r.verify <- v }),
 		client.OnPresence(func(p presence.Presence) { r.presence <- p }),
@@ -93,6 +100,36 @@ func (r *recorder) waitRoster(ctx context.Context, t *testing.T, what string, pr
 			}
 		case <-ctx.Done():
 			t.Fatalf("%s: %d events never came", what, len(preds))
+		}
+	}
+}
+
+// nextRoom waits for the next room event of kind, skipping the others.
+func (r *recorder) nextRoom(ctx context.Context, t *testing.T, kind mucwatch.EventKind) mucwatch.Event {
+	t.Helper()
+	for {
+		select {
+		case e := <-r.room:
+			if e.Kind == kind {
+				return e
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s room event", kind)
+		}
+	}
+}
+
+// nextAction waits for the next room policy action of kind.
+func (r *recorder) nextAction(ctx context.Context, t *testing.T, kind client.RoomActionKind) client.RoomAction {
+	t.Helper()
+	for {
+		select {
+		case a := <-r.action:
+			if a.Kind == kind {
+				return a
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s room action", kind)
 		}
 	}
 }

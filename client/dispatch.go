@@ -3,6 +3,7 @@ package client
 import (
 	"sync"
 
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
 )
@@ -10,6 +11,8 @@ import (
 // callbacks are the user's event handlers; any may be nil.
 type callbacks struct {
 	roster   func(roster.Event)
+	room     func(mucwatch.Event)
+	action   func(RoomAction)
 	conn     func(ConnEvent)
 	verify   func(VerifyResult)
 	presence func(presence.Presence)
@@ -20,6 +23,8 @@ type callbacks struct {
 // order. Exactly one field is set.
 type batch struct {
 	roster   []roster.Event
+	room     []mucwatch.Event
+	action   *RoomAction
 	conn     *ConnEvent
 	verify   *VerifyResult
 	presence *presence.Presence
@@ -27,7 +32,7 @@ type batch struct {
 }
 
 func (b *batch) len() int {
-	if n := len(b.roster); n > 0 {
+	if n := len(b.roster) + len(b.room); n > 0 {
 		return n
 	}
 	return 1
@@ -39,7 +44,7 @@ func (b *batch) len() int {
 //
 // The overflow rule: while more than capacity events wait, further batches
 // of model events are dropped and counted (connection events are never
-// dropped). The count is delivered to the overflow callback in order: after
+// dropped, nor are room policy actions). The count is delivered to the overflow callback in order: after
 // the events queued before the drop, before those queued after it. Since the
 // models are always current, a user who sees an overflow re-reads their
 // snapshots. A batch larger than the capacity is accepted when the queue is
@@ -92,6 +97,20 @@ func (d *dispatcher) push(b batch, force bool) {
 func (d *dispatcher) pushRoster(evs []roster.Event) {
 	if len(evs) > 0 && d.cb.roster != nil {
 		d.push(batch{roster: evs}, false)
+	}
+}
+
+func (d *dispatcher) pushRoom(evs []mucwatch.Event) {
+	if len(evs) > 0 && d.cb.room != nil {
+		d.push(batch{room: evs}, false)
+	}
+}
+
+// pushAction queues a policy action. Like connection events, actions are
+// rare and never dropped.
+func (d *dispatcher) pushAction(a RoomAction) {
+	if d.cb.action != nil {
+		d.push(batch{action: &a}, true)
 	}
 }
 
@@ -161,6 +180,12 @@ func (d *dispatcher) deliver(b *batch) {
 		for _, e := range b.roster {
 			d.cb.roster(e)
 		}
+	case b.room != nil:
+		for _, e := range b.room {
+			d.cb.room(e)
+		}
+	case b.action != nil:
+		d.cb.action(*b.action)
 	case b.conn != nil:
 		d.cb.conn(*b.conn)
 	case b.verify != nil:

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/psakit/psakit/caps"
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
 )
@@ -63,8 +64,12 @@ type config struct {
 	capsOpts []caps.Option
 
 	rosterOpts []roster.Option
+	roomOpts   []mucwatch.Option
+	roomPolicy RoomPolicy
 
 	onRoster   func(roster.Event)
+	onRoom     func(mucwatch.Event)
+	onAction   func(RoomAction)
 	onConn     func(ConnEvent)
 	onVerify   func(VerifyResult)
 	onPresence func(presence.Presence)
@@ -87,6 +92,7 @@ func newConfig(opts []Option) config {
 		queueSize:  DefaultQueueSize,
 		verify:     VerifyPing,
 		verifyRate: DefaultVerifyRate,
+		roomPolicy: DefaultRoomPolicy(),
 	}
 	for _, o := range opts {
 		if o != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/psakit/psakit/caps"
 	"github.com/psakit/psakit/internal/xmltok"
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
 )
@@ -51,12 +52,15 @@ type Tracker struct {
 	cfg    config
 	adv    *caps.Advertiser
 	roster *roster.Model
+	rooms  *mucwatch.Model
 	disp   *dispatcher
 	log    *slog.Logger
 	verify *verifier
+	policy *roomPolicy
 
 	mu       sync.Mutex
 	sess     *xmpp.Session // the session Start was last called with, until Disconnected
+	waiters  []*roomWaiter
 	show     presence.Show
 	status   string
 	priority int8
@@ -79,16 +83,20 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		cfg:    cfg,
 		adv:    adv,
 		roster: roster.New(account, cfg.rosterOpts...),
+		rooms:  mucwatch.New(account, cfg.roomOpts...),
 		log:    cfg.log,
 	}
 	t.disp = newDispatcher(callbacks{
 		roster:   cfg.onRoster,
+		room:     cfg.onRoom,
+		action:   cfg.onAction,
 		conn:     cfg.onConn,
 		verify:   cfg.onVerify,
 		presence: cfg.onPresence,
 		overflow: cfg.onOverflow,
 	}, cfg.queueSize)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
+	t.policy = newRoomPolicy(t, cfg.roomPolicy)
 	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority
 	return t, nil
 }
@@ -110,6 +118,7 @@ func (t *Tracker) Advertiser() *caps.Advertiser { return t.adv }
 // events already queued. It must not be called from a callback, since it
 // waits for the callbacks to return.
 func (t *Tracker) Close() {
+	t.policy.close()
 	t.verify.close()
 	t.disp.close()
 }
@@ -128,6 +137,11 @@ func (t *Tracker) MuxOptions() []mux.Option {
 func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		if start.Name.Local != "presence" || (start.Name.Space != stanza.NSClient && start.Name.Space != "") {
+			if start.Name.Local == "message" {
+				if from, ok := xmltok.Attr(*start, "from"); ok {
+					t.heardFrom(from)
+				}
+			}
 			if next == nil {
 				return nil
 			}
@@ -179,6 +193,11 @@ func (t *Tracker) badPresence(err error) error {
 func (t *Tracker) applyPresence(p *presence.Presence) {
 	for _, prob := range p.Problems {
 		t.log.Debug("psakit: problem in presence", "from", p.From, "err", prob)
+	}
+	if evs, ok := t.rooms.ApplyPresence(p); ok {
+		t.policy.heard(p.From.Bare().String())
+		t.applyRoomEvents(evs)
+		return
 	}
 	switch p.Type {
 	case stanza.AvailablePresence, stanza.UnavailablePresence:
@@ -435,18 +454,23 @@ func (t *Tracker) Start(ctx context.Context, s *xmpp.Session) error {
 	t.mu.Lock()
 	t.sess = s
 	t.mu.Unlock()
+	// Every room was left when the previous session ended: the policy
+	// rejoins them, once each.
+	t.policy.sessionStarted(s)
 	return nil
 }
 
-// Disconnected tells the Tracker that the session ended: every roster entry
-// is marked psa.LocalDisconnected (one batch of EventStale events) and the
-// restore policy stops until the next Start.
+// Disconnected tells the Tracker that the session ended: every roster entry,
+// room and occupant is marked psa.LocalDisconnected (one batch of stale
+// events each), and the restore and room policies stop until the next Start.
 func (t *Tracker) Disconnected() {
 	t.mu.Lock()
 	t.sess = nil
 	t.mu.Unlock()
 	t.verify.reset()
+	t.policy.sessionEnded()
 	t.disp.pushRoster(t.roster.MarkDisconnected())
+	t.disp.pushRoom(t.rooms.MarkDisconnected())
 }
 
 // Sweep removes the resources that still carry psa.LocalDisconnected, with

@@ -796,6 +796,16 @@ func (s *Server) mucIQLocked(sess *Session, st Stanza) {
 		return
 	}
 	if st.To.Resourcepart() == "" {
+		if st.Type == string(stanza.SetIQ) && payload == (xml.Name{Space: nsMUCOwner, Local: "query"}) {
+			// The owner's configuration (XEP-0045 §10.1): accepted from an
+			// owner in the room, whatever it says, like an instant room.
+			if me := r.occupantOfLocked(sess); me != nil && me.aff == "owner" {
+				s.replyLocked(sess, st, nil)
+			} else {
+				s.replyErrorLocked(sess, st, stanza.Forbidden, stanza.Auth)
+			}
+			return
+		}
 		if discoInfo {
 			anon, persist := "muc_nonanonymous", "muc_temporary"
 			if r.anonymous {

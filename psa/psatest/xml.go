@@ -27,6 +27,7 @@ const (
 	nsDelay       = "urn:xmpp:delay"
 	nsMUC         = "http://jabber.org/protocol/muc"
 	nsMUCUser     = "http://jabber.org/protocol/muc#user"
+	nsMUCOwner    = "http://jabber.org/protocol/muc#owner"
 	maxStanzaToks = 1 << 20 // tokens kept per received stanza; more ends the session
 )
 

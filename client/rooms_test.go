@@ -1,0 +1,384 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/mucwatch"
+	"github.com/psakit/psakit/psa"
+	"github.com/psakit/psakit/psa/psatest"
+)
+
+const mucDomain = "muc.montague.lit"
+
+var (
+	orchard  = jid.MustParse("orchard@" + mucDomain)
+	romeoOcc = jid.MustParse("orchard@" + mucDomain + "/Romeo")
+)
+
+// fastPolicy is a room policy with short waits, for tests.
+func fastPolicy() client.RoomPolicy {
+	p := client.DefaultRoomPolicy()
+	p.RejoinDelay = 10 * time.Millisecond
+	p.PingTimeout = 2 * time.Second
+	p.MaxAttempts = 3
+	return p
+}
+
+// joined connects romeo and joins the orchard, where juliet (from
+// capulet.lit) is already.
+func joined(t *testing.T, policy client.RoomPolicy, opts ...client.Option) (*psatest.Server, *psatest.Room, *client.Client, *recorder, context.Context) {
+	t.Helper()
+	srv, ctx := setup(t, psatest.WithMUC(mucDomain))
+	room := srv.Room("orchard")
+	room.SetPersistent(true)
+	if err := room.AddOccupant(ctx, "Juliet", juliet, "participant", "member"); err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder()
+	c := dial(ctx, t, srv, rec, append([]client.Option{client.WithRoomPolicy(policy)}, opts...)...)
+	if err := c.Join(ctx, romeoOcc); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	return srv, room, c, rec, ctx
+}
+
+func TestJoin(t *testing.T) {
+	_, room, c, rec, ctx := joined(t, fastPolicy())
+	j, err := room.NextJoin(ctx, func(psatest.Join) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The join presence carries caps and asks for no history.
+	if !j.HasMUC || j.History == nil || j.History.MaxStanzas != "0" || j.Stanza.Presence == nil || j.Stanza.Presence.Caps.Ver == "" {
+		t.Fatalf("join presence %s", j.Stanza.Raw)
+	}
+	e := rec.nextRoom(ctx, t, mucwatch.EventOccupantAvailable)
+	if e.Occupant.Nick != "Juliet" || !e.Occupant.RealJID.Equal(juliet) {
+		t.Fatalf("occupant %+v", e.Occupant)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	r, ok := c.Rooms().Room(orchard)
+	if !ok || !r.Joined() || r.Nick != "Romeo" || r.Occupants != 2 { // Juliet and us
+		t.Fatalf("room %+v", r)
+	}
+}
+
+func TestJoinErrors(t *testing.T) {
+	srv, ctx := setup(t, psatest.WithMUC(mucDomain))
+	c := dial(ctx, t, srv, nil)
+	for cond, want := range map[stanza.Condition]error{
+		stanza.Conflict:             mucwatch.ErrNickInUse,
+		stanza.NotAuthorized:        mucwatch.ErrPasswordRequired,
+		stanza.RegistrationRequired: mucwatch.ErrMembersOnly,
+		stanza.Forbidden:            mucwatch.ErrBanned,
+		stanza.ServiceUnavailable:   mucwatch.ErrRoomFull,
+	} {
+		room := srv.Room("r-" + string(cond))
+		room.RefuseJoins(cond)
+		err := c.Join(ctx, jid.MustParse(room.JID().String()+"/Romeo"))
+		var je *mucwatch.JoinError
+		if !errors.Is(err, want) || !errors.As(err, &je) || je.Condition != cond {
+			t.Errorf("%s: Join = %v, want %v", cond, err, want)
+		}
+		if _, ok := c.Rooms().Room(room.JID()); ok {
+			t.Errorf("%s: the refused room is still tracked", cond)
+		}
+	}
+}
+
+func TestJoinAssignedNickAndPassword(t *testing.T) {
+	srv, ctx := setup(t, psatest.WithMUC(mucDomain))
+	room := srv.Room("orchard")
+	room.RewriteNicks(func(string) string { return "Romeo2" })
+	c := dial(ctx, t, srv, nil)
+	if err := c.Join(ctx, romeoOcc, client.WithPassword("secret"), client.WithHistory(20)); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := c.Rooms().Room(orchard); r.Nick != "Romeo2" {
+		t.Fatalf("nick %q, want the one the service assigned", r.Nick)
+	}
+	j, _ := room.NextJoin(ctx, func(psatest.Join) bool { return true })
+	if j.Password != "secret" || j.History == nil || j.History.MaxStanzas != "20" {
+		t.Fatalf("join %+v", j)
+	}
+}
+
+// Marks from the MUC service stay on the occupant; a mark from our own
+// server on the room's occupants makes the room stale, and when it clears
+// the client self-pings.
+func TestRoomStaleAndSelfPing(t *testing.T) {
+	_, room, c, rec, ctx := joined(t, fastPolicy())
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+
+	muc := jid.MustParse(mucDomain)
+	if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: muc, Condition: psa.ServerUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	e := rec.nextRoom(ctx, t, mucwatch.EventOccupantStale)
+	if e.Mark.Condition != psa.ServerUnavailable || !e.Mark.By.Equal(muc) {
+		t.Fatalf("occupant stale %+v", e)
+	}
+	if r, _ := c.Rooms().Room(orchard); r.Stale {
+		t.Fatal("the service's mark on another occupant made the room stale")
+	}
+
+	// Our own server loses its link to the MUC service.
+	if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: montague, Condition: psa.ServerUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomStale)
+	if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: montague}); err != nil {
+		t.Fatal(err)
+	}
+	if e := rec.nextRoom(ctx, t, mucwatch.EventRoomRestored); !e.Resent {
+		t.Fatalf("restored %+v", e)
+	}
+	a := rec.nextAction(ctx, t, client.ActionSelfPing)
+	if a.Verdict != mucwatch.VerdictJoined || a.Reason != "restored" || !a.Room.Equal(orchard) {
+		t.Fatalf("self-ping %+v", a)
+	}
+	// Juliet still carries the service's own mark.
+	if o, _ := c.Rooms().Occupant(jid.MustParse(orchard.String() + "/Juliet")); len(o.Marks) != 1 {
+		t.Fatalf("juliet's marks %+v", o.Marks)
+	}
+}
+
+// The room dropped us while the link was down: the self-ping says so and
+// the client rejoins.
+func TestSelfPingNotJoinedRejoins(t *testing.T) {
+	srv, room, c, rec, ctx := joined(t, fastPolicy())
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	room.NextJoin(ctx, func(psatest.Join) bool { return true })
+	if err := room.Annotate(ctx, "Romeo", psa.Annotation{From: montague, Condition: psa.ServerUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomStale)
+	// Meanwhile the room dropped us without a word reaching us.
+	if err := room.Forget("Romeo"); err != nil {
+		t.Fatal(err)
+	}
+	// The link is back: our server re-sends the presence it remembers from
+	// our occupant, with an empty annotation, as mod_psa does.
+	if err := srv.Annotate(ctx, c.JID(), romeoOcc, psa.Annotation{From: montague}); err != nil {
+		t.Fatal(err)
+	}
+	if e := rec.nextRoom(ctx, t, mucwatch.EventRoomRestored); !e.Resent {
+		t.Fatalf("restored %+v", e)
+	}
+	a := rec.nextAction(ctx, t, client.ActionSelfPing)
+	if a.Verdict != mucwatch.VerdictNotJoined {
+		t.Fatalf("self-ping %+v", a)
+	}
+	if a := rec.nextAction(ctx, t, client.ActionRejoin); a.Reason != "not-joined" {
+		t.Fatalf("rejoin %+v", a)
+	}
+	j, err := room.NextJoin(ctx, func(psatest.Join) bool { return true })
+	if err != nil || j.History == nil || j.History.MaxStanzas != "0" {
+		t.Fatalf("rejoin presence %+v, %v", j, err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+}
+
+func TestSelfPingUndecidedRetries(t *testing.T) {
+	p := fastPolicy()
+	p.Silence = 50 * time.Millisecond
+	_, room, _, rec, ctx := joined(t, p)
+	room.SetSelfPing(psatest.SelfPingReply{Condition: stanza.RemoteServerTimeout})
+	for i := range 2 {
+		a := rec.nextAction(ctx, t, client.ActionSelfPing)
+		if a.Verdict != mucwatch.VerdictUndecided {
+			t.Fatalf("self-ping %d: %+v", i, a)
+		}
+	}
+	room.SetSelfPing(psatest.SelfPingReply{})
+	for {
+		a := rec.nextAction(ctx, t, client.ActionSelfPing)
+		if a.Verdict == mucwatch.VerdictJoined {
+			break
+		}
+	}
+}
+
+func TestKicks(t *testing.T) {
+	t.Run("307 kicked stays out", func(t *testing.T) {
+		_, room, c, rec, ctx := joined(t, fastPolicy())
+		rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+		if err := room.Kick(ctx, "Romeo", 307); err != nil {
+			t.Fatal(err)
+		}
+		e := rec.nextRoom(ctx, t, mucwatch.EventRoomKicked)
+		if !e.Removal.Has(307) {
+			t.Fatalf("kicked %+v", e)
+		}
+		if r, _ := c.Rooms().Room(orchard); r.State != mucwatch.StateKicked {
+			t.Fatalf("room %+v", r)
+		}
+	})
+	t.Run("333 technical removal rejoins", func(t *testing.T) {
+		_, room, _, rec, ctx := joined(t, fastPolicy())
+		rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+		if err := room.Kick(ctx, "Romeo", 333); err != nil {
+			t.Fatal(err)
+		}
+		rec.nextRoom(ctx, t, mucwatch.EventRoomDropped)
+		if a := rec.nextAction(ctx, t, client.ActionRejoin); a.Reason != "removed" {
+			t.Fatalf("rejoin %+v", a)
+		}
+		rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	})
+	t.Run("gave up", func(t *testing.T) {
+		_, room, c, rec, ctx := joined(t, fastPolicy())
+		rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+		room.RefuseJoins(stanza.Forbidden)
+		if err := room.Kick(ctx, "Romeo", 332); err != nil {
+			t.Fatal(err)
+		}
+		a := rec.nextAction(ctx, t, client.ActionGaveUp)
+		if a.Attempt != 3 || !errors.Is(a.Err, mucwatch.ErrBanned) {
+			t.Fatalf("gave up %+v", a)
+		}
+		if _, ok := c.Rooms().Room(orchard); ok {
+			t.Fatal("the room is still tracked")
+		}
+	})
+	t.Run("destroyed", func(t *testing.T) {
+		_, room, _, rec, ctx := joined(t, fastPolicy())
+		rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+		venue := jid.MustParse("garden@" + mucDomain)
+		if err := room.Destroy(ctx, venue, "moved"); err != nil {
+			t.Fatal(err)
+		}
+		e := rec.nextRoom(ctx, t, mucwatch.EventRoomDestroyed)
+		if !e.Removal.Venue.Equal(venue) || e.Removal.Reason != "moved" {
+			t.Fatalf("destroyed %+v", e)
+		}
+	})
+}
+
+// After our own reconnect every room is rejoined once, without history,
+// and occupants that left meanwhile are removed.
+func TestRejoinAfterReconnect(t *testing.T) {
+	srv, room, c, rec, ctx := joined(t, fastPolicy())
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	if err := room.AddOccupant(ctx, "Nurse", nurse, "participant", "none"); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventOccupantAvailable)
+	room.NextJoin(ctx, func(psatest.Join) bool { return true })
+
+	sess, _ := srv.WaitAvailable(ctx, c.JID())
+	if err := room.RemoveOccupant(ctx, "Nurse"); err != nil { // while...
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventOccupantUnavailable)
+	if err := room.AddOccupant(ctx, "Nurse", nurse, "participant", "none"); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventOccupantAvailable)
+	sess.Drop()
+	e := rec.nextRoom(ctx, t, mucwatch.EventRoomStale)
+	if e.Mark.Condition != psa.LocalDisconnected {
+		t.Fatalf("room stale %+v", e)
+	}
+	// ...we are away, the nurse leaves for good.
+	if err := room.RemoveOccupant(ctx, "Nurse"); err != nil {
+		t.Fatal(err)
+	}
+	if a := rec.nextAction(ctx, t, client.ActionRejoin); a.Reason != "reconnect" {
+		t.Fatalf("rejoin %+v", a)
+	}
+	j, err := room.NextJoin(ctx, func(psatest.Join) bool { return true })
+	if err != nil || j.History == nil || j.History.MaxStanzas != "0" {
+		t.Fatalf("rejoin %+v, %v", j, err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	if r, _ := c.Rooms().Room(orchard); r.Stale || r.Occupants != 2 { // Juliet and us
+		t.Fatalf("room after the rejoin %+v", r)
+	}
+	if _, ok := c.Rooms().Occupant(jid.MustParse(orchard.String() + "/Nurse")); ok {
+		t.Fatal("the nurse was not swept")
+	}
+	// Exactly one rejoin.
+	if _, err := room.NextJoin(ctxShort(t), func(psatest.Join) bool { return true }); err == nil {
+		t.Fatal("joined twice")
+	}
+}
+
+// ctxShort is for waits that must not succeed: how long it waits only
+// bounds the test, nothing depends on it.
+func ctxShort(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestLeave(t *testing.T) {
+	_, room, c, rec, ctx := joined(t, fastPolicy())
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	if err := c.Leave(ctx, orchard, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomLeft)
+	if _, ok := c.Rooms().Room(orchard); ok {
+		t.Fatal("the room is still tracked")
+	}
+	for _, o := range room.Occupants() {
+		if o.Nick == "Romeo" {
+			t.Fatal("still in the room on the server")
+		}
+	}
+}
+
+func TestCreateInstantRoom(t *testing.T) {
+	srv, ctx := setup(t, psatest.WithMUC(mucDomain))
+	rec := newRecorder()
+	c := dial(ctx, t, srv, rec, client.WithRoomPolicy(fastPolicy()))
+	if err := c.Join(ctx, jid.MustParse("new@"+mucDomain+"/Romeo")); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomCreated)
+	if a := rec.nextAction(ctx, t, client.ActionConfigured); a.Err != nil {
+		t.Fatalf("configured %+v", a)
+	}
+}
+
+// A room of 10,000 occupants, all marked stale by the service at once.
+func TestLargeRoom(t *testing.T) {
+	srv, ctx := setup(t, psatest.WithMUC(mucDomain))
+	room := srv.Room("big")
+	room.SetPersistent(true)
+	const n = 10_000
+	for i := range n {
+		if err := room.AddOccupant(ctx, fmt.Sprintf("o%d", i), jid.MustParse(fmt.Sprintf("u%d@capulet.lit/r", i)), "participant", "none"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := newRecorder()
+	c := dial(ctx, t, srv, rec)
+	if err := c.Join(ctx, jid.MustParse(room.JID().String()+"/Romeo")); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := c.Rooms().Room(room.JID()); r.Occupants != n+1 { // and us
+		t.Fatalf("%d occupants", r.Occupants)
+	}
+	muc := jid.MustParse(mucDomain)
+	for i := range n {
+		if err := room.Annotate(ctx, fmt.Sprintf("o%d", i), psa.Annotation{From: muc, Condition: psa.ServerUnavailable}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		rec.nextRoom(ctx, t, mucwatch.EventOccupantStale)
+	}
+	if s := c.Rooms().Stats(); s.StaleOccupants != n || s.StaleRooms != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
