@@ -4,12 +4,16 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-json]
+//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-json] [-room room@service/nick ...]
 //
 // Without -json it draws a table that refreshes as presence changes. With
 // -json it prints one JSON object per event, one per line, with the fields
-// time, event, jid, condition, by, fresh, description, show and status.
-// Ctrl-C sends unavailable presence and exits.
+// time, event, jid, condition, by, fresh, description, show and status, and
+// room for the events of the rooms joined with -room (occupant-available,
+// occupant-unavailable, occupant-stale, occupant-restored, room-joined,
+// room-stale, room-restored, self-ping, rejoined, room-left, and the others
+// of package mucwatch), whose jid is the occupant JID. Ctrl-C leaves the
+// rooms, sends unavailable presence and exits.
 package main
 
 import (
@@ -21,23 +25,32 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/internal/cliconn"
 )
 
+// joinTimeout bounds the wait for a room's answer to our join.
+const joinTimeout = 30 * time.Second
+
 func main() {
-	if err := run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "psawatch:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string, stdin *os.File, stdout, stderr io.Writer) error {
+// run is psawatch until ctx ends (Ctrl-C) or the client stops for good.
+func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("psawatch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	conn := cliconn.Register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per event instead of a table")
+	rooms := cliconn.RegisterRooms(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -57,9 +70,6 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	var out output
 	if *asJSON {
 		out = newJSONOutput(stdout)
@@ -74,6 +84,14 @@ func run(args []string, stdin *os.File, stdout, stderr io.Writer) error {
 		return err
 	}
 	out.attach(c)
+	for _, occupant := range *rooms {
+		// A refusal is shown as a room-join-failed event; go on with the others.
+		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		if err := c.Join(jctx, occupant); err != nil {
+			fmt.Fprintf(stderr, "psawatch: joining %s: %v\n", occupant, err)
+		}
+		cancel()
+	}
 	select {
 	case <-ctx.Done():
 		// Ctrl-C: Close sends unavailable presence and closes the stream.

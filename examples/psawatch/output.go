@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/roster"
 )
@@ -38,6 +39,8 @@ type record struct {
 	Show        string `json:"show,omitempty"`
 	Status      string `json:"status,omitempty"`
 	Error       string `json:"error,omitempty"`
+	Verdict     string `json:"verdict,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 	Attempt     int    `json:"attempt,omitempty"`
 	Count       int    `json:"count,omitempty"`
 }
@@ -64,14 +67,81 @@ func rosterRecord(now time.Time, e roster.Event) record {
 		// An update of a stale resource: say what it is still marked with.
 		mark = e.Resource.Marks[0]
 	}
-	r.Condition = string(mark.Condition)
-	if mark.Condition != "" {
-		r.By = mark.By.String()
+	r.markFields(mark)
+	return r
+}
+
+// markFields fills in the condition, annotator and description of a mark.
+func (r *record) markFields(m psa.Mark) {
+	r.Condition = string(m.Condition)
+	if m.Condition != "" {
+		r.By = m.By.String()
 	}
-	if d, ok := mark.Description(); ok {
+	if d, ok := m.Description(); ok {
 		r.Description = d.Text
 	}
+}
+
+// roomRecord turns a room event into a record. A room joined again after a
+// rejoin is reported as "rejoined".
+func roomRecord(now time.Time, e mucwatch.Event, rejoined bool) record {
+	r := record{Time: now.Format(time.RFC3339), Event: e.Kind.String(), Room: e.Room.String(), JID: e.JID.String()}
+	switch e.Kind {
+	case mucwatch.EventRoomJoined:
+		if rejoined {
+			r.Event = "rejoined"
+		}
+	case mucwatch.EventRoomStale, mucwatch.EventRoomRestored:
+		fresh := e.Kind == mucwatch.EventRoomRestored
+		r.Fresh = &fresh
+		r.markFields(e.Mark)
+	case mucwatch.EventOccupantAvailable, mucwatch.EventOccupantUnavailable, mucwatch.EventOccupantUpdated,
+		mucwatch.EventOccupantStale, mucwatch.EventOccupantRestored:
+		fresh := e.Fresh()
+		r.Fresh = &fresh
+		r.Show = string(e.Occupant.Show)
+		r.Status = e.Occupant.StatusText()
+		m := e.Mark
+		if m.Condition == "" && len(e.Occupant.Marks) > 0 {
+			m = e.Occupant.Marks[0]
+		}
+		r.markFields(m)
+	}
+	if e.Err != nil {
+		r.Error = e.Err.Error()
+	}
 	return r
+}
+
+func actionRecord(now time.Time, a client.RoomAction) record {
+	r := record{Time: now.Format(time.RFC3339), Event: a.Kind.String(), Room: a.Room.String(), Reason: a.Reason, Attempt: a.Attempt}
+	if a.Kind == client.ActionSelfPing {
+		r.Verdict = a.Verdict.String()
+	}
+	if a.Err != nil {
+		r.Error = a.Err.Error()
+	}
+	return r
+}
+
+// rejoins remembers the rooms being rejoined, to tell a rejoin from a
+// first join. Callbacks run one at a time, so it needs no lock.
+type rejoins map[string]bool
+
+// note records e and reports whether it completes a rejoin.
+func (rj rejoins) note(e mucwatch.Event) bool {
+	key := e.Room.String()
+	switch e.Kind {
+	case mucwatch.EventRejoining:
+		rj[key] = true
+	case mucwatch.EventRoomJoined:
+		was := rj[key]
+		delete(rj, key)
+		return was
+	case mucwatch.EventRoomLeft, mucwatch.EventRoomJoinFailed:
+		delete(rj, key)
+	}
+	return false
 }
 
 func connRecord(now time.Time, e client.ConnEvent) record {
@@ -93,12 +163,13 @@ func verifyRecord(now time.Time, v client.VerifyResult) record {
 // jsonOutput prints one record per line. Callbacks run one at a time on the
 // client's dispatcher, so writes never interleave.
 type jsonOutput struct {
-	enc *json.Encoder
-	now func() time.Time
+	enc     *json.Encoder
+	now     func() time.Time
+	rejoins rejoins
 }
 
 func newJSONOutput(w io.Writer) *jsonOutput {
-	return &jsonOutput{enc: json.NewEncoder(w), now: time.Now}
+	return &jsonOutput{enc: json.NewEncoder(w), now: time.Now, rejoins: rejoins{}}
 }
 
 func (o *jsonOutput) print(r record) { _ = o.enc.Encode(r) }
@@ -108,6 +179,8 @@ func (o *jsonOutput) options() []client.Option {
 		client.OnRoster(func(e roster.Event) { o.print(rosterRecord(o.now(), e)) }),
 		client.OnConnection(func(e client.ConnEvent) { o.print(connRecord(o.now(), e)) }),
 		client.OnVerify(func(v client.VerifyResult) { o.print(verifyRecord(o.now(), v)) }),
+		client.OnRoom(func(e mucwatch.Event) { o.print(roomRecord(o.now(), e, o.rejoins.note(e))) }),
+		client.OnRoomAction(func(a client.RoomAction) { o.print(actionRecord(o.now(), a)) }),
 		client.OnOverflow(func(n int) {
 			o.print(record{Time: o.now().Format(time.RFC3339), Event: "overflow", Count: n})
 		}),
@@ -168,6 +241,14 @@ func (o *tableOutput) options() []client.Option {
 			o.note(s, "")
 		}),
 		client.OnVerify(func(v client.VerifyResult) { o.note("", fmt.Sprintf("verified %s: %s", v.JID, v.Outcome)) }),
+		client.OnRoom(func(e mucwatch.Event) { o.note("", fmt.Sprintf("%s %s %s", e.Kind, e.JID, e.Mark.Condition)) }),
+		client.OnRoomAction(func(a client.RoomAction) {
+			s := fmt.Sprintf("%s %s (%s)", a.Kind, a.Room, a.Reason)
+			if a.Kind == client.ActionSelfPing {
+				s += ": " + a.Verdict.String()
+			}
+			o.note("", s)
+		}),
 		client.OnOverflow(func(n int) { o.note("", fmt.Sprintf("%d events dropped", n)) }),
 	}
 }
@@ -216,6 +297,7 @@ func (o *tableOutput) draw() {
 	fmt.Fprintf(&b, "psawatch: %s\n\n", conn)
 	if c != nil {
 		renderRoster(&b, c.Roster(), time.Now())
+		renderRooms(&b, c.Rooms(), time.Now())
 	}
 	if last != "" {
 		fmt.Fprintf(&b, "\nlast event: %s\n", last)
@@ -248,6 +330,35 @@ func renderRoster(w io.Writer, m *roster.Model, now time.Time) {
 		}
 	}
 	_ = tw.Flush()
+}
+
+// renderRooms writes each room with its state, then its occupants.
+func renderRooms(w io.Writer, m *mucwatch.Model, now time.Time) {
+	rooms := slices.Collect(m.Rooms())
+	slices.SortFunc(rooms, func(a, b mucwatch.Room) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
+	for _, r := range rooms {
+		fmt.Fprintf(w, "\nROOM %s as %s: %s", r.JID, r.Nick, r.State)
+		if r.Stale {
+			fmt.Fprintf(w, " (STALE: %s)", state(r.Marks, now))
+		}
+		fmt.Fprintln(w)
+		occupants := slices.Collect(m.Occupants(r.JID))
+		slices.SortFunc(occupants, func(a, b mucwatch.Occupant) int { return cmp.Compare(a.Nick, b.Nick) })
+		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(tw, "NICK\tROLE\tSHOW\tSTATUS\tSTATE")
+		for _, o := range occupants {
+			nick := o.Nick
+			if o.Self {
+				nick += " (you)"
+			}
+			show := string(o.Show)
+			if show == "" {
+				show = "online"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", nick, o.Role, show, clip(o.StatusText(), 40), state(o.Marks, now))
+		}
+		_ = tw.Flush()
+	}
 }
 
 // state describes the marks of a resource: "fresh", or why it is stale.

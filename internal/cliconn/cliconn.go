@@ -81,6 +81,38 @@ func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
 	return opts, nil
 }
 
+// Rooms is a repeatable -room flag: occupant JIDs, room@service/nick.
+type Rooms []jid.JID
+
+// RegisterRooms defines -room on fs.
+func RegisterRooms(fs *flag.FlagSet) *Rooms {
+	r := &Rooms{}
+	fs.Var(r, "room", "join `room@service/nick` (repeatable)")
+	return r
+}
+
+// String implements flag.Value.
+func (r *Rooms) String() string {
+	s := make([]string, len(*r))
+	for i, j := range *r {
+		s[i] = j.String()
+	}
+	return strings.Join(s, ",")
+}
+
+// Set implements flag.Value.
+func (r *Rooms) Set(v string) error {
+	j, err := jid.Parse(v)
+	if err != nil {
+		return err
+	}
+	if j.Localpart() == "" || j.Resourcepart() == "" {
+		return fmt.Errorf("%s: want room@service/nick", v)
+	}
+	*r = append(*r, j)
+	return nil
+}
+
 // Password returns $PSAKIT_PASSWORD, or asks for it on the terminal without
 // echo (or reads a line from stdin when it is not a terminal).
 func Password(stdin *os.File, prompt io.Writer) (string, error) {

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/psakit/psakit/internal/leaktest"
+)
+
+// The demo plays its three cases to the end and says what happened.
+func TestDemo(t *testing.T) {
+	leaktest.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out strings.Builder
+	if err := run(ctx, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"STALE          juliet@capulet.lit/balcony   says montague.lit (server-unavailable",
+		"restored       juliet@capulet.lit/balcony   montague.lit cleared server-unavailable, now fresh",
+		"STALE          benvolio@montague.lit/street says montague.lit (connection-paused",
+		"psakit's own mark: our stream is down",
+		"refreshed      juliet@capulet.lit/balcony",
+		"unavailable    nurse@capulet.lit/kitchen",
+		"nurse@capulet.lit/kitchen    offline",
+		"Done:",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Log(out.String())
+	}
+}

@@ -1,0 +1,164 @@
+// Command mucbot joins the multi-user chat rooms it is given and stays in
+// them through outages: when its own connection drops it reconnects and
+// rejoins; when a server says (with XEP-0310 annotations) that the room or
+// the bot's own occupant may be stale, it checks with a XEP-0410 self-ping
+// once the link is back, and rejoins if the room dropped it. It logs every
+// state change and every action.
+//
+// Usage:
+//
+//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-silence 15m] [-rejoin-delay 30s]
+//
+// Ctrl-C leaves the rooms and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/mucwatch"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mucbot:", err)
+		os.Exit(1)
+	}
+}
+
+const joinTimeout = 30 * time.Second
+
+// run is mucbot until ctx ends (Ctrl-C) or the client stops for good.
+func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mucbot", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	conn := cliconn.Register(fs)
+	rooms := cliconn.RegisterRooms(fs)
+	silence := fs.Duration("silence", client.DefaultSilence, "self-ping a room after this long without traffic from it")
+	rejoinDelay := fs.Duration("rejoin-delay", client.DefaultRejoinDelay, "wait this long before rejoining a room that removed us for technical reasons")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if len(*rooms) == 0 {
+		return errors.New("give at least one -room room@service/nick")
+	}
+	account, err := conn.Account()
+	if err != nil {
+		return err
+	}
+	opts, err := conn.Options(account)
+	if err != nil {
+		return err
+	}
+	password, err := cliconn.Password(stdin, stderr)
+	if err != nil {
+		return err
+	}
+
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	policy := client.DefaultRoomPolicy()
+	policy.Silence = *silence
+	policy.RejoinDelay = *rejoinDelay
+	opts = append(opts,
+		client.WithLogger(log),
+		client.WithRoomPolicy(policy),
+		client.OnConnection(func(e client.ConnEvent) { logConn(log, e) }),
+		client.OnRoom(func(e mucwatch.Event) { logRoom(log, e) }),
+		client.OnRoomAction(func(a client.RoomAction) { logAction(log, a) }),
+	)
+
+	c, err := client.Dial(ctx, account, password, opts...)
+	if err != nil {
+		return err
+	}
+	for _, occupant := range *rooms {
+		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
+		err := c.Join(jctx, occupant)
+		cancel()
+		if err != nil {
+			log.Error("join failed", "room", occupant.Bare(), "err", err)
+		}
+	}
+
+	select {
+	case <-ctx.Done():
+		for _, occupant := range *rooms {
+			lctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := c.Leave(lctx, occupant.Bare(), "bye"); err != nil {
+				log.Warn("leave", "room", occupant.Bare(), "err", err)
+			}
+			cancel()
+		}
+		return c.Close()
+	case <-c.Done():
+		return c.Err()
+	}
+}
+
+func logConn(log *slog.Logger, e client.ConnEvent) {
+	switch e.Kind {
+	case client.ConnConnected:
+		log.Info("connected", "jid", e.JID)
+	case client.ConnReconnecting:
+		log.Info("reconnecting", "attempt", e.Attempt, "in", e.Delay.Round(time.Millisecond))
+	case client.ConnResynced:
+		log.Info("resynced", "swept", e.Swept)
+	default:
+		log.Info(e.Kind.String(), "err", e.Err)
+	}
+}
+
+// logRoom logs what concerns the rooms themselves and our place in them;
+// occupant comings and goings are left to debug level.
+func logRoom(log *slog.Logger, e mucwatch.Event) {
+	attrs := []any{"room", e.Room}
+	switch e.Kind {
+	case mucwatch.EventRoomStale, mucwatch.EventRoomRestored:
+		attrs = append(attrs, "condition", e.Mark.Condition, "by", e.Mark.By)
+	case mucwatch.EventRoomKicked, mucwatch.EventRoomDropped, mucwatch.EventRoomDestroyed:
+		attrs = append(attrs, "codes", e.Removal.Codes, "reason", e.Removal.Reason)
+		if e.Removal.Venue.String() != "" {
+			attrs = append(attrs, "venue", e.Removal.Venue)
+		}
+	case mucwatch.EventRoomJoinFailed, mucwatch.EventRoomError, mucwatch.EventRejected:
+		attrs = append(attrs, "err", e.Err)
+	case mucwatch.EventNickChanged:
+		attrs = append(attrs, "from", e.OldNick, "to", e.JID.Resourcepart())
+	case mucwatch.EventRoomJoined, mucwatch.EventRoomCreated, mucwatch.EventJoining,
+		mucwatch.EventRejoining, mucwatch.EventLeaving, mucwatch.EventRoomLeft:
+	default:
+		log.Debug(e.Kind.String(), "room", e.Room, "occupant", e.JID, "fresh", e.Fresh())
+		return
+	}
+	log.Info(e.Kind.String(), attrs...)
+}
+
+func logAction(log *slog.Logger, a client.RoomAction) {
+	attrs := []any{"room", a.Room, "reason", a.Reason}
+	switch a.Kind {
+	case client.ActionSelfPing:
+		attrs = append(attrs, "verdict", a.Verdict)
+	case client.ActionRejoin, client.ActionGaveUp:
+		attrs = append(attrs, "attempt", a.Attempt)
+	}
+	if a.Err != nil {
+		attrs = append(attrs, "err", a.Err)
+	}
+	log.Info(a.Kind.String(), attrs...)
+}
