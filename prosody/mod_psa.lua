@@ -846,15 +846,23 @@ if is_muc then
 		module:hook(name, bounce_guard, 1000);
 	end
 
-	-- No stanza is routed to a domain in outage, except our own pings (and
-	-- the dialback elements that set up the s2s connection).
+	-- No stanza is routed to a domain in outage, except our own pings, the
+	-- answers to IQs that came from there (a reply is never bounced, so it
+	-- cannot get an occupant kicked, and the domain that asked is evidently
+	-- reachable again: think of a XEP-0410 self-ping right after a heal that
+	-- our re-check has not noticed yet), and the dialback elements that set
+	-- up the s2s connection.
 	local blocked = { message = true, presence = true, iq = true };
 	module:hook("route/remote", function (event)
 		local link = links[event.to_host];
 		if link and link.state == "down" then
 			local stanza = event.stanza;
 			if not blocked[stanza.name] then return; end
-			if stanza.name == "iq" and (stanza.attr.id or ""):match("^psa%-ping%-") then return; end
+			if stanza.name == "iq" then
+				local t = stanza.attr.type;
+				if t == "result" or t == "error" then return; end
+				if (stanza.attr.id or ""):match("^psa%-ping%-") then return; end
+			end
 			module:log("debug", "Not routing %s to %s during its outage", stanza.name, stanza.attr.to or "?");
 			return true;
 		end
