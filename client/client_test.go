@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"slices"
@@ -623,6 +624,24 @@ func TestTLS(t *testing.T) {
 	// sending the password in the clear.
 	if _, err := client.Dial(ctx, romeo, password, client.WithAddress(srv.Addr()), client.WithTLS(client.PlainText)); err == nil {
 		t.Fatal("plain text login to a TLS-only server")
+	}
+}
+
+func TestDirectTLS(t *testing.T) {
+	srv, ctx := setup(t, psatest.WithDirectTLS())
+	rec := newRecorder()
+	c, err := client.Dial(ctx, romeo, password, append(rec.options(),
+		client.WithAddress(srv.Addr()), client.WithTLS(client.DirectTLS), client.WithTLSConfig(srv.ClientTLSConfig()))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec.nextConn(ctx, t, client.ConnConnected)
+	// A server certificate that does not verify is refused.
+	_, err = client.Dial(ctx, romeo, password, client.WithAddress(srv.Addr()), client.WithTLS(client.DirectTLS))
+	var cerr *tls.CertificateVerificationError
+	if !errors.As(err, &cerr) {
+		t.Fatalf("Dial without the CA: %v, want a certificate verification error", err)
 	}
 }
 

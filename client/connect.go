@@ -90,7 +90,7 @@ func serverAddrs(ctx context.Context, domain string, cfg *config) ([]string, err
 	if cfg.tlsMode == DirectTLS {
 		service, port = "xmpps-client", "5223"
 	}
-	_, srvs, err := net.DefaultResolver.LookupSRV(ctx, service, "tcp", domain)
+	_, srvs, err := cfg.lookupSRV(ctx, service, "tcp", domain)
 	if err != nil {
 		// No record, or no DNS at all: fall back to the domain itself
 		// (RFC 6120 §3.2.2).

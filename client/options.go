@@ -1,7 +1,9 @@
 package client
 
 import (
+	"context"
 	"crypto/tls"
+	"net"
 	"log/slog"
 	"time"
 
@@ -81,6 +83,9 @@ type config struct {
 
 	log         *slog.Logger
 	passthrough bool
+
+	// lookupSRV is net.DefaultResolver.LookupSRV; tests replace it.
+	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
 }
 
 func newConfig(opts []Option) config {
@@ -101,6 +106,9 @@ func newConfig(opts []Option) config {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.lookupSRV == nil {
+		c.lookupSRV = net.DefaultResolver.LookupSRV
 	}
 	return c
 }

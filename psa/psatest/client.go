@@ -2,6 +2,7 @@ package psatest
 
 import (
 	"context"
+	"crypto/tls"
 	"net"
 
 	"mellium.im/sasl"
@@ -23,7 +24,8 @@ func ClientBind(resource string) xmpp.StreamFeature { return bind.Feature(resour
 
 // Dial connects a mellium client session to the server as user, with
 // password: over StartTLS trusting the server's certificate authority when
-// the server was created WithTLS, else in plain text; SASL PLAIN; and
+// the server was created WithTLS, over TLS from the first byte with
+// WithDirectTLS, else in plain text; SASL PLAIN; and
 // ClientBind with user's resource (the server chooses one when user is a
 // bare JID). ctx bounds the connection and negotiation only.
 //
@@ -41,7 +43,10 @@ func (s *Server) Dial(ctx context.Context, user jid.JID, password string) (*xmpp
 		ClientBind(user.Resourcepart()),
 	}
 	state := xmpp.Secure // SASL needs it: plain text is fine on loopback
-	if cfg := s.ClientTLSConfig(); cfg != nil {
+	switch cfg := s.ClientTLSConfig(); {
+	case cfg != nil && s.directTLS:
+		c = tls.Client(c, cfg)
+	case cfg != nil:
 		features = append([]xmpp.StreamFeature{xmpp.StartTLS(cfg)}, features...)
 		state = 0
 	}

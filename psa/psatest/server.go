@@ -34,6 +34,7 @@ type Server struct {
 	mucDomain jid.JID // zero without WithMUC
 	log       *slog.Logger
 	tlsConfig *tls.Config // server side; nil without WithTLS
+	directTLS bool        // TLS from the first byte instead of StartTLS
 	clientTLS *tls.Config
 	ca        *x509.Certificate
 	ctx       context.Context // canceled by Close
@@ -64,6 +65,7 @@ type config struct {
 	domain string
 	users  map[string]string
 	tls    bool
+	direct bool
 	log    *slog.Logger
 	muc    string
 }
@@ -84,6 +86,11 @@ func WithUser(local, password string) Option {
 // authority generated for this server alone. ClientTLSConfig returns a client
 // configuration that trusts it.
 func WithTLS() Option { return func(c *config) { c.tls = true } }
+
+// WithDirectTLS makes the server speak TLS from the first byte (XEP-0368),
+// with the same generated certificate authority as WithTLS, instead of
+// offering StartTLS.
+func WithDirectTLS() Option { return func(c *config) { c.tls, c.direct = true, true } }
 
 // WithLogger makes the server log connections at level Info, problems at
 // Warn, and every stanza it receives and sends at Debug. By default it logs
@@ -142,6 +149,7 @@ func NewServer(opts ...Option) *Server {
 		pool := x509.NewCertPool()
 		pool.AddCert(s.ca)
 		s.clientTLS = &tls.Config{RootCAs: pool, ServerName: s.domain.String(), MinVersion: tls.VersionTLS12}
+		s.directTLS = cfg.direct
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -483,6 +491,9 @@ func (s *Server) accept(ln net.Listener, done chan struct{}) {
 			}
 			return
 		}
+		if s.directTLS {
+			raw = tls.Server(raw, s.tlsConfig) // the handshake happens on the first read
+		}
 		c := &conn{raw: raw, done: make(chan struct{})}
 		s.mu.Lock()
 		if s.closed {
@@ -523,7 +534,7 @@ func (s *Server) serveConn(c *conn) {
 	)
 	features := []xmpp.StreamFeature{}
 	state := xmpp.Secure
-	if s.tlsConfig != nil {
+	if s.tlsConfig != nil && !s.directTLS {
 		features = append(features, xmpp.StartTLS(s.tlsConfig))
 		state = 0
 	}

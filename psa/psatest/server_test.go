@@ -125,6 +125,31 @@ func TestLoginMelliumBindResource(t *testing.T) {
 	}
 }
 
+func TestLoginDirectTLS(t *testing.T) {
+	srv := newServer(t, psatest.WithUser("romeo", "pw"), psatest.WithDirectTLS())
+	ctx := testContext(t)
+	c := dial(t, srv, romeoLane, "pw")
+	if v := c.s.ConnectionState().Version; v < 0x0303 {
+		t.Errorf("TLS version %#x after Dial", v)
+	}
+	if _, err := srv.WaitSession(ctx, romeoLane); err != nil {
+		t.Fatal(err)
+	}
+	// A plain-text client gets nowhere.
+	conn, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = xmpp.NewSession(ctx, romeo.Domain(), romeo, conn, xmpp.Secure, xmpp.NewNegotiator(
+		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", "pw", sasl.Plain), psatest.ClientBind("x")}}
+		}))
+	if err == nil {
+		t.Fatal("plain-text login to a direct TLS server")
+	}
+}
+
 func TestLoginStartTLS(t *testing.T) {
 	srv := newServer(t, psatest.WithUser("romeo", "pw"), psatest.WithTLS())
 	ctx := testContext(t)
