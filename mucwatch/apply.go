@@ -33,7 +33,7 @@ func (m *Model) AppendPresence(dst []Event, p *presence.Presence) ([]Event, bool
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	r := m.lookup(p.From)
+	r := m.lookup(p)
 	if r == nil {
 		return dst, false
 	}
@@ -66,13 +66,13 @@ func (m *Model) AppendPresence(dst []Event, p *presence.Presence) ([]Event, bool
 	return m.settle(dst, r, &c), true
 }
 
-// lookup returns the room of from, nil when it is not tracked.
-func (m *Model) lookup(from jid.JID) *room {
-	bare := from.Bare()
-	if m.last != nil && m.last.jid.Equal(bare) {
+// lookup returns the room p is from, nil when it is not tracked.
+func (m *Model) lookup(p *presence.Presence) *room {
+	if m.last != nil && m.last.jid.Equal(p.From.Bare()) {
 		return m.last
 	}
-	r := m.rooms[bare.String()]
+	key, _ := presence.SplitJID(p.FromString())
+	r := m.rooms[key]
 	if r != nil {
 		m.last = r
 	}
@@ -96,7 +96,7 @@ func (c *cause) note(kind psa.MarkChange, mk psa.Mark) {
 }
 
 func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now time.Time, c *cause) []Event {
-	nick := p.From.Resourcepart()
+	_, nick := presence.SplitJID(p.FromString())
 	key := nickKey(nick)
 	self := p.MUC.Has(110)
 	o := r.occupants[key]
@@ -244,7 +244,7 @@ func (m *Model) applyUnavailable(dst []Event, r *room, p *presence.Presence, now
 		// A destruction concerns the whole room, whoever's presence carries it.
 		return m.exit(dst, r, p, StateDestroyed, EventRoomDestroyed, c)
 	}
-	nick := p.From.Resourcepart()
+	_, nick := presence.SplitJID(p.FromString())
 	o := r.occupants[nickKey(nick)]
 	if p.MUC.Has(303) && p.MUC.Item.Nick != "" {
 		return m.rename(dst, r, o, p, now, c)

@@ -908,3 +908,27 @@ func TestEdgeCases(t *testing.T) {
 		checkModel(t, m)
 	})
 }
+
+// Rooms and occupants are found whatever the spelling of the room JID on the
+// wire, and under the new JID when a caller changed From after decoding.
+func TestPresenceKeys(t *testing.T) {
+	m, _ := newModel(t)
+	join(t, m, "juliet")
+	evs, ok := m.ApplyPresence(pres(t, `<presence from="Coven@Chat.Shakespeare.LIT/juliet"><show>away</show>%s</presence>`, x(participant)))
+	if !ok {
+		t.Fatal("presence from the room in upper case not handled")
+	}
+	expect(t, evs, "occupant-updated")
+	p := avail(t, "juliet", x(participant))
+	p.From = jid.MustParse("elsewhere@chat.shakespeare.lit/juliet")
+	if _, ok := m.ApplyPresence(p); ok {
+		t.Fatal("a presence whose From was changed to another room was handled")
+	}
+	// Built by hand, not decoded.
+	evs, ok = m.ApplyPresence(&presence.Presence{From: occJID("nurse"), MUC: &presence.MUCUser{Item: presence.MUCItem{Role: "participant"}}})
+	if !ok {
+		t.Fatal("hand-built presence not handled")
+	}
+	expect(t, evs, "occupant-available")
+	checkModel(t, m)
+}

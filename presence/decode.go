@@ -47,17 +47,7 @@ func Unmarshal(data []byte) (Presence, error) {
 
 // Decode reads the next element from r, which must be a presence stanza, and
 // decodes it. Tokens before the first start element are skipped.
-func Decode(r xml.TokenReader) (Presence, error) {
-	for {
-		tok, err := r.Token()
-		if start, ok := tok.(xml.StartElement); ok {
-			return DecodeElement(r, start)
-		}
-		if err != nil {
-			return Presence{}, err
-		}
-	}
-}
+func Decode(r xml.TokenReader) (Presence, error) { return (*Decoder)(nil).Decode(r) }
 
 // DecodeElement decodes the presence stanza whose start element was already
 // read from r, as an xmpp.Handler receives it. It reads up to and including
@@ -65,6 +55,60 @@ func Decode(r xml.TokenReader) (Presence, error) {
 // itself, so that a caller walking a stream stays in step; it stops early
 // only when r fails.
 func DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) {
+	return (*Decoder)(nil).DecodeElement(r, start)
+}
+
+// Decoder decodes presence as the package functions do, and remembers what
+// repeats from stanza to stanza on a stream: the to attribute (the account's
+// own JID), the annotators, and the strings a model keeps per entry (caps,
+// xml:lang), of which it hands out one shared copy. Models then keep one copy
+// instead of one per entry, and compare them by pointer. Use one Decoder per
+// stream or client. The zero value is ready to use, and a Decoder is safe for
+// concurrent use; its memory is fixed (a few KiB). Caching is invisible in
+// the results.
+type Decoder struct {
+	to   xmltok.JIDCache
+	strs xmltok.Interner
+	psa  psa.Decoder
+}
+
+// The caches of d, or nil ones (no caching) when d is nil.
+func (d *Decoder) toCache() *xmltok.JIDCache {
+	if d == nil {
+		return nil
+	}
+	return &d.to
+}
+
+func (d *Decoder) intern(s string) string {
+	if d == nil {
+		return s
+	}
+	return d.strs.Intern(s)
+}
+
+func (d *Decoder) annotations() *psa.Decoder {
+	if d == nil {
+		return nil
+	}
+	return &d.psa
+}
+
+// Decode is the package's Decode through d's caches.
+func (d *Decoder) Decode(r xml.TokenReader) (Presence, error) {
+	for {
+		tok, err := r.Token()
+		if start, ok := tok.(xml.StartElement); ok {
+			return d.DecodeElement(r, start)
+		}
+		if err != nil {
+			return Presence{}, err
+		}
+	}
+}
+
+// DecodeElement is the package's DecodeElement through d's caches.
+func (d *Decoder) DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) {
 	var (
 		p     Presence
 		fatal error
@@ -74,7 +118,7 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) 
 	}
 	for _, at := range start.Attr {
 		if xmltok.IsLang(at.Name) {
-			p.Lang = at.Value
+			p.Lang = d.intern(at.Value)
 			continue
 		}
 		if at.Name.Space != "" {
@@ -86,13 +130,32 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) 
 		case "type":
 			p.Type = stanza.PresenceType(at.Value)
 		case "from":
-			j, err := parseJID(at.Value)
-			if err != nil && fatal == nil {
-				fatal = fmt.Errorf("%w: from: %w", ErrInvalidJID, err)
+			if at.Value == "" {
+				p.From = jid.JID{}
+				break
+			}
+			j, canonical, err := xmltok.ParseJID(at.Value)
+			if err != nil {
+				if fatal == nil {
+					fatal = fmt.Errorf("%w: from: %w", ErrInvalidJID, err)
+				}
+				break
 			}
 			p.From = j
+			p.fromJID = j
+			if canonical {
+				p.fromKey = at.Value
+			} else {
+				p.fromKey = j.String()
+			}
 		case "to":
-			j, err := parseJID(at.Value)
+			if at.Value == "" {
+				p.To = jid.JID{}
+				break
+			}
+			// The to of every stanza on a stream is the account's own JID: keep
+			// it parsed.
+			j, _, err := d.toCache().Parse(at.Value)
 			if err != nil && fatal == nil {
 				fatal = fmt.Errorf("%w: to: %w", ErrInvalidJID, err)
 			}
@@ -112,7 +175,7 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) 
 			if fatal != nil {
 				cerr = xmltok.Skip(r)
 			} else {
-				cerr = p.decodeChild(r, t, ns)
+				cerr = p.decodeChild(r, t, ns, d)
 			}
 			if cerr != nil {
 				return Presence{}, cerr
@@ -130,11 +193,11 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) 
 	}
 }
 
+// parseJID parses a JID that is not expected to repeat from stanza to
+// stanza, with the fast path for JIDs already in normal form.
 func parseJID(s string) (jid.JID, error) {
-	if s == "" {
-		return jid.JID{}, nil
-	}
-	return jid.Parse(s)
+	j, _, err := xmltok.ParseJID(s)
+	return j, err
 }
 
 func validType(t stanza.PresenceType) bool {
@@ -157,10 +220,10 @@ func (p *Presence) problem(err error) {
 
 // decodeChild decodes one direct child of the presence, start already read,
 // and reads it to its end. It returns only errors of r.
-func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string) error {
+func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string, d *Decoder) error {
 	switch t.Name.Space {
 	case ns, "":
-		return p.decodeCore(r, t)
+		return p.decodeCore(r, t, d)
 	case psa.NS:
 		if t.Name.Local != "state-annotation" {
 			return xmltok.Skip(r)
@@ -171,7 +234,7 @@ func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string)
 			}
 			return xmltok.Skip(r)
 		}
-		a, err := psa.DecodeElement(r, t)
+		a, err := d.annotations().DecodeElement(r, t)
 		switch {
 		case errors.Is(err, psa.ErrMalformed):
 			p.problem(err)
@@ -192,9 +255,9 @@ func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string)
 	case NSCaps:
 		if t.Name.Local == "c" && p.Caps == (Caps{}) {
 			p.Caps = Caps{
-				Hash: p.limitAttr(t, "hash"),
-				Node: p.limitAttr(t, "node"),
-				Ver:  p.limitAttr(t, "ver"),
+				Hash: d.intern(p.limitAttr(t, "hash")),
+				Node: d.intern(p.limitAttr(t, "node")),
+				Ver:  d.intern(p.limitAttr(t, "ver")),
 			}
 		}
 	case NSDelay:
@@ -244,18 +307,26 @@ func (p *Presence) limitAttr(t xml.StartElement, name string) string {
 }
 
 // decodeCore decodes the children RFC 6120 and 6121 define.
-func (p *Presence) decodeCore(r xml.TokenReader, t xml.StartElement) error {
+func (p *Presence) decodeCore(r xml.TokenReader, t xml.StartElement, d *Decoder) error {
 	switch t.Name.Local {
 	case "show":
-		v, _, err := xmltok.ReadText(r, 8)
+		var buf [8]byte
+		v, _, err := xmltok.AppendText(buf[:0], r, len(buf))
 		if err != nil {
 			return err
 		}
-		switch Show(v) {
-		case ShowAway, ShowChat, ShowDND, ShowXA:
-			p.Show = Show(v)
+		// The constants, so that a show costs no allocation.
+		switch string(v) {
+		case string(ShowAway):
+			p.Show = ShowAway
+		case string(ShowChat):
+			p.Show = ShowChat
+		case string(ShowDND):
+			p.Show = ShowDND
+		case string(ShowXA):
+			p.Show = ShowXA
 		default:
-			p.problem(fmt.Errorf("%w: show %q", ErrInvalidValue, v))
+			p.problem(fmt.Errorf("%w: show %q", ErrInvalidValue, string(v)))
 		}
 		return nil
 	case "status":
@@ -263,7 +334,7 @@ func (p *Presence) decodeCore(r xml.TokenReader, t xml.StartElement) error {
 		if err != nil {
 			return err
 		}
-		lang := xmltok.Lang(t, p.Lang)
+		lang := d.intern(xmltok.Lang(t, p.Lang))
 		switch {
 		case len(p.Status) >= MaxStatuses || len(lang) > psa.MaxLangLen:
 			p.problem(fmt.Errorf("%w: status dropped", ErrLimit))
@@ -275,15 +346,15 @@ func (p *Presence) decodeCore(r xml.TokenReader, t xml.StartElement) error {
 		}
 		return nil
 	case "priority":
-		v, _, err := xmltok.ReadText(r, 8)
+		var buf [8]byte
+		v, _, err := xmltok.AppendText(buf[:0], r, len(buf))
 		if err != nil {
 			return err
 		}
-		n, perr := strconv.ParseInt(v, 10, 8)
-		if perr != nil {
-			p.problem(fmt.Errorf("%w: priority %q", ErrInvalidValue, v))
+		if n, ok := parseInt8(v); ok {
+			p.Priority = n
 		} else {
-			p.Priority = int8(n)
+			p.problem(fmt.Errorf("%w: priority %q", ErrInvalidValue, string(v)))
 		}
 		return nil
 	case "error":
@@ -296,12 +367,41 @@ func (p *Presence) decodeCore(r xml.TokenReader, t xml.StartElement) error {
 	return xmltok.Skip(r)
 }
 
+// parseInt8 is strconv.ParseInt(string(b), 10, 8) without the allocation.
+func parseInt8(b []byte) (int8, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+		if n > 128 {
+			return 0, false
+		}
+	}
+	if neg {
+		n = -n
+	}
+	if n < -128 || n > 127 {
+		return 0, false
+	}
+	return int8(n), true
+}
+
 // decodeStanzaError decodes an RFC 6120 stanza error element, start already
 // read: its type, by, the first defined condition and the texts (capped).
 func (p *Presence) decodeStanzaError(r xml.TokenReader, t xml.StartElement) (stanza.Error, error) {
 	se := stanza.Error{Type: stanza.ErrorType(p.limitAttr(t, "type"))}
 	if by, ok := xmltok.Attr(t, "by"); ok && by != "" {
-		j, err := jid.Parse(by)
+		j, err := parseJID(by)
 		if err != nil {
 			p.problem(fmt.Errorf("%w: error by: %w", ErrInvalidValue, err))
 		} else {
@@ -398,7 +498,7 @@ func (p *Presence) decodeMUCItem(r xml.TokenReader, t xml.StartElement, it *MUCI
 	it.Role = p.limitAttr(t, "role")
 	it.Nick = p.limitAttr(t, "nick")
 	if s, ok := xmltok.Attr(t, "jid"); ok && s != "" {
-		j, err := jid.Parse(s)
+		j, err := parseJID(s)
 		if err != nil {
 			p.problem(fmt.Errorf("%w: MUC item jid: %w", ErrInvalidValue, err))
 		} else {
@@ -435,7 +535,7 @@ func (p *Presence) decodeMUCItem(r xml.TokenReader, t xml.StartElement, it *MUCI
 func (p *Presence) decodeMUCDestroy(r xml.TokenReader, t xml.StartElement, u *MUCUser) error {
 	d := &MUCDestroy{}
 	if s, ok := xmltok.Attr(t, "jid"); ok && s != "" {
-		j, err := jid.Parse(s)
+		j, err := parseJID(s)
 		if err != nil {
 			p.problem(fmt.Errorf("%w: MUC destroy jid: %w", ErrInvalidValue, err))
 		} else {

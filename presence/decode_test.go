@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"golang.org/x/text/language"
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
@@ -261,5 +262,90 @@ func TestBestText(t *testing.T) {
 	}
 	if presence.BestText(nil, "") != "" {
 		t.Error("text from nothing")
+	}
+}
+
+func TestShowAndPriority(t *testing.T) {
+	for _, c := range []struct {
+		in       string
+		show     presence.Show
+		priority int8
+		problems int
+	}{
+		{`<show>away</show><priority>+5</priority>`, presence.ShowAway, 5, 0},
+		{`<show>chat</show><priority>-128</priority>`, presence.ShowChat, -128, 0},
+		{`<show>dnd</show><priority>007</priority>`, presence.ShowDND, 7, 0},
+		{`<show>xa</show><priority>127</priority>`, presence.ShowXA, 127, 0},
+		{`<show>Away</show><priority>128</priority>`, presence.ShowNone, 0, 2},
+		{`<show> away</show><priority>5 </priority>`, presence.ShowNone, 0, 2},
+		{`<show>awayawayaway</show><priority>1<!-- -->2</priority>`, presence.ShowNone, 12, 1},
+		{`<show/><priority/>`, presence.ShowNone, 0, 2},
+	} {
+		p, err := decode(t, `<presence from="a@b.example/c">`+c.in+`</presence>`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Show != c.show || p.Priority != c.priority || len(p.Problems) != c.problems {
+			t.Errorf("%s: show %q priority %d problems %v", c.in, p.Show, p.Priority, p.Problems)
+		}
+	}
+}
+
+func TestFromString(t *testing.T) {
+	for _, c := range []struct{ from, want string }{
+		{"juliet@capulet.lit/balcony", "juliet@capulet.lit/balcony"},
+		{"Juliet@Capulet.LIT/Balcony", "juliet@capulet.lit/Balcony"},
+		{"zoë@capulet.lit", "zoë@capulet.lit"},
+		{"capulet.lit.", "capulet.lit"},
+		{"orchard@chats.shakespeare.lit/Nick With/Slash", "orchard@chats.shakespeare.lit/Nick With/Slash"},
+	} {
+		p, err := decode(t, `<presence from="`+c.from+`"/>`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.FromString(); got != c.want || got != p.From.String() {
+			t.Errorf("%q: FromString %q, From.String %q, want %q", c.from, got, p.From.String(), c.want)
+		}
+		bare, res := presence.SplitJID(p.FromString())
+		if bare != p.From.Bare().String() || res != p.From.Resourcepart() {
+			t.Errorf("%q: SplitJID %q %q", c.from, bare, res)
+		}
+		// A caller that changes From gets the new JID's string.
+		p.From = jid.MustParse("romeo@montague.lit/lane")
+		if got := p.FromString(); got != "romeo@montague.lit/lane" {
+			t.Errorf("after changing From: %q", got)
+		}
+	}
+	var zero presence.Presence
+	if zero.FromString() != "" {
+		t.Error("the zero Presence has a from")
+	}
+	if p, err := decode(t, `<presence from="a@b.example/c" from=""/>`); err == nil && p.FromString() != p.From.String() {
+		t.Errorf("duplicate from: %q vs %q", p.FromString(), p.From.String())
+	}
+}
+
+// The decoder's allocations per annotated presence are what psakit adds to
+// the tokenizer's on every stanza of a burst: keep them from creeping up.
+// This counts allocations; it measures no time.
+func TestDecodeAllocations(t *testing.T) {
+	toks, err := xmlstream.ReadAll(xml.NewDecoder(strings.NewReader(annotatedPresence)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := toks[0].(xml.StartElement)
+	r := &sliceReader{}
+	var d presence.Decoder // as a client uses it: one per stream
+	n := testing.AllocsPerRun(100, func() {
+		r.toks, r.i = toks[1:], 0
+		p, err := d.DecodeElement(r, start)
+		if err != nil || len(p.Annotations) != 1 {
+			t.Fatal(p, err)
+		}
+	})
+	// From, status text and slice, the annotation, its description text and
+	// slice. The to attribute and the annotator come from the Decoder.
+	if n > 6 {
+		t.Errorf("%v allocations per annotated presence, want at most 6", n)
 	}
 }

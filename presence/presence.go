@@ -108,6 +108,34 @@ type Presence struct {
 	// unusable: malformed annotations (matching the psa errors), an invalid
 	// priority, oversized values that were cut or dropped.
 	Problems []error
+
+	// fromKey is the string form of fromJID, the From the decoder set: the
+	// attribute itself when it was already in normal form.
+	fromKey string
+	fromJID jid.JID
+}
+
+// FromString returns p.From.String(). For a presence made by Decode it costs
+// no allocation: the decoder keeps the from attribute when it is already in
+// normal form, so the models can key their maps with it on every presence
+// of a burst. After p.From is changed it computes the string again.
+func (p *Presence) FromString() string {
+	if p.fromKey != "" && p.From.Equal(p.fromJID) {
+		return p.fromKey
+	}
+	return p.From.String()
+}
+
+// SplitJID cuts the string form of a JID into its bare JID and its
+// resourcepart, without allocating: FromString's result cut at the first
+// slash (no localpart or domainpart holds one).
+func SplitJID(s string) (bare, resource string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
 }
 
 // StatusText returns the status text that best fits the preferred languages,

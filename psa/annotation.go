@@ -203,7 +203,23 @@ func (a *Annotation) UnmarshalXML(d *xml.Decoder, start xml.StartElement) error 
 // ErrMultipleConditions or ErrInvalidCondition with errors.Is, or are r's own
 // errors (io.ErrUnexpectedEOF when r ends early).
 func DecodeElement(r xml.TokenReader, start xml.StartElement) (Annotation, error) {
-	a, invalid, err := decodeElement(r, start, "")
+	return (*Decoder)(nil).DecodeElement(r, start)
+}
+
+// Decoder decodes annotations as DecodeElement does, and remembers the
+// annotators and languages it met: a burst of annotations comes from a few
+// servers, and parsing their JIDs again for each one would be wasted. Use one
+// Decoder per stream (or per client). The zero value is ready to use, and a
+// Decoder is safe for concurrent use; its memory is fixed (a few KiB).
+type Decoder struct {
+	annotators xmltok.JIDCache
+	langs      xmltok.Interner
+}
+
+// DecodeElement is the package's DecodeElement, through d's caches. A nil
+// Decoder caches nothing.
+func (d *Decoder) DecodeElement(r xml.TokenReader, start xml.StartElement) (Annotation, error) {
+	a, invalid, err := d.decodeElement(r, start, "")
 	if err != nil {
 		return Annotation{}, err
 	}
@@ -217,7 +233,7 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Annotation, error
 // its ancestors. It tells the two kinds of failure apart: invalid is the
 // first problem with the annotation itself (the element was read to its end,
 // so the caller may go on), err is a failure of r (the caller must stop).
-func decodeElement(r xml.TokenReader, start xml.StartElement, lang string) (a Annotation, invalid, err error) {
+func (d *Decoder) decodeElement(r xml.TokenReader, start xml.StartElement, lang string) (a Annotation, invalid, err error) {
 	if start.Name.Space != NS || start.Name.Local != elementName {
 		invalid = fmt.Errorf("%w: got {%s}%s", ErrNotAnnotation, start.Name.Space, start.Name.Local)
 	}
@@ -232,7 +248,7 @@ func decodeElement(r xml.TokenReader, start xml.StartElement, lang string) (a An
 		}
 	}
 	if invalid == nil {
-		a.From, invalid = parseAnnotator(from, hasFrom)
+		a.From, invalid = d.parseAnnotator(from, hasFrom)
 	}
 
 	for {
@@ -255,7 +271,7 @@ func decodeElement(r xml.TokenReader, start xml.StartElement, lang string) (a An
 				continue
 			}
 			if t.Name.Local == "description" {
-				if err := a.decodeDescription(r, t, lang); err != nil {
+				if err := d.decodeDescription(&a, r, t, lang); err != nil {
 					return Annotation{}, nil, err
 				}
 				continue
@@ -306,15 +322,19 @@ func truncateName(s string) string {
 
 // parseAnnotator checks the from attribute: present, a valid JID, and a bare
 // domain.
-func parseAnnotator(from string, present bool) (jid.JID, error) {
+func (d *Decoder) parseAnnotator(from string, present bool) (jid.JID, error) {
 	if !present || from == "" {
 		return jid.JID{}, ErrNoFrom
 	}
-	j, err := jid.Parse(from)
+	var cache *xmltok.JIDCache
+	if d != nil {
+		cache = &d.annotators
+	}
+	j, _, err := cache.Parse(from)
 	if err != nil {
 		return jid.JID{}, fmt.Errorf("%w: %q: %w", ErrInvalidFrom, truncateName(from), err)
 	}
-	if j.Localpart() != "" || j.Resourcepart() != "" {
+	if !j.Equal(j.Domain()) {
 		return jid.JID{}, fmt.Errorf("%w: %q is not a bare domain", ErrInvalidFrom, truncateName(from))
 	}
 	return j, nil
@@ -322,8 +342,14 @@ func parseAnnotator(from string, present bool) (jid.JID, error) {
 
 // decodeDescription reads one description element (start already read),
 // applying the length and count limits.
-func (a *Annotation) decodeDescription(r xml.TokenReader, start xml.StartElement, lang string) error {
-	lang = xmltok.Lang(start, lang)
+// The languages are interned: every mark that keeps a description then
+// shares one copy of its language.
+func (d *Decoder) decodeDescription(a *Annotation, r xml.TokenReader, start xml.StartElement, lang string) error {
+	var langs *xmltok.Interner
+	if d != nil {
+		langs = &d.langs
+	}
+	lang = langs.Intern(xmltok.Lang(start, lang))
 	text, cut, err := xmltok.ReadText(r, MaxDescriptionBytes)
 	if err != nil {
 		return err

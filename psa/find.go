@@ -42,7 +42,7 @@ func Find(r xml.TokenReader) ([]Annotation, error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if t.Name.Space == NS && t.Name.Local == elementName {
-				a, invalid, rerr := decodeElement(r, t, lang)
+				a, invalid, rerr := (*Decoder)(nil).decodeElement(r, t, lang)
 				switch {
 				case rerr != nil:
 					return found, errors.Join(append(errs, rerr)...)

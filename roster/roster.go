@@ -364,7 +364,7 @@ func (m *Model) AppendPresence(dst []Event, p *presence.Presence) []Event {
 	case stanza.UnavailablePresence:
 		stale.RejectExcluded(p, &m.res)
 		dst = m.rejected(dst, p.From)
-		dst = m.applyUnavailable(dst, p.From)
+		dst = m.applyUnavailable(dst, p)
 	default:
 		// Subscription, probe and error presence change no presence state.
 		stale.RejectExcluded(p, &m.res)
@@ -375,7 +375,9 @@ func (m *Model) AppendPresence(dst []Event, p *presence.Presence) []Event {
 
 func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time) []Event {
 	bare := p.From.Bare()
-	key := bare.String()
+	// The bare JID's string is a prefix of the from attribute: no allocation
+	// on this path, which every presence of a burst takes.
+	key, _ := presence.SplitJID(p.FromString())
 	c := m.contacts[key]
 	isOwn := bare.Equal(m.account.Bare())
 	if c == nil {
@@ -440,15 +442,16 @@ func (m *Model) rejected(dst []Event, from jid.JID) []Event {
 	return dst
 }
 
-// applyUnavailable removes the resource from (all of the contact's
-// resources when from is a bare JID).
-func (m *Model) applyUnavailable(dst []Event, from jid.JID) []Event {
-	key := from.Bare().String()
+// applyUnavailable removes the resource p is from (all of the contact's
+// resources when p is from a bare JID).
+func (m *Model) applyUnavailable(dst []Event, p *presence.Presence) []Event {
+	from := p.From
+	key, resource := presence.SplitJID(p.FromString())
 	c := m.contacts[key]
 	if c == nil {
 		return dst
 	}
-	if from.Resourcepart() == "" {
+	if resource == "" {
 		// From the bare JID: every resource is gone (RFC 6121 §4.5.3 allows it,
 		// and a probe to an offline contact answers so).
 		for i := len(c.resources) - 1; i >= 0; i-- {

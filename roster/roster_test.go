@@ -571,3 +571,30 @@ func TestEventKindString(t *testing.T) {
 		t.Fatal("names")
 	}
 }
+
+// The model files a presence under its JID in normal form, whatever the
+// spelling on the wire, and under the new JID when a caller changed From
+// after decoding.
+func TestPresenceKeys(t *testing.T) {
+	m, _ := newModel(t)
+	expect(t, m.ApplyPresence(pres(t, `<presence from="Juliet@Capulet.LIT/balcony"/>`)), "available")
+	expect(t, m.ApplyPresence(pres(t, `<presence from="juliet@capulet.lit/balcony"><show>away</show></presence>`)), "updated")
+	r, ok := m.Resource(jid.MustParse("juliet@capulet.lit/balcony"))
+	if !ok || r.Show != presence.ShowAway {
+		t.Fatalf("resource %+v, %v", r, ok)
+	}
+	p := pres(t, `<presence from="juliet@capulet.lit/balcony"/>`)
+	p.From = jid.MustParse("nurse@capulet.lit/kitchen")
+	expect(t, m.ApplyPresence(p), "available")
+	if _, ok := m.Resource(jid.MustParse("nurse@capulet.lit/kitchen")); !ok {
+		t.Fatal("the presence was not filed under its new From")
+	}
+	// A presence built by hand, not decoded.
+	expect(t, m.ApplyPresence(&presence.Presence{From: jid.MustParse("zoë@capulet.lit/x")}), "available")
+	expect(t, m.ApplyPresence(pres(t, `<presence from="Zoë@capulet.lit" type="unavailable"/>`)), "unavailable")
+	expect(t, m.ApplyPresence(pres(t, `<presence from="JULIET@capulet.lit/balcony" type="unavailable"/>`)), "unavailable")
+	checkStats(t, m)
+	if s := m.Stats(); s.Resources != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}

@@ -112,6 +112,39 @@ func ReadText(r xml.TokenReader, max int) (text string, cut bool, err error) {
 	}
 }
 
+// AppendText is ReadText appending the text to dst instead of making a
+// string of it, so that a caller that only compares or parses a short value
+// (a show, a priority) allocates nothing: pass a slice of a local array.
+func AppendText(dst []byte, r xml.TokenReader, max int) (text []byte, cut bool, err error) {
+	start := len(dst)
+	depth := 0
+	for {
+		tok, err := r.Token()
+		switch t := tok.(type) {
+		case xml.CharData:
+			if depth > 0 || cut {
+				break
+			}
+			if room := max - (len(dst) - start); len(t) > room {
+				dst = append(dst, t[:RuneBoundary(t, room)]...)
+				cut = true
+				break
+			}
+			dst = append(dst, t...)
+		case xml.StartElement:
+			depth++
+		case xml.EndElement:
+			if depth == 0 {
+				return dst, cut, nil
+			}
+			depth--
+		}
+		if err != nil {
+			return dst[:start], false, UnexpectedEOF(err)
+		}
+	}
+}
+
 // Truncate returns the longest prefix of s of at most max bytes that does not
 // end in the middle of a UTF-8 sequence.
 func Truncate(s string, max int) string { return s[:RuneBoundary(s, max)] }
