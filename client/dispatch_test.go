@@ -2,12 +2,14 @@ package client
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/internal/leaktest"
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/roster"
 )
 
@@ -139,3 +141,75 @@ func newGate(t *testing.T) *gate {
 
 func (g *gate) block()   { close(g.entered); <-g.open }
 func (g *gate) release() { g.once.Do(func() { close(g.open) }) }
+
+// Events of every kind come out in the order they went in, across chunks.
+func TestDispatcherOrderAcrossKinds(t *testing.T) {
+	leaktest.Check(t)
+	var got []string
+	d := newDispatcher(callbacks{
+		roster: func(e roster.Event) { got = append(got, e.JID.Localpart()) },
+		room:   func(e mucwatch.Event) { got = append(got, e.JID.Localpart()) },
+		conn:   func(e ConnEvent) { got = append(got, "conn") },
+		action: func(a RoomAction) { got = append(got, "action") },
+	}, 100_000)
+	var want []string
+	for i := range 40 {
+		n := 1 + i*7%50 // runs of varied length, some longer than a chunk together
+		evs := rosterBatch(n, fmt.Sprintf("r%d-", i))
+		d.pushRoster(evs)
+		for _, e := range evs {
+			want = append(want, e.JID.Localpart())
+		}
+		rooms := make([]mucwatch.Event, i%3)
+		for j := range rooms {
+			rooms[j].JID = jid.MustParse(fmt.Sprintf("m%d-%d@muc.example/x", i, j))
+			want = append(want, rooms[j].JID.Localpart())
+		}
+		d.pushRoom(rooms)
+		if i%5 == 0 {
+			d.pushConn(ConnEvent{Kind: ConnConnected})
+			want = append(want, "conn")
+		}
+		if i%7 == 0 {
+			d.pushAction(RoomAction{Kind: ActionRejoin})
+			want = append(want, "action")
+		}
+	}
+	d.close()
+	if !slices.Equal(got, want) {
+		t.Fatalf("delivered %d events, want %d, in order", len(got), len(want))
+	}
+}
+
+func TestRing(t *testing.T) {
+	var q ring[int]
+	next, out := 0, 0
+	// Interleave pushes and pops so that the ring wraps around and grows.
+	for round := range 50 {
+		for range round * 3 {
+			q.push(next)
+			next++
+		}
+		for range round * 2 {
+			if v := q.pop(); v != out {
+				t.Fatalf("popped %d, want %d", v, out)
+			}
+			out++
+		}
+		if q.n != next-out {
+			t.Fatalf("length %d, want %d", q.n, next-out)
+		}
+	}
+	if l := q.last(); l == nil || *l != next-1 {
+		t.Fatalf("last %v, want %d", l, next-1)
+	}
+	for q.n > 0 {
+		if v := q.pop(); v != out {
+			t.Fatalf("popped %d, want %d", v, out)
+		}
+		out++
+	}
+	if q.buf != nil || q.last() != nil {
+		t.Fatalf("an emptied ring kept %d slots", len(q.buf))
+	}
+}

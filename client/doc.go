@@ -34,11 +34,12 @@
 // goroutine (they are pure and O(1) per presence), and everything slow runs
 // elsewhere: events go through an ordered, bounded queue to one dispatcher
 // goroutine that calls the callbacks; verifications run on their own
-// goroutine. Callbacks are called one at a time, in order. If they fall
-// behind by more than WithQueueSize events, model events are dropped and
-// counted, and OnOverflow is told how many; connection events are never
-// dropped. The models are always current: after an overflow, read their
-// snapshots again.
+// goroutine. Callbacks are called one at a time, in order. To serve bursts
+// with few wake-ups, an event may wait up to 200µs before the callbacks run
+// (at once when many wait). If they fall behind by more than WithQueueSize
+// events, model events are dropped and counted, and OnOverflow is told how
+// many; connection events and room policy actions are never dropped. The
+// models are always current: after an overflow, read their snapshots again.
 //
 // Close ends every goroutine the client started.
 //

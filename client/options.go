@@ -3,8 +3,8 @@ package client
 import (
 	"context"
 	"crypto/tls"
-	"net"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/psakit/psakit/caps"
@@ -197,7 +197,8 @@ func OnPresence(f func(presence.Presence)) Option { return func(c *config) { c.o
 func OnOverflow(f func(dropped int)) Option { return func(c *config) { c.onOverflow = f } }
 
 // WithQueueSize sets how many events may wait for the callbacks
-// (DefaultQueueSize).
+// (DefaultQueueSize). The dispatcher also holds the few hundred events it is
+// delivering.
 func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n, 1) } }
 
 // WithVerify sets the restore policy (VerifyPing by default) and how many

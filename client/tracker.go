@@ -58,6 +58,11 @@ type Tracker struct {
 	verify *verifier
 	policy *roomPolicy
 
+	// Used only on the session's read goroutine (one session at a time).
+	dec           presence.Decoder
+	rosterScratch []roster.Event
+	roomScratch   []mucwatch.Event
+
 	mu       sync.Mutex
 	sess     *xmpp.Session // the session Start was last called with, until Disconnected
 	waiters  []*roomWaiter
@@ -150,7 +155,7 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 		if t.cfg.passthrough && next != nil {
 			return t.passPresence(r, start, next)
 		}
-		p, err := presence.DecodeElement(r, *start)
+		p, err := t.dec.DecodeElement(r, *start)
 		if err != nil {
 			return t.badPresence(err)
 		}
@@ -166,7 +171,7 @@ func (t *Tracker) passPresence(r xmlstream.TokenReadEncoder, start *xml.StartEle
 	if err != nil {
 		return err
 	}
-	p, derr := presence.DecodeElement(&sliceReader{toks: toks}, *start)
+	p, derr := t.dec.DecodeElement(&sliceReader{toks: toks}, *start)
 	if derr != nil {
 		if err := t.badPresence(derr); err != nil {
 			return err
@@ -190,13 +195,20 @@ func (t *Tracker) badPresence(err error) error {
 	return err
 }
 
+// applyPresence feeds a decoded presence to the models and queues the
+// events. It runs on the session's read goroutine and must stay cheap: the
+// models are O(1), the events go to reused scratch slices that the
+// dispatcher copies, and p does not escape (pushPresence copies it).
 func (t *Tracker) applyPresence(p *presence.Presence) {
 	for _, prob := range p.Problems {
-		t.log.Debug("psakit: problem in presence", "from", p.From, "err", prob)
+		t.log.Debug("psakit: problem in presence", "from", p.From.String(), "err", prob)
 	}
-	if evs, ok := t.rooms.ApplyPresence(p); ok {
-		t.policy.heard(p.From.Bare().String())
-		t.applyRoomEvents(evs)
+	roomEvs, ok := t.rooms.AppendPresence(t.roomScratch[:0], p)
+	t.roomScratch = roomEvs
+	if ok {
+		bare, _ := presence.SplitJID(p.FromString())
+		t.policy.heard(bare)
+		t.applyRoomEvents(roomEvs)
 		return
 	}
 	switch p.Type {
@@ -204,11 +216,13 @@ func (t *Tracker) applyPresence(p *presence.Presence) {
 	default:
 		t.disp.pushPresence(p)
 	}
-	evs := t.roster.ApplyPresence(p)
-	for _, e := range evs {
+	evs := t.roster.AppendPresence(t.rosterScratch[:0], p)
+	t.rosterScratch = evs
+	for i := range evs {
+		e := &evs[i]
 		switch e.Kind {
 		case roster.EventRejected:
-			t.log.Info("psakit: rejected", "from", e.JID, "err", e.Err)
+			t.log.Info("psakit: rejected", "from", e.JID.String(), "err", e.Err)
 		case roster.EventRestored:
 			if e.Resent && e.Fresh() {
 				t.verify.enqueue(e.JID)
