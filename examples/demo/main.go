@@ -271,12 +271,14 @@ func run(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv.ClearContactPresence(romeo, nurse)
 	sess.Drop()
 	if err := tl.await(ctx, "everything marked", isConn(client.ConnDisconnected),
 		isRoster(roster.EventStale, juliet), isRoster(roster.EventStale, benvolio), isRoster(roster.EventStale, nurse)); err != nil {
 		return err
 	}
+	// Now, while Romeo is away (the server would tell a session that is
+	// online).
+	srv.ClearContactPresence(romeo, nurse)
 	tl.show(false) // right away: the client is already reconnecting
 	tl.say("   psakit reconnects, fetches the roster by version and waits for the server to send presence again.")
 	if err := tl.await(ctx, "resynced", isConn(client.ConnConnected),
