@@ -29,8 +29,6 @@ type callbacks struct {
 const (
 	wakeBatch = 64
 	wakeDelay = 200 * time.Microsecond
-	// chunk is how many events the callback goroutine takes per lock.
-	chunk = 256
 )
 
 // kind says which queue the next events come from.
@@ -61,8 +59,11 @@ type other struct {
 // order they were produced, so that a slow callback never stalls the XMPP
 // stream.
 //
-// Events are held by value in rings that grow as needed and shrink back
-// after a burst, so queueing the events of a presence allocates nothing.
+// It double-buffers: producers append events, by value, to the current
+// buffer; the callback goroutine swaps it for an empty one and delivers from
+// it without holding the lock. Queueing the events of a presence copies each
+// once and allocates nothing once the buffers have grown; after a burst a
+// large buffer is let go.
 //
 // The overflow rule: while more than capacity events wait, further model
 // events are dropped and counted (connection events and room policy actions
@@ -72,29 +73,51 @@ type other struct {
 // re-reads their snapshots. A batch larger than the capacity is accepted
 // when the queue is below capacity, so that one large event (every resource
 // marked stale when the connection drops) is not lost while the callbacks
-// keep up. The goroutine takes events by chunks of up to chunk, so at most
-// capacity + chunk events are held (besides such a large batch).
+// keep up. Besides the events waiting, the goroutine holds the ones it is
+// delivering: at most twice the capacity in all (and such a large batch).
 type dispatcher struct {
 	cb       callbacks
 	capacity int
 
 	mu      sync.Mutex
 	cond    sync.Cond
-	order   ring[run]
-	rosters ring[roster.Event]
-	rooms   ring[mucwatch.Event]
-	others  ring[other]
-	queued  int  // events waiting, notices included
-	dropped int  // events dropped since the last overflow notice was queued
-	closed  bool // no more events are accepted
-	waiting bool // the goroutine sleeps on cond
-	armed   bool // the wake-up timer runs
+	cur     *buffer // the events waiting
+	spare   *buffer // an empty buffer for the next swap, or nil
+	dropped int     // events dropped since the last overflow notice was queued
+	closed  bool    // no more events are accepted
+	waiting bool    // the goroutine sleeps on cond
+	armed   bool    // the wake-up timer runs
 	timer   *time.Timer
 	done    chan struct{}
 }
 
+// buffer holds events in order: runs of kinds, and the events of each kind.
+type buffer struct {
+	order   []run
+	rosters []roster.Event
+	rooms   []mucwatch.Event
+	others  []other
+	n       int // events, notices included
+}
+
+// keepEvents is the capacity beyond which an emptied buffer is dropped
+// rather than kept for the next swap: a burst is over, give the memory back.
+const keepEvents = 4096
+
+func (b *buffer) reset() *buffer {
+	if cap(b.rosters) > keepEvents || cap(b.rooms) > keepEvents {
+		return nil
+	}
+	clear(b.rosters)
+	clear(b.rooms)
+	clear(b.others)
+	b.order, b.rosters, b.rooms, b.others = b.order[:0], b.rosters[:0], b.rooms[:0], b.others[:0]
+	b.n = 0
+	return b
+}
+
 func newDispatcher(cb callbacks, capacity int) *dispatcher {
-	d := &dispatcher{cb: cb, capacity: capacity, done: make(chan struct{})}
+	d := &dispatcher{cb: cb, capacity: capacity, cur: new(buffer), done: make(chan struct{})}
 	d.cond.L = &d.mu
 	d.timer = time.AfterFunc(time.Hour, d.timeout)
 	d.timer.Stop()
@@ -109,7 +132,7 @@ func (d *dispatcher) accept(n int, force bool) bool {
 	if d.closed {
 		return false
 	}
-	if !force && d.queued >= d.capacity {
+	if !force && d.cur.n >= d.capacity {
 		d.dropped += n
 		return false
 	}
@@ -123,16 +146,17 @@ func (d *dispatcher) accept(n int, force bool) bool {
 // note records n events of kind k in the order, and wakes the goroutine as
 // the tuning says. d.mu is held.
 func (d *dispatcher) note(k kind, n int) {
-	if last := d.order.last(); last != nil && last.kind == k {
-		last.n += n
+	b := d.cur
+	if len(b.order) > 0 && b.order[len(b.order)-1].kind == k {
+		b.order[len(b.order)-1].n += n
 	} else {
-		d.order.push(run{kind: k, n: n})
+		b.order = append(b.order, run{kind: k, n: n})
 	}
-	d.queued += n
+	b.n += n
 	switch {
 	case !d.waiting:
 		// It is running and will see the events without help.
-	case d.queued >= wakeBatch || k == kindOther:
+	case b.n >= wakeBatch || k == kindOther:
 		d.cond.Signal()
 	case !d.armed:
 		d.armed = true
@@ -141,7 +165,7 @@ func (d *dispatcher) note(k kind, n int) {
 }
 
 func (d *dispatcher) pushOther(o other) {
-	d.others.push(o)
+	d.cur.others = append(d.cur.others, o)
 	d.note(kindOther, 1)
 }
 
@@ -161,9 +185,7 @@ func (d *dispatcher) pushRoster(evs []roster.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.accept(len(evs), false) {
-		for i := range evs {
-			d.rosters.push(evs[i])
-		}
+		d.cur.rosters = append(d.cur.rosters, evs...)
 		d.note(kindRoster, len(evs))
 	}
 }
@@ -176,9 +198,7 @@ func (d *dispatcher) pushRoom(evs []mucwatch.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.accept(len(evs), false) {
-		for i := range evs {
-			d.rooms.push(evs[i])
-		}
+		d.cur.rooms = append(d.cur.rooms, evs...)
 		d.note(kindRoom, len(evs))
 	}
 }
@@ -230,73 +250,42 @@ func (d *dispatcher) close() {
 	d.timer.Stop()
 }
 
-// batch is what the goroutine takes from the queue in one go, in order.
-type batch struct {
-	order   []run
-	rosters []roster.Event
-	rooms   []mucwatch.Event
-	others  []other
-}
-
-func (b *batch) reset() {
-	clear(b.rosters)
-	clear(b.rooms)
-	clear(b.others)
-	b.order, b.rosters, b.rooms, b.others = b.order[:0], b.rosters[:0], b.rooms[:0], b.others[:0]
-}
-
 func (d *dispatcher) run() {
 	defer close(d.done)
-	var b batch
 	for {
 		d.mu.Lock()
-		for d.queued == 0 && d.dropped == 0 && !d.closed {
+		for d.cur.n == 0 && d.dropped == 0 && !d.closed {
 			d.waiting = true
 			d.cond.Wait()
 			d.waiting = false
 		}
-		if d.queued == 0 && d.dropped > 0 {
+		if d.cur.n == 0 && d.dropped > 0 {
 			// The callbacks caught up: report the drops now.
 			d.pushOther(other{overflow: d.dropped})
 			d.dropped = 0
 		}
-		if d.queued == 0 { // closed and drained
+		if d.cur.n == 0 { // closed and drained
 			d.mu.Unlock()
 			return
 		}
-		d.take(&b, chunk)
+		b := d.cur
+		d.cur = d.spare
+		if d.cur == nil {
+			d.cur = new(buffer)
+		}
+		d.spare = nil
 		d.mu.Unlock()
-		d.deliver(&b)
-		b.reset()
+
+		d.deliver(b)
+
+		b = b.reset()
+		d.mu.Lock()
+		d.spare = b
+		d.mu.Unlock()
 	}
 }
 
-// take moves up to max events from the queue to b, in order. d.mu is held.
-func (d *dispatcher) take(b *batch, max int) {
-	for max > 0 && d.queued > 0 {
-		r := d.order.first()
-		n := min(r.n, max)
-		b.order = append(b.order, run{kind: r.kind, n: n})
-		for range n {
-			switch r.kind {
-			case kindRoster:
-				b.rosters = append(b.rosters, d.rosters.pop())
-			case kindRoom:
-				b.rooms = append(b.rooms, d.rooms.pop())
-			case kindOther:
-				b.others = append(b.others, d.others.pop())
-			}
-		}
-		r.n -= n
-		if r.n == 0 {
-			d.order.pop()
-		}
-		d.queued -= n
-		max -= n
-	}
-}
-
-func (d *dispatcher) deliver(b *batch) {
+func (d *dispatcher) deliver(b *buffer) {
 	var ri, mi, oi int
 	for _, r := range b.order {
 		switch r.kind {
@@ -334,57 +323,4 @@ func (d *dispatcher) deliverOther(o other) {
 			d.cb.overflow(o.overflow)
 		}
 	}
-}
-
-// ring is a FIFO of values that grows by doubling and gives its memory back
-// when it empties after a burst.
-type ring[T any] struct {
-	buf  []T
-	head int
-	n    int
-}
-
-// ringKeep is the capacity a ring keeps when it empties.
-const ringKeep = 256
-
-func (q *ring[T]) push(v T) {
-	if q.n == len(q.buf) {
-		q.grow()
-	}
-	q.buf[(q.head+q.n)%len(q.buf)] = v
-	q.n++
-}
-
-func (q *ring[T]) grow() {
-	buf := make([]T, max(2*len(q.buf), 16))
-	for i := range q.n {
-		buf[i] = q.buf[(q.head+i)%len(q.buf)]
-	}
-	q.buf, q.head = buf, 0
-}
-
-// first returns a pointer to the oldest value; the ring is not empty.
-func (q *ring[T]) first() *T { return &q.buf[q.head] }
-
-// last returns a pointer to the newest value, nil when the ring is empty.
-func (q *ring[T]) last() *T {
-	if q.n == 0 {
-		return nil
-	}
-	return &q.buf[(q.head+q.n-1)%len(q.buf)]
-}
-
-func (q *ring[T]) pop() T {
-	var zero T
-	v := q.buf[q.head]
-	q.buf[q.head] = zero // let what it holds be collected
-	q.head = (q.head + 1) % len(q.buf)
-	q.n--
-	if q.n == 0 {
-		q.head = 0
-		if len(q.buf) > ringKeep {
-			q.buf = nil // a burst is over: give the memory back
-		}
-	}
-	return v
 }

@@ -55,7 +55,7 @@ func TestDispatcherOverflow(t *testing.T) {
 	d.pushConn(ConnEvent{Kind: ConnDisconnected})
 	d.pushRoster(rosterBatch(1, "dropped")) // dropped too
 	d.mu.Lock()
-	queued, dropped := d.queued, d.dropped
+	queued, dropped := d.cur.n, d.dropped
 	d.mu.Unlock()
 	if queued != 5 || dropped != 1 {
 		t.Fatalf("queued %d, dropped %d; want 5 and 1", queued, dropped)
@@ -178,38 +178,5 @@ func TestDispatcherOrderAcrossKinds(t *testing.T) {
 	d.close()
 	if !slices.Equal(got, want) {
 		t.Fatalf("delivered %d events, want %d, in order", len(got), len(want))
-	}
-}
-
-func TestRing(t *testing.T) {
-	var q ring[int]
-	next, out := 0, 0
-	// Interleave pushes and pops so that the ring wraps around and grows.
-	for round := range 50 {
-		for range round * 3 {
-			q.push(next)
-			next++
-		}
-		for range round * 2 {
-			if v := q.pop(); v != out {
-				t.Fatalf("popped %d, want %d", v, out)
-			}
-			out++
-		}
-		if q.n != next-out {
-			t.Fatalf("length %d, want %d", q.n, next-out)
-		}
-	}
-	if l := q.last(); l == nil || *l != next-1 {
-		t.Fatalf("last %v, want %d", l, next-1)
-	}
-	for q.n > 0 {
-		if v := q.pop(); v != out {
-			t.Fatalf("popped %d, want %d", v, out)
-		}
-		out++
-	}
-	if q.buf != nil || q.last() != nil {
-		t.Fatalf("an emptied ring kept %d slots", len(q.buf))
 	}
 }

@@ -197,8 +197,8 @@ func OnPresence(f func(presence.Presence)) Option { return func(c *config) { c.o
 func OnOverflow(f func(dropped int)) Option { return func(c *config) { c.onOverflow = f } }
 
 // WithQueueSize sets how many events may wait for the callbacks
-// (DefaultQueueSize). The dispatcher also holds the few hundred events it is
-// delivering.
+// (DefaultQueueSize). Besides them, the events being delivered are held: at
+// most as many again.
 func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n, 1) } }
 
 // WithVerify sets the restore policy (VerifyPing by default) and how many

@@ -28,7 +28,7 @@ func (m *Model) ApplyPresence(p *presence.Presence) (events []Event, handled boo
 // AppendPresence is ApplyPresence appending to dst, so that a hot path can
 // reuse one slice of events.
 func (m *Model) AppendPresence(dst []Event, p *presence.Presence) ([]Event, bool) {
-	if p.From.Equal(jid.JID{}) {
+	if m.tracked.Load() == 0 || p.From.Equal(jid.JID{}) {
 		return dst, false
 	}
 	m.mu.Lock()

@@ -115,6 +115,7 @@ func (m *Model) removeRoom(r *room) {
 	m.setState(r, StateNone)
 	delete(m.rooms, r.jid.String())
 	m.stats.Rooms--
+	m.tracked.Add(-1)
 	if m.last == r {
 		m.last = nil
 	}

@@ -33,6 +33,7 @@ func (m *Model) Join(occupant jid.JID) []Event {
 		r = &room{jid: bare, occupants: make(map[string]*occ)}
 		m.rooms[key] = r
 		m.stats.Rooms++
+		m.tracked.Add(1)
 	case r.state.in():
 		return []Event{{Kind: EventRejected, Room: bare, JID: occupant, Err: ErrAlreadyJoined}}
 	}

@@ -63,6 +63,7 @@ package mucwatch
 import (
 	"iter"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -275,7 +276,10 @@ type Model struct {
 	rooms map[string]*room // by bare JID
 	last  *room            // the room of the last presence: bursts come from one room
 	stats Stats
-	res   stale.Result // scratch space for presence, reused under mu
+	// tracked is len(rooms), readable without the lock: most presence is
+	// not from a room, and with no room at all it is turned away at once.
+	tracked atomic.Int32
+	res     stale.Result // scratch space for presence, reused under mu
 }
 
 // room is a Model's entry for one room. Its fields change only under the
