@@ -7,7 +7,9 @@ var (
 	termSignal = syscall.SIGTERM
 )
 
-// sysProcAttr makes the kernel kill Prosody when the test binary dies.
+// sysProcAttr makes the kernel kill Prosody when the test binary dies, and
+// puts it in a process group of its own, so that a Ctrl-C in the terminal
+// reaches only the Go program, which then stops the servers itself.
 func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }

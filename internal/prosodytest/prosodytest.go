@@ -23,6 +23,9 @@
 //
 // Tests skip when Prosody is not installed, unless the environment variable
 // PSAKIT_REQUIRE_PROSODY=1 is set (CI sets it): then they fail.
+//
+// Programs that are not tests (examples/localnet) use NewNetwork, which
+// returns errors instead of failing a test, and stop the servers with Close.
 package prosodytest
 
 import (
@@ -61,15 +64,22 @@ const startTimeout = 30 * time.Second
 
 var errExited = errors.New("prosodytest: prosody exited")
 
+// Installed returns the path of the prosody binary, or an error when
+// prosody or prosodyctl is not in PATH.
+func Installed() (string, error) {
+	path, err := exec.LookPath("prosody")
+	if err == nil {
+		_, err = exec.LookPath("prosodyctl")
+	}
+	return path, err
+}
+
 // Require returns the path of the prosody binary. It skips the test with a
 // clear message when Prosody is not installed, or fails it when
 // PSAKIT_REQUIRE_PROSODY=1.
 func Require(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("prosody")
-	if err == nil {
-		_, err = exec.LookPath("prosodyctl")
-	}
+	path, err := Installed()
 	if err != nil {
 		msg := "Prosody is not installed (Debian: apt-get install prosody): " + err.Error()
 		if os.Getenv(EnvRequire) == "1" {
@@ -110,12 +120,14 @@ type Spec struct {
 // Network is a set of running Prosody servers that federate over loopback
 // forwarders.
 type Network struct {
-	t       testing.TB
+	logf    func(format string, args ...any)
 	prosody string
 	dir     string
 	ca      *authority
 	servers []*Server
 	fwd     map[[2]string]*forwarder // [from server domain, to server domain]
+
+	closeOnce sync.Once
 }
 
 // Start starts one Prosody process per spec and returns when all accept
@@ -123,36 +135,71 @@ type Network struct {
 func Start(t testing.TB, specs ...Spec) *Network {
 	t.Helper()
 	prosodyPath := Require(t)
-	n, err := start(t, prosodyPath, specs)
+	n, err := start(context.Background(), prosodyPath, t.Logf, specs)
+	if n != nil {
+		t.Cleanup(func() { n.shutdown(t.Failed()) })
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	return n
 }
 
-func start(t testing.TB, prosodyPath string, specs []Spec) (*Network, error) {
+// NewNetwork is Start for programs that are not tests: it starts one Prosody
+// process per spec, and returns when all accept client connections, or an
+// error (then nothing is left running). ctx bounds the start only. logf, if
+// not nil, receives the few messages Start would log to the test. Close
+// stops the servers and removes their directories.
+func NewNetwork(ctx context.Context, logf func(format string, args ...any), specs ...Spec) (*Network, error) {
+	prosodyPath, err := Installed()
+	if err != nil {
+		return nil, fmt.Errorf("prosodytest: Prosody is not installed (Debian: apt-get install prosody): %w", err)
+	}
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	n, err := start(ctx, prosodyPath, logf, specs)
+	if err != nil {
+		if n != nil {
+			n.shutdown(true)
+		}
+		return nil, err
+	}
+	return n, nil
+}
+
+// Close kills every server, closes the forwarders and removes the servers'
+// directories (unless PSAKIT_KEEP_PROSODY=1). It is what the test cleanup of
+// Start does; calling it more than once is harmless.
+func (n *Network) Close() error {
+	n.shutdown(false)
+	return nil
+}
+
+// start starts the network. It returns the Network, to be shut down, also
+// with an error when it got far enough to create one.
+func start(ctx context.Context, prosodyPath string, logf func(string, ...any), specs []Spec) (*Network, error) {
 	// A short directory: the admin socket path must fit a sockaddr_un.
 	dir, err := os.MkdirTemp("", "psakit-prosody-")
 	if err != nil {
 		return nil, fmt.Errorf("prosodytest: %w", err)
 	}
-	n := &Network{t: t, prosody: prosodyPath, dir: dir, fwd: make(map[[2]string]*forwarder)}
-	t.Cleanup(n.cleanup)
+	n := &Network{logf: logf, prosody: prosodyPath, dir: dir, fwd: make(map[[2]string]*forwarder)}
 
 	if n.ca, err = newAuthority(); err != nil {
-		return nil, err
+		return n, err
 	}
 	seen := make(map[string]bool)
 	for i, spec := range specs {
 		if spec.Domain == "" {
-			return nil, errors.New("prosodytest: Spec.Domain is required")
+			return n, errors.New("prosodytest: Spec.Domain is required")
 		}
 		for _, d := range []string{spec.Domain, spec.MUC} {
 			if d == "" {
 				continue
 			}
 			if seen[d] {
-				return nil, fmt.Errorf("prosodytest: domain %s used twice", d)
+				return n, fmt.Errorf("prosodytest: domain %s used twice", d)
 			}
 			seen[d] = true
 		}
@@ -174,13 +221,13 @@ func start(t testing.TB, prosodyPath string, specs []Spec) (*Network, error) {
 			}
 			f, err := newForwarder()
 			if err != nil {
-				return nil, fmt.Errorf("prosodytest: forwarder: %w", err)
+				return n, fmt.Errorf("prosodytest: forwarder: %w", err)
 			}
 			n.fwd[[2]string{a.Domain, b.Domain}] = f
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	errs := make([]error, len(n.servers))
 	var wg sync.WaitGroup
@@ -193,29 +240,36 @@ func start(t testing.TB, prosodyPath string, specs []Spec) (*Network, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return n, err
 	}
 	return n, nil
 }
 
-func (n *Network) cleanup() {
+// shutdown kills the servers, closes the forwarders, logs the end of each
+// server's log when failed, and removes the directory; only the first call
+// does anything.
+func (n *Network) shutdown(failed bool) {
+	n.closeOnce.Do(func() { n.cleanup(failed) })
+}
+
+func (n *Network) cleanup(failed bool) {
 	for _, s := range n.servers {
 		_ = s.Kill()
 	}
 	for _, f := range n.fwd {
 		f.close()
 	}
-	if n.t.Failed() {
+	if failed {
 		lines := 300
 		if v, err := strconv.Atoi(os.Getenv("PSAKIT_PROSODY_LOG_LINES")); err == nil && v > 0 {
 			lines = v
 		}
 		for _, s := range n.servers {
-			n.t.Logf("--- last %d log lines of %s ---\n%s", lines, s.Domain, s.LogTail(lines))
+			n.logf("--- last %d log lines of %s ---\n%s", lines, s.Domain, s.LogTail(lines))
 		}
 	}
 	if os.Getenv(EnvKeep) == "1" {
-		n.t.Logf("prosodytest: kept %s", n.dir)
+		n.logf("prosodytest: kept %s", n.dir)
 		return
 	}
 	_ = os.RemoveAll(n.dir)
@@ -230,6 +284,9 @@ func (n *Network) Server(domain string) *Server {
 	}
 	return nil
 }
+
+// Dir returns the directory that holds every server's files.
+func (n *Network) Dir() string { return n.dir }
 
 // Servers returns the servers in the order of their specs.
 func (n *Network) Servers() []*Server {
@@ -534,11 +591,20 @@ func (s *Server) Register(user, pass string) error {
 	return writeData(s.dataPath("accounts", user), "return {\n\t[\"password\"] = "+luaString(pass)+";\n};\n")
 }
 
-// writeRoster writes a user's roster; only valid before the user's first
-// login (Prosody caches rosters).
+// writeRoster writes a user's roster at version 1; only valid before the
+// user's first login (Prosody caches rosters).
 func (s *Server) writeRoster(user string, items map[string]string) error {
+	return s.WriteRoster(user, 1, items)
+}
+
+// WriteRoster replaces a user's roster with items (contact bare JID ->
+// subscription) at a roster version (RFC 6121 §2.6: a client that fetches
+// with another version gets the whole roster). Prosody keeps the rosters of
+// online users in memory: write it while the server is stopped, or before
+// the user's first login.
+func (s *Server) WriteRoster(user string, version int, items map[string]string) error {
 	var b strings.Builder
-	b.WriteString("return {\n\t[false] = { [\"version\"] = 1; [\"pending\"] = { }; };\n")
+	fmt.Fprintf(&b, "return {\n\t[false] = { [\"version\"] = %d; [\"pending\"] = { }; };\n", version)
 	for _, contact := range sortedKeys(items) {
 		fmt.Fprintf(&b, "\t[%s] = { [\"subscription\"] = %s; [\"groups\"] = { }; };\n", luaString(contact), luaString(items[contact]))
 	}
@@ -590,6 +656,10 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Running reports whether the server's process runs (it was not killed or
+// stopped, or it was restarted since).
+func (s *Server) Running() bool { return s.running() != nil }
 
 func (s *Server) running() *process {
 	s.mu.Lock()

@@ -2,6 +2,9 @@ package prosodytest_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -156,5 +159,46 @@ func TestRequireSkipsWithoutProsody(t *testing.T) {
 	})
 	if reached {
 		t.Fatal("Require did not skip without prosody in PATH")
+	}
+}
+
+// NewNetwork runs servers outside a test's lifetime: Close stops them and
+// removes their directory, and may be called twice.
+func TestNewNetworkAndClose(t *testing.T) {
+	prosodytest.Require(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	n, err := prosodytest.NewNetwork(ctx, t.Logf, prosodytest.Spec{Domain: "verona.lit", Users: map[string]string{"friar": "secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := n.Server("verona.lit")
+	if !s.Running() {
+		t.Fatal("the server does not run")
+	}
+	c := dial(ctx, t, s, "friar", false)
+	if err := c.Ping(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	dir := n.Dir()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s.Running() {
+		t.Error("the server runs after Close")
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%s still exists after Close (%v)", dir, err)
+	}
+}
+
+func TestNewNetworkWithoutProsody(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	if _, err := prosodytest.NewNetwork(t.Context(), nil, prosodytest.Spec{Domain: "verona.lit"}); err == nil {
+		t.Fatal("NewNetwork without prosody in PATH did not fail")
 	}
 }
