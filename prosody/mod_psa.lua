@@ -518,6 +518,21 @@ local function c2s_out_filter(stanza, session)
 	end
 	if via_s2s[stanza] then
 		safely("remember", remember, session, stanza);
+		-- A presence from a domain we hold in outage (a probe answer that was
+		-- on its way when the link failed, or one coming over a link that
+		-- works one way only) must not look like a fresh delivery to a client
+		-- that follows annotations: until the re-check it triggered says the
+		-- link is back, it goes out annotated like the re-sends. The stanza
+		-- may be on its way to other sessions too: annotate a copy.
+		if stanza.attr.type == nil and is_enabled(session) then
+			local domain = jid_host(stanza.attr.from);
+			local link = domain and links[domain];
+			if link and link.state == "down" then
+				local copy = st.clone(stanza);
+				annotate(copy, host, "server-unavailable", describe(text_server, domain));
+				return copy;
+			end
+		end
 	end
 	return stanza;
 end

@@ -46,6 +46,38 @@ func TestS2SCutAndHeal(t *testing.T) {
 	expect(ctx, t, romeo, "probe answer", plainPresence(jfull, ""))
 }
 
+// When montague.lit cannot reach capulet.lit but capulet.lit can still reach
+// montague.lit, presence from juliet keeps arriving. It must not look like a
+// fresh delivery while montague.lit holds capulet.lit in outage: it goes out
+// annotated, with its new content, until the link is back.
+func TestS2SOneWayOutage(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+	romeo, juliet := connectPair(ctx, t, n)
+	jfull := juliet.JID()
+
+	must(t, n.CutOneWay(montague, capulet))
+	expect(ctx, t, romeo, "server-unavailable", annotated(jfull, montague, "server-unavailable"))
+
+	must(t, juliet.SendPresence(ctx, "<show>away</show><status>gone to the garden</status>"))
+	p := expect(ctx, t, romeo, "juliet's new presence, annotated", func(e *rawclient.Element) bool {
+		s := e.Child(rawclient.NSClient, "status")
+		return annotated(jfull, montague, "server-unavailable")(e) && s != nil && s.Text() == "gone to the garden"
+	})
+	if show := p.Child(rawclient.NSClient, "show"); show == nil || show.Text() != "away" {
+		t.Errorf("annotated presence lost its content: %s", p)
+	}
+	for _, e := range romeo.History() {
+		if s := e.Child(rawclient.NSClient, "status"); plainPresence(jfull, "")(e) && s != nil && s.Text() == "gone to the garden" {
+			t.Fatalf("juliet's presence went out unannotated during the outage: %s", e)
+		}
+	}
+
+	must(t, n.Heal(montague, capulet))
+	expect(ctx, t, romeo, "empty annotation", annotated(jfull, montague, ""))
+}
+
 // connectPair connects a PSA romeo and juliet, and waits until each has the
 // other's presence (both s2s directions are then established).
 func connectPair(ctx context.Context, t *testing.T, n *prosodytest.Network) (romeo, juliet *rawclient.Client) {

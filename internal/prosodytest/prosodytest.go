@@ -314,6 +314,20 @@ func (n *Network) Cut(a, b string) error {
 	return nil
 }
 
+// CutOneWay cuts the path the server of from uses to reach the server of to
+// (and their MUC components), and only that: from can no longer open or use
+// connections to to, while connections that to opened to from stay up. It
+// is how a one-way failure looks (a firewall, a broken route). Heal(from,
+// to) heals it.
+func (n *Network) CutOneWay(from, to string) error {
+	ab, _, err := n.pair(from, to)
+	if err != nil {
+		return err
+	}
+	ab.setCut(true)
+	return nil
+}
+
 // Heal lets new connections through the link between a and b again.
 func (n *Network) Heal(a, b string) error {
 	ab, ba, err := n.pair(a, b)
