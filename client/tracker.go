@@ -171,7 +171,7 @@ func (t *Tracker) passPresence(r xmlstream.TokenReadEncoder, start *xml.StartEle
 	if err != nil {
 		return err
 	}
-	p, derr := t.dec.DecodeElement(&sliceReader{toks: toks}, *start)
+	p, derr := t.dec.DecodeElement(xmltok.NewReplayer(toks), *start)
 	if derr != nil {
 		if err := t.badPresence(derr); err != nil {
 			return err
@@ -182,7 +182,7 @@ func (t *Tracker) passPresence(r xmlstream.TokenReadEncoder, start *xml.StartEle
 	return next.HandleXMPP(struct {
 		xml.TokenReader
 		xmlstream.Encoder
-	}{&sliceReader{toks: toks}, r}, start)
+	}{xmltok.NewReplayer(toks), r}, start)
 }
 
 // badPresence reports a presence that could not be decoded. Only a failure
@@ -502,18 +502,4 @@ func (t *Tracker) session() *xmpp.Session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.sess
-}
-
-// sliceReader replays recorded tokens.
-type sliceReader struct {
-	toks []xml.Token
-	i    int
-}
-
-func (r *sliceReader) Token() (xml.Token, error) {
-	if r.i >= len(r.toks) {
-		return nil, io.EOF
-	}
-	r.i++
-	return r.toks[r.i-1], nil
 }

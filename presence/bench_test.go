@@ -2,12 +2,12 @@ package presence_test
 
 import (
 	"encoding/xml"
-	"io"
 	"strings"
 	"testing"
 
 	"mellium.im/xmlstream"
 
+	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 )
 
@@ -36,9 +36,9 @@ func BenchmarkDecodeElement(b *testing.B) {
 	}{{"decoder", d.DecodeElement}, {"func", presence.DecodeElement}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			r := &sliceReader{}
+			r := new(xmltok.Replayer)
 			for b.Loop() {
-				r.toks, r.i = toks[1:], 0
+				r.Reset(toks[1:])
 				p, err := bc.decode(r, start)
 				if err != nil || len(p.Annotations) != 1 {
 					b.Fatal(p, err)
@@ -59,17 +59,4 @@ func BenchmarkUnmarshal(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-type sliceReader struct {
-	toks []xml.Token
-	i    int
-}
-
-func (r *sliceReader) Token() (xml.Token, error) {
-	if r.i >= len(r.toks) {
-		return nil, io.EOF
-	}
-	r.i++
-	return r.toks[r.i-1], nil
 }

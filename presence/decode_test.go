@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
 )
@@ -334,10 +335,10 @@ func TestDecodeAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := toks[0].(xml.StartElement)
-	r := &sliceReader{}
+	r := new(xmltok.Replayer)
 	var d presence.Decoder // as a client uses it: one per stream
 	n := testing.AllocsPerRun(100, func() {
-		r.toks, r.i = toks[1:], 0
+		r.Reset(toks[1:])
 		p, err := d.DecodeElement(r, start)
 		if err != nil || len(p.Annotations) != 1 {
 			t.Fatal(p, err)

@@ -17,14 +17,6 @@ const (
 	pw         = "pw"
 )
 
-// fastPSA makes mod_psa re-check quickly, so that tests see restores soon.
-var fastPSA = map[string]string{
-	"psa_recheck_interval":     "0.1",
-	"psa_recheck_max_interval": "0.4",
-	"psa_ping_timeout":         "5",
-	"psa_disco_timeout":        "5",
-}
-
 // shakespeare starts montague.lit (with conference.montague.lit) and
 // capulet.lit. romeo, benvolio and juliet know each other.
 func shakespeare(t *testing.T, tweak func(mont, cap *prosodytest.Spec)) *prosodytest.Network {
@@ -37,7 +29,7 @@ func shakespeare(t *testing.T, tweak func(mont, cap *prosodytest.Spec)) *prosody
 			"romeo":    {"juliet@capulet.lit": "both", "benvolio@montague.lit": "both"},
 			"benvolio": {"romeo@montague.lit": "both"},
 		},
-		PSAOptions: fastPSA,
+		PSAOptions: prosodytest.FastPSA(),
 	}
 	capu := prosodytest.Spec{
 		Domain: capulet,
@@ -45,7 +37,7 @@ func shakespeare(t *testing.T, tweak func(mont, cap *prosodytest.Spec)) *prosody
 		Roster: map[string]map[string]string{
 			"juliet": {"romeo@montague.lit": "both"},
 		},
-		PSAOptions: fastPSA,
+		PSAOptions: prosodytest.FastPSA(),
 	}
 	if tweak != nil {
 		tweak(&mont, &capu)

@@ -2,12 +2,12 @@ package psa_test
 
 import (
 	"encoding/xml"
-	"io"
 	"strings"
 	"testing"
 
 	"mellium.im/xmlstream"
 
+	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/psa"
 )
 
@@ -18,7 +18,7 @@ func BenchmarkDecodeElement(b *testing.B) {
 	toks := readTokens(b, in)
 	b.ReportAllocs()
 	for b.Loop() {
-		r := &sliceReader{toks: toks[1:]}
+		r := xmltok.NewReplayer(toks[1:])
 		if _, err := psa.DecodeElement(r, toks[0].(xml.StartElement)); err != nil {
 			b.Fatal(err)
 		}
@@ -32,17 +32,4 @@ func readTokens(b *testing.B, s string) []xml.Token {
 		b.Fatal(err)
 	}
 	return toks
-}
-
-type sliceReader struct {
-	toks []xml.Token
-	i    int
-}
-
-func (r *sliceReader) Token() (xml.Token, error) {
-	if r.i >= len(r.toks) {
-		return nil, io.EOF
-	}
-	r.i++
-	return r.toks[r.i-1], nil
 }

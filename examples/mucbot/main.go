@@ -58,15 +58,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 	if len(*rooms) == 0 {
 		return errors.New("give at least one -room room@service/nick")
 	}
-	account, err := conn.Account()
-	if err != nil {
-		return err
-	}
-	opts, err := conn.Options(account)
-	if err != nil {
-		return err
-	}
-	password, err := cliconn.Password(stdin, stderr)
+	account, opts, password, err := conn.Connection(stdin, stderr)
 	if err != nil {
 		return err
 	}

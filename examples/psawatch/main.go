@@ -57,15 +57,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		}
 		return err
 	}
-	account, err := conn.Account()
-	if err != nil {
-		return err
-	}
-	opts, err := conn.Options(account)
-	if err != nil {
-		return err
-	}
-	password, err := cliconn.Password(stdin, stderr)
+	account, opts, password, err := conn.Connection(stdin, stderr)
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,24 @@ func Register(fs *flag.FlagSet) *Flags {
 	return f
 }
 
+// Connection turns the flags into what client.Dial takes: the account, the
+// options, and the password (from $PSAKIT_PASSWORD or a prompt on stderr).
+func (f *Flags) Connection(stdin *os.File, stderr io.Writer) (jid.JID, []client.Option, string, error) {
+	account, err := f.Account()
+	if err != nil {
+		return jid.JID{}, nil, "", err
+	}
+	opts, err := f.Options(account)
+	if err != nil {
+		return jid.JID{}, nil, "", err
+	}
+	password, err := Password(stdin, stderr)
+	if err != nil {
+		return jid.JID{}, nil, "", err
+	}
+	return account, opts, password, nil
+}
+
 // Account parses -jid.
 func (f *Flags) Account() (jid.JID, error) {
 	if f.JID == "" {

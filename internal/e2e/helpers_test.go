@@ -27,15 +27,6 @@ const (
 	pw         = "pw"
 )
 
-// fastPSA makes mod_psa re-check reachability quickly, so that restores
-// reach the client soon after a heal.
-var fastPSA = map[string]string{
-	"psa_recheck_interval":     "0.1",
-	"psa_recheck_max_interval": "0.4",
-	"psa_ping_timeout":         "5",
-	"psa_disco_timeout":        "5",
-}
-
 // shakespeare starts montague.lit (with conference.montague.lit) and
 // capulet.lit. Romeo has juliet, nurse and benvolio in his roster, and they
 // have him, all with subscription both, so that presence flows both ways,
@@ -54,7 +45,7 @@ func shakespeare(t *testing.T, tweak func(mont, capu *prosodytest.Spec)) *prosod
 			},
 			"benvolio": {"romeo@montague.lit": "both"},
 		},
-		PSAOptions: fastPSA,
+		PSAOptions: prosodytest.FastPSA(),
 	}
 	capu := prosodytest.Spec{
 		Domain: capulet,
@@ -63,7 +54,7 @@ func shakespeare(t *testing.T, tweak func(mont, capu *prosodytest.Spec)) *prosod
 			"juliet": {"romeo@montague.lit": "both"},
 			"nurse":  {"romeo@montague.lit": "both"},
 		},
-		PSAOptions: fastPSA,
+		PSAOptions: prosodytest.FastPSA(),
 	}
 	if tweak != nil {
 		tweak(&mont, &capu)

@@ -43,10 +43,8 @@ func contactName(i int) string { return fmt.Sprintf("c%04d", i) }
 // level info. A first cut and heal, not measured, warms the servers up.
 func newCrowd(ctx context.Context, tb testing.TB, n int) *crowd {
 	tb.Helper()
-	opts := map[string]string{"psa_max_presences_per_session": strconv.Itoa(n + 100)}
-	for k, v := range fastPSA {
-		opts[k] = v
-	}
+	opts := prosodytest.FastPSA()
+	opts["psa_max_presences_per_session"] = strconv.Itoa(n + 100)
 	romeoRoster := make(map[string]string, n)
 	users := make(map[string]string, n)
 	rosters := make(map[string]map[string]string, n)

@@ -72,48 +72,20 @@ func Skip(r xml.TokenReader) error {
 // At most max bytes are kept, cut at a rune boundary; cut reports that
 // something was left out.
 func ReadText(r xml.TokenReader, max int) (text string, cut bool, err error) {
-	var buf []byte
-	depth := 0
-	for {
-		tok, err := r.Token()
-		switch t := tok.(type) {
-		case xml.CharData:
-			if depth > 0 || cut {
-				break
-			}
-			if text == "" && buf == nil && len(t) <= max {
-				// The common case, a single run of text: one allocation.
-				text = string(t)
-				break
-			}
-			if buf == nil {
-				buf = append(buf, text...)
-			}
-			if room := max - len(buf); len(t) > room {
-				buf = append(buf, t[:RuneBoundary(t, room)]...)
-				cut = true
-				break
-			}
-			buf = append(buf, t...)
-		case xml.StartElement:
-			depth++
-		case xml.EndElement:
-			if depth == 0 {
-				if buf != nil {
-					text = string(buf)
-				}
-				return text, cut, nil
-			}
-			depth--
-		}
-		if err != nil {
-			return "", false, UnexpectedEOF(err)
-		}
+	// Most texts fit the array, which stays on the stack: one allocation,
+	// the string.
+	var buf [256]byte
+	b, cut, err := AppendText(buf[:0], r, max)
+	if err != nil {
+		return "", false, err
 	}
+	return string(b), cut, nil
 }
 
-// AppendText is ReadText appending the text to dst instead of making a
-// string of it, so that a caller that only compares or parses a short value
+// AppendText reads the character data of an element whose start was just
+// read, up to and including its end element, and appends it to dst: at most
+// max bytes, cut at a rune boundary (cut reports it); text inside child
+// elements is ignored. A caller that only compares or parses a short value
 // (a show, a priority) allocates nothing: pass a slice of a local array.
 func AppendText(dst []byte, r xml.TokenReader, max int) (text []byte, cut bool, err error) {
 	start := len(dst)
@@ -162,4 +134,27 @@ func RuneBoundary[T ~string | ~[]byte](s T, max int) int {
 		i--
 	}
 	return i
+}
+
+// Replayer replays recorded tokens, as read with xmlstream.ReadAll: to
+// decode a stanza twice, or in tests and benchmarks without a stream. Its
+// zero value replays nothing.
+type Replayer struct {
+	toks []xml.Token
+	next int
+}
+
+// NewReplayer returns a Replayer of toks.
+func NewReplayer(toks []xml.Token) *Replayer { return &Replayer{toks: toks} }
+
+// Reset makes r replay toks from their start.
+func (r *Replayer) Reset(toks []xml.Token) { r.toks, r.next = toks, 0 }
+
+// Token implements xml.TokenReader.
+func (r *Replayer) Token() (xml.Token, error) {
+	if r.next >= len(r.toks) {
+		return nil, io.EOF
+	}
+	r.next++
+	return r.toks[r.next-1], nil
 }

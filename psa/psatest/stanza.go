@@ -7,6 +7,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 )
 
@@ -46,8 +47,8 @@ func newStanza(toks []xml.Token) Stanza {
 	st.To, _ = jid.Parse(attrValue(start.Attr, "to"))
 	st.From, _ = jid.Parse(attrValue(start.Attr, "from"))
 	if st.Name == "presence" {
-		r := sliceReader(toks)
-		if p, err := presence.Decode(&r); err == nil {
+		r := xmltok.NewReplayer(toks)
+		if p, err := presence.Decode(r); err == nil {
 			st.Presence = &p
 		}
 	}

@@ -137,18 +137,6 @@ func collect(r xml.TokenReader) ([]xml.Token, error) {
 	}
 }
 
-// sliceReader replays tokens as an xml.TokenReader.
-type sliceReader []xml.Token
-
-func (r *sliceReader) Token() (xml.Token, error) {
-	if len(*r) == 0 {
-		return nil, io.EOF
-	}
-	tok := (*r)[0]
-	*r = (*r)[1:]
-	return tok, nil
-}
-
 // encode writes toks as XML text. An element whose namespace differs from
 // its parent's (or from parentNS for the outermost ones) gets an xmlns
 // attribute; an element without a namespace inherits its parent's. The
