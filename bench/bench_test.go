@@ -45,10 +45,10 @@ func runStream(tb testing.TB, b *testing.B, peer Peer, rosterJIDs []string, st *
 		srv.Close()
 		stop()
 	}()
-	var cpu0 time.Duration
+	var cpu0, gc0 time.Duration
 	if b != nil {
 		runtime.GC()
-		cpu0 = cpuTime()
+		cpu0, gc0 = cpuTime(), gcCPU()
 		b.ResetTimer()
 	}
 	werr := make(chan error, 1)
@@ -71,6 +71,7 @@ func runStream(tb testing.TB, b *testing.B, peer Peer, rosterJIDs []string, st *
 		// CPU time of the whole process (client, fake server, GC) per stanza:
 		// less sensitive than wall time to other load on a shared machine.
 		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+		b.ReportMetric(float64((gcCPU()-gc0).Nanoseconds())/float64(b.N), "gc-cpu-ns/op")
 	}
 }
 
@@ -195,7 +196,9 @@ func fillRoster(m *roster.Model, pop *Population) (bytesPerResource float64) {
 // callback) with 1k, 100k and 1M roster entries online, each with one
 // resource: updates, annotations and restores spread uniformly over the
 // roster. B/resource is the heap the model holds per online resource
-// (runtime.MemStats after GC), its JID included.
+// (runtime.MemStats after GC), its JID included; gc-cpu-ns/op is the
+// runtime's estimate of the garbage collector's CPU time over the window
+// (whole cycles only: see gcCPU), which is what grows with the roster.
 func BenchmarkClientStack(b *testing.B) {
 	for _, size := range sizes {
 		b.Run("entries="+size.name, func(b *testing.B) {
@@ -226,7 +229,7 @@ func runTracker(b *testing.B, pop *Population, fill func(*roster.Model), gen fun
 	st := gen()
 	b.ReportAllocs()
 	runtime.GC()
-	cpu0 := cpuTime()
+	cpu0, gc0 := cpuTime(), gcCPU()
 	b.ResetTimer()
 	go func() { _ = srv.WriteStream(st.Data) }()
 	select {
@@ -236,6 +239,7 @@ func runTracker(b *testing.B, pop *Population, fill func(*roster.Model), gen fun
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((gcCPU()-gc0).Nanoseconds())/float64(b.N), "gc-cpu-ns/op")
 }
 
 // burstSize is the number of annotated presences of BenchmarkBurst.

@@ -163,3 +163,26 @@ func BenchmarkResourceMemory(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkMarkModel measures what a roster of 1M online contacts (one
+// resource each, every string its own copy as decoding gives) costs the
+// garbage collector: one op is a full collection with the model live, the
+// rest of the heap nearly empty. In a client every cycle pays this, and
+// the tokenizer's allocation rate sets how often cycles come (see
+// BENCHMARKS.md, flat cost).
+func BenchmarkMarkModel(b *testing.B) {
+	const n = 1_000_000
+	m := roster.New(jid.MustParse("bench@bench.example/psakit"))
+	fillModel(m, n, true)
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ResetTimer()
+	for range b.N {
+		runtime.GC()
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(ms.HeapObjects)/n, "objects/contact")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/contact")
+	runtime.KeepAlive(m)
+}
