@@ -8,8 +8,9 @@
 // server becomes unreachable (a cut link, a killed server), a contact whose
 // session hibernates (XEP-0198), and a MUC occupant on an unreachable domain;
 // and what psakit adds on top: its own server killed and restarted, rooms it
-// must stay in, a flapping link, and clients without urn:xmpp:psa that must
-// see nothing. They log how long each change took to reach the client
+// must stay in, a flapping link, clients without urn:xmpp:psa that must see
+// nothing, and the three ways to connect (plain text on loopback, StartTLS,
+// direct TLS). They log how long each change took to reach the client
 // (grep the -v output for "timing:"), but never assert durations.
 //
 // Without Prosody the tests skip, unless PSAKIT_REQUIRE_PROSODY=1.
