@@ -389,13 +389,20 @@ func (s *Server) configPath() string { return filepath.Join(s.Dir, "prosody.cfg.
 // JID returns user@domain.
 func (s *Server) JID(user string) string { return user + "@" + s.Domain }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts returns n distinct free loopback ports. The listeners stay open
+// until all n are chosen: closed one at a time, the kernel may hand the same
+// port out twice.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // firstStart writes the server's files and starts it, with new ports if the
@@ -406,16 +413,11 @@ func (s *Server) firstStart(ctx context.Context) error {
 	}
 	var err error
 	for range 3 {
-		var c2s, c2sTLS, s2s int
-		if c2s, err = freePort(); err != nil {
-			return err
+		ports, perr := freePorts(3)
+		if perr != nil {
+			return perr
 		}
-		if c2sTLS, err = freePort(); err != nil {
-			return err
-		}
-		if s2s, err = freePort(); err != nil {
-			return err
-		}
+		c2s, c2sTLS, s2s := ports[0], ports[1], ports[2]
 		s.C2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2s))
 		s.C2SDirectTLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(c2sTLS))
 		s.S2SAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s2s))
