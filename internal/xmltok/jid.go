@@ -146,10 +146,27 @@ var localOK, ldh = func() (local, ldh [256]bool) {
 // Caching is invisible to callers: a jid.JID is immutable, so one value may
 // be shared by every stanza that carried the same string.
 type JIDCache struct {
-	slots [jidCacheSlots]atomic.Pointer[cachedJID]
+	sets [jidCacheSlots / cacheWays][cacheWays]atomic.Pointer[cachedJID]
 }
 
 const jidCacheSlots = 64
+
+// cacheWays is the number of entries per set of JIDCache and Interner. A
+// string may sit in any entry of the set its hash picks, so a few hot
+// strings that hash to the same set (the per-process seed decides) still
+// all stay cached instead of evicting one another on every stanza.
+const cacheWays = 4
+
+// insert puts e first in set, shifting the others down and dropping the
+// last: the set keeps the most recently missed entries. Concurrent inserts
+// may interleave; each slot always holds a whole entry, which is all a
+// lookup relies on.
+func insert[E any](set *[cacheWays]atomic.Pointer[E], e *E) {
+	for i := cacheWays - 1; i > 0; i-- {
+		set[i].Store(set[i-1].Load())
+	}
+	set[0].Store(e)
+}
 
 type cachedJID struct {
 	s         string
@@ -165,13 +182,15 @@ func (c *JIDCache) Parse(s string) (j jid.JID, canonical bool, err error) {
 	if c == nil {
 		return ParseJID(s)
 	}
-	slot := &c.slots[maphash.String(jidSeed, s)%jidCacheSlots]
-	if e := slot.Load(); e != nil && e.s == s {
-		return e.j, e.canonical, nil
+	set := &c.sets[maphash.String(jidSeed, s)%uint64(len(c.sets))]
+	for i := range set {
+		if e := set[i].Load(); e != nil && e.s == s {
+			return e.j, e.canonical, nil
+		}
 	}
 	j, canonical, err = ParseJID(s)
 	if err == nil {
-		slot.Store(&cachedJID{s: s, j: j, canonical: canonical})
+		insert(set, &cachedJID{s: s, j: j, canonical: canonical})
 	}
 	return j, canonical, err
 }
@@ -182,9 +201,9 @@ func (c *JIDCache) Parse(s string) (j jid.JID, canonical bool, err error) {
 // entry, and comparing two of them stops at the pointer instead of reading
 // both from memory, which in a model of a million entries is a cache miss.
 // It holds a fixed number of entries, is safe for concurrent use, and a hit
-// allocates nothing; a miss replaces the slot's entry.
+// allocates nothing; a miss replaces the oldest entry of its set.
 type Interner struct {
-	slots [internSlots]atomic.Pointer[string]
+	sets [internSlots / cacheWays][cacheWays]atomic.Pointer[string]
 }
 
 const internSlots = 256
@@ -199,12 +218,14 @@ func (in *Interner) Intern(s string) string {
 	if in == nil || s == "" || len(s) > MaxIntern {
 		return s
 	}
-	slot := &in.slots[maphash.String(jidSeed, s)%internSlots]
-	if e := slot.Load(); e != nil && *e == s {
-		return *e
+	set := &in.sets[maphash.String(jidSeed, s)%uint64(len(in.sets))]
+	for i := range set {
+		if e := set[i].Load(); e != nil && *e == s {
+			return *e
+		}
 	}
 	e := new(string) // not &s, which would move every s to the heap
 	*e = s
-	slot.Store(e)
+	insert(set, e)
 	return s
 }
