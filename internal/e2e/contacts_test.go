@@ -34,12 +34,7 @@ func TestRemoteContactCutAndHeal(t *testing.T) {
 		t.Fatalf("the session runs over %T, not TLS", romeo.Session().Conn())
 	}
 	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, jfull))
-	// Both s2s directions are up once juliet has romeo's presence too.
-	if _, err := juliet.Expect(ctx, func(e *rawclient.Element) bool {
-		return e.Is(rawclient.NSClient, "presence") && e.Attr("from") == romeo.JID().String()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String()) // both s2s directions up
 
 	cut := time.Now()
 	must(t, n.Cut(montague, capulet))
@@ -103,11 +98,7 @@ func TestRemoteServerKilledAndRestarted(t *testing.T) {
 	rec := newRecorder()
 	romeo := dial(ctx, t, mont, "romeo", "lane", rec)
 	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, jfull))
-	if _, err := juliet.Expect(ctx, func(e *rawclient.Element) bool {
-		return e.Is(rawclient.NSClient, "presence") && e.Attr("from") == romeo.JID().String()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String()) // both s2s directions up
 
 	killed := time.Now()
 	must(t, capu.Kill())

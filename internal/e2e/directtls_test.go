@@ -35,11 +35,7 @@ func TestDirectTLS(t *testing.T) {
 		t.Fatalf("TLS state: handshake %v, server name %q, %d certificates", st.HandshakeComplete, st.ServerName, len(st.PeerCertificates))
 	}
 	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, jfull))
-	if _, err := juliet.Expect(ctx, func(e *rawclient.Element) bool {
-		return e.Is(rawclient.NSClient, "presence") && e.Attr("from") == romeo.JID().String()
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String()) // both s2s directions up
 
 	must(t, n.Cut(montague, capulet))
 	rec.expect(ctx, t, "juliet stale", marked(roster.EventStale, jfull, psa.ServerUnavailable, montague))

@@ -124,6 +124,17 @@ func awaitOccupantAnnotations(ctx context.Context, t testing.TB, srv *prosodytes
 	}
 }
 
+// awaitPresenceFrom waits until the raw client c has received presence from
+// the full JID from: between two domains, both s2s directions are then up.
+func awaitPresenceFrom(ctx context.Context, t testing.TB, c *rawclient.Client, from string) {
+	t.Helper()
+	if _, err := c.Expect(ctx, func(e *rawclient.Element) bool {
+		return e.Is(rawclient.NSClient, "presence") && e.Attr("from") == from
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // raw connects a raw client for user@srv.Domain/resource and sends its
 // available presence with children (raw XML).
 func raw(ctx context.Context, t testing.TB, srv *prosodytest.Server, user, resource string, cfg rawclient.Config, children string) *rawclient.Client {
