@@ -23,6 +23,20 @@ import (
 // resources each, plus 10 rooms of 500 occupants.
 const streamUsers = 20_000
 
+// meter measures the CPU time of a benchmark's window.
+type meter struct{ cpu, gc time.Duration }
+
+func startMeter() meter { return meter{cpu: cpuTime(), gc: gcCPU()} }
+
+// report adds cpu-ns/op, the CPU time of the whole process (client, fake
+// server, GC) per op since startMeter, less sensitive than wall time to
+// other load on a shared machine; and gc-cpu-ns/op, the garbage
+// collector's share (whole cycles only: see gcCPU).
+func (m meter) report(b *testing.B) {
+	b.ReportMetric(float64((cpuTime()-m.cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((gcCPU()-m.gc).Nanoseconds())/float64(b.N), "gc-cpu-ns/op")
+}
+
 // runStream logs peer in to a fresh server, writes st, and waits until the
 // peer has handled every presence. With b set, the timer runs from the
 // first byte written to the last presence handled, and nothing else.
@@ -45,10 +59,10 @@ func runStream(tb testing.TB, b *testing.B, peer Peer, rosterJIDs []string, st *
 		srv.Close()
 		stop()
 	}()
-	var cpu0, gc0 time.Duration
+	var m meter
 	if b != nil {
 		runtime.GC()
-		cpu0, gc0 = cpuTime(), gcCPU()
+		m = startMeter()
 		b.ResetTimer()
 	}
 	werr := make(chan error, 1)
@@ -68,10 +82,7 @@ func runStream(tb testing.TB, b *testing.B, peer Peer, rosterJIDs []string, st *
 	}
 	if b != nil {
 		b.StopTimer()
-		// CPU time of the whole process (client, fake server, GC) per stanza:
-		// less sensitive than wall time to other load on a shared machine.
-		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-		b.ReportMetric(float64((gcCPU()-gc0).Nanoseconds())/float64(b.N), "gc-cpu-ns/op")
+		m.report(b)
 	}
 }
 
@@ -229,7 +240,7 @@ func runTracker(b *testing.B, pop *Population, fill func(*roster.Model), gen fun
 	st := gen()
 	b.ReportAllocs()
 	runtime.GC()
-	cpu0, gc0 := cpuTime(), gcCPU()
+	m := startMeter()
 	b.ResetTimer()
 	go func() { _ = srv.WriteStream(st.Data) }()
 	select {
@@ -238,8 +249,7 @@ func runTracker(b *testing.B, pop *Population, fill func(*roster.Model), gen fun
 		b.Fatal("timeout")
 	}
 	b.StopTimer()
-	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
-	b.ReportMetric(float64((gcCPU()-gc0).Nanoseconds())/float64(b.N), "gc-cpu-ns/op")
+	m.report(b)
 }
 
 // burstSize is the number of annotated presences of BenchmarkBurst.
