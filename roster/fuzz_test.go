@@ -2,6 +2,8 @@ package roster_test
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,13 @@ func FuzzModel(f *testing.F) {
 	annotators := []string{"montague.lit", "capulet.lit", "evil.example", "juliet@capulet.lit", "chats.capulet.lit"}
 	conditions := []string{"", "server-unavailable", "connection-paused", "odd"}
 	types := []string{"", "", "", "unavailable", "subscribe", "error", "probe"}
+	extras := []string{
+		"",
+		`<status>At work</status>`,
+		`<status xml:lang="en">Out</status><status xml:lang="fr">Dehors</status>`,
+		`<c xmlns="http://jabber.org/protocol/caps" hash="sha-1" node="http://psakit.example" ver="abc="/>`,
+		`<delay xmlns="urn:xmpp:delay" stamp="2026-11-24T10:00:00.123Z"/><status>Late</status>`,
+	}
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 512 {
 			ops = ops[:512]
@@ -43,12 +52,15 @@ func FuzzModel(f *testing.F) {
 					body = fmt.Sprintf(`<state-annotation xmlns="urn:xmpp:psa" from="%s">%s</state-annotation>`,
 						annotators[int(arg>>5)%len(annotators)], cond(conditions[int(op>>4)%len(conditions)]))
 				}
-				p, err := presence.Unmarshal([]byte(fmt.Sprintf(`<presence from="%s" type="%s"><show>%s</show>%s</presence>`,
-					from, typ, []string{"away", "dnd", "xa", "chat"}[op%4], body)))
+				if op&0x80 != 0 && arg&4 != 0 {
+					body = strings.Replace(body, "</state", `<description xml:lang="en">down since `+fmt.Sprint(i)+`</description></state`, 1)
+				}
+				p, err := presence.Unmarshal([]byte(fmt.Sprintf(`<presence from="%s" type="%s"><show>%s</show><priority>%d</priority>%s%s</presence>`,
+					from, typ, []string{"away", "dnd", "xa", "chat"}[op%4], int8(arg), extras[int(arg>>2)%len(extras)], body)))
 				if err != nil {
 					t.Fatalf("bad generated presence: %v", err)
 				}
-				m.ApplyPresence(&p)
+				checkEvents(t, m, m.ApplyPresence(&p))
 			case 3:
 				m.MarkDisconnected()
 			case 4:
@@ -87,6 +99,48 @@ func FuzzModel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkEvents checks that the model stored exactly what its events say:
+// the resource of the last presence event, as the events built it from the
+// presence, must be what a snapshot decodes from the model's storage.
+func checkEvents(t *testing.T, m *roster.Model, evs []roster.Event) {
+	t.Helper()
+	var last *roster.Event
+	for i := range evs {
+		switch evs[i].Kind {
+		case roster.EventAvailable, roster.EventUpdated, roster.EventStale, roster.EventRestored:
+			last = &evs[i]
+		case roster.EventUnavailable:
+			if _, ok := m.Resource(evs[i].JID); ok {
+				t.Fatalf("%s still there after %+v", evs[i].JID, evs[i])
+			}
+		}
+	}
+	if last == nil {
+		return
+	}
+	got, ok := m.Resource(last.JID)
+	if !ok {
+		t.Fatalf("%s missing after %+v", last.JID, *last)
+	}
+	if !sameResource(got, last.Resource) {
+		t.Fatalf("stored %+v, events said %+v", got, last.Resource)
+	}
+}
+
+// sameResource compares resources field by field, times with Equal.
+func sameResource(a, b roster.Resource) bool {
+	if !a.JID.Equal(b.JID) || !a.State.Equal(b.State) || !a.Updated.Equal(b.Updated) || len(a.Marks) != len(b.Marks) {
+		return false
+	}
+	for i := range a.Marks {
+		x, y := a.Marks[i], b.Marks[i]
+		if x.Condition != y.Condition || !x.By.Equal(y.By) || !x.Since.Equal(y.Since) || !slices.Equal(x.Descriptions, y.Descriptions) {
+			return false
+		}
+	}
+	return true
 }
 
 func cond(c string) string {

@@ -1,6 +1,7 @@
 package roster
 
 import (
+	"bytes"
 	"fmt"
 
 	"mellium.im/xmpp/jid"
@@ -29,9 +30,13 @@ func (m *Model) SetItems(ver string, items []Item) []Event {
 		seen[key] = struct{}{}
 		dst = m.setItem(dst, key, it)
 	}
-	for key, c := range m.contacts {
-		if _, ok := seen[key]; !ok && c.inRoster {
-			dst = m.removeItem(dst, key, c)
+	for i := range m.contacts {
+		c := &m.contacts[i]
+		if !c.live || !c.inRoster {
+			continue
+		}
+		if _, ok := seen[string(m.arena.bytes(c.key))]; !ok {
+			dst = m.removeItem(dst, uint32(i+1))
 		}
 	}
 	return dst
@@ -56,8 +61,8 @@ func (m *Model) ApplyPush(from jid.JID, ver string, item Item) ([]Event, error) 
 	item.JID = item.JID.Bare()
 	key := item.JID.String()
 	if item.Subscription == SubscriptionRemove {
-		if c := m.contacts[key]; c != nil && c.inRoster {
-			return m.removeItem(nil, key, c), nil
+		if ci := m.lookup(key); ci != 0 && m.contacts[ci-1].inRoster {
+			return m.removeItem(nil, ci), nil
 		}
 		return nil, nil
 	}
@@ -65,44 +70,48 @@ func (m *Model) ApplyPush(from jid.JID, ver string, item Item) ([]Event, error) 
 }
 
 func (m *Model) setItem(dst []Event, key string, it Item) []Event {
-	c := m.contacts[key]
-	switch {
-	case c == nil:
-		c = &contact{jid: it.JID}
-		m.contacts[key] = c
-		m.stats.Contacts++
-	case !c.inRoster && len(c.resources) > 0 && !c.jid.Equal(m.account.Bare()):
-		// A stranger with presence joins the roster.
-		m.stats.Strangers--
-	case c.inRoster:
-		if c.item.equal(it) {
+	m.scratch = appendItem(m.scratch[:0], &it)
+	if len(m.scratch)+len(key) > maxRecord {
+		return append(dst, Event{Kind: EventRejected, JID: it.JID, Item: it, Err: errLimit("bytes per item", maxRecord)})
+	}
+	ci := m.lookup(key)
+	if ci == 0 {
+		ci = m.addContact(key)
+	}
+	c := &m.contacts[ci-1]
+	if c.inRoster {
+		if bytes.Equal(m.scratch, m.arena.bytes(c.item)) {
 			return dst
 		}
-		c.item = it
+		c.item = m.arena.store(c.item, m.scratch)
 		return append(dst, Event{Kind: EventItemUpdated, JID: it.JID, Item: it})
 	}
-	c.item, c.inRoster = it, true
+	if c.nres > 0 && !it.JID.Equal(m.account.Bare()) {
+		// A stranger with presence joins the roster.
+		m.stats.Strangers--
+	}
+	c.item, c.inRoster = m.arena.store(c.item, m.scratch), true
 	m.stats.Items++
 	return append(dst, Event{Kind: EventItemAdded, JID: it.JID, Item: it})
 }
 
-func (m *Model) removeItem(dst []Event, key string, c *contact) []Event {
-	old := c.item
-	c.item, c.inRoster = Item{}, false
+func (m *Model) removeItem(dst []Event, ci uint32) []Event {
+	c := &m.contacts[ci-1]
+	bare := m.parseJID(m.arena.bytes(c.key))
+	old := m.readItem(bare, m.arena.bytes(c.item))
+	m.arena.release(c.item)
+	c.item, c.inRoster = blob{}, false
 	m.stats.Items--
 	dst = append(dst, Event{Kind: EventItemRemoved, JID: old.JID, Item: old})
-	if len(c.resources) > 0 && !c.jid.Equal(m.account.Bare()) {
+	if c.nres > 0 && !bare.Equal(m.account.Bare()) {
 		// Its presence stays, as a stranger's, until it goes unavailable.
 		m.stats.Strangers++
 		if m.stats.Strangers > m.maxStrangers {
 			// No room for one more stranger: drop its presence rather than break
 			// the limit. Removing the last resource counts the stranger out.
-			for i := len(c.resources) - 1; i >= 0; i-- {
-				dst = m.removeResource(dst, key, c, i)
-			}
-			return dst
+			return m.removeResources(dst, ci, func(uint32) bool { return true })
 		}
 	}
-	m.dropIfEmpty(key, c)
+	m.dropIfEmpty(ci)
 	return dst
 }

@@ -34,22 +34,22 @@
 //
 // # Large rosters and the garbage collector
 //
-// Each online contact costs about 10 heap objects (its strings, JIDs and
-// entries), and every garbage collection cycle marks all of them: about
-// 0.4 µs per contact on a 2-core machine (BenchmarkMarkModel). A client
-// that tracks hundreds of thousands of entries pays this once per cycle,
-// and the XML tokenizer's allocations set how often cycles come. Such an
-// application should tune the collector for its heap, as any Go program
-// with a large live heap does (a higher GOGC, or a GOMEMLIMIT near the
-// memory it can afford); this package sets neither. BENCHMARKS.md has the
-// figures.
+// The model keeps its entries where the garbage collector does not walk
+// them: fixed-size slots in pointer-free slices and every string in a byte
+// arena, found through a map of JID hashes. A collection cycle costs about
+// a nanosecond per online contact instead of the 0.4 µs that ten small
+// heap objects per contact cost (BenchmarkMarkModel), so a client that
+// tracks a million entries does not pay for them on every cycle. Snapshots
+// build their JIDs and strings when asked; memory the model
+// frees is kept for its next entries, up to the peak it held.
 package roster
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"iter"
-	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +57,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/internal/stale"
+	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
 )
@@ -96,11 +97,6 @@ type Item struct {
 	Ask          bool   // a subscription request to the contact is pending
 	Approved     bool   // pre-approved subscription
 	Groups       []string
-}
-
-func (i Item) equal(o Item) bool {
-	return i.JID.Equal(o.JID) && i.Name == o.Name && i.Subscription == o.Subscription &&
-		i.Ask == o.Ask && i.Approved == o.Approved && slices.Equal(i.Groups, o.Groups)
 }
 
 // Resource is the presence of one full JID.
@@ -184,42 +180,58 @@ type Model struct {
 	maxResources int
 	maxStrangers int
 	now          func() time.Time
+	seed         maphash.Seed
 
-	mu       sync.RWMutex
-	account  jid.JID
-	ver      string
-	contacts map[string]*contact // by bare JID
-	stats    Stats
-	res      stale.Result // scratch space for Apply, reused under mu
+	mu      sync.RWMutex
+	account jid.JID
+	ver     string
+	stats   Stats
+	res     stale.Result // scratch space for Apply, reused under mu
+	scratch []byte       // scratch space for records, reused under mu
+
+	// The entries, in storage the garbage collector does not walk (see
+	// arena.go): slots in pointer-free slices, strings in the arena, and an
+	// index from the hash of a bare JID to the first contact slot with that
+	// hash (slot numbers are index+1, 0 is none).
+	arena        arena
+	contacts     []contactSlot
+	freeContacts []uint32
+	resources    []resourceSlot
+	freeRes      []uint32
+	index        map[uint64]uint32
+
+	locs          []*time.Location // the locations of stamps, see stampOf
+	lastJID       jid.JID          // the last JID given to jidString
+	lastJIDString string           // its string
+	strings       xmltok.Interner  // for snapshots' caps strings
 }
 
-// contact is a Model's entry for one bare JID.
-type contact struct {
-	jid       jid.JID
-	item      Item
-	inRoster  bool
-	resources []Resource
+// contactSlot is a Model's entry for one bare JID.
+type contactSlot struct {
+	key      blob   // the bare JID's string
+	item     blob   // the item record, when inRoster
+	hash     uint64 // of key, with the Model's seed
+	nextHash uint32 // the next slot with the same hash
+	first    uint32 // the first resource, in the order they came online
+	nres     uint32 // how many resources
+	inRoster bool
+	live     bool // false for a free slot
 }
 
-func (c *contact) snapshot() Contact {
-	s := Contact{JID: c.jid, InRoster: c.inRoster}
-	if c.inRoster {
-		s.Item = c.item
-	}
-	if len(c.resources) > 0 {
-		s.Resources = slices.Clone(c.resources)
-	}
-	return s
+// resourceSlot is a Model's entry for one full JID.
+type resourceSlot struct {
+	state   blob   // the state record, full JID first
+	marks   blob   // the marks record; zero when fresh
+	next    uint32 // the contact's next resource
+	updated stamp
+	delay   stamp
 }
 
-func (c *contact) find(full jid.JID) int {
-	for i := range c.resources {
-		if c.resources[i].JID.Equal(full) {
-			return i
-		}
-	}
-	return -1
-}
+// maxRecord bounds the bytes the Model keeps for one resource or item.
+// Decoded presence is far below it (the presence package caps status
+// texts); a presence or item built by hand above it is rejected with
+// ErrLimit.
+const maxRecord = 1 << 26
 
 // New returns an empty model for account, the user's JID (bare, or the full
 // JID of the session: presence from the session itself is then ignored).
@@ -229,7 +241,8 @@ func New(account jid.JID, opts ...Option) *Model {
 		maxResources: DefaultMaxResources,
 		maxStrangers: DefaultMaxStrangers,
 		now:          time.Now,
-		contacts:     make(map[string]*contact),
+		seed:         maphash.MakeSeed(),
+		index:        make(map[uint64]uint32),
 	}
 	for _, o := range opts {
 		o(m)
@@ -269,25 +282,28 @@ func (m *Model) Stats() Stats {
 
 // Contact returns a snapshot of the contact with j's bare JID.
 func (m *Model) Contact(j jid.JID) (Contact, bool) {
+	key := j.Bare().String()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	c := m.contacts[j.Bare().String()]
-	if c == nil {
+	ci := m.lookup(key)
+	if ci == 0 {
 		return Contact{}, false
 	}
-	return c.snapshot(), true
+	return m.contactSnapshot(ci), true
 }
 
 // Resource returns a snapshot of the resource with full JID j.
 func (m *Model) Resource(j jid.JID) (Resource, bool) {
+	full := j.String()
+	key, _ := presence.SplitJID(full)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	c := m.contacts[j.Bare().String()]
-	if c == nil {
+	ci := m.lookup(key)
+	if ci == 0 {
 		return Resource{}, false
 	}
-	if i := c.find(j); i >= 0 {
-		return c.resources[i], true
+	if ri, _ := m.findResource(ci, full); ri != 0 {
+		return m.resourceSnapshot(ri), true
 	}
 	return Resource{}, false
 }
@@ -298,9 +314,11 @@ func (m *Model) Resource(j jid.JID) (Resource, bool) {
 func (m *Model) Contacts() iter.Seq[Contact] {
 	return func(yield func(Contact) bool) {
 		m.mu.RLock()
-		all := make([]Contact, 0, len(m.contacts))
-		for _, c := range m.contacts {
-			all = append(all, c.snapshot())
+		all := make([]Contact, 0, m.stats.Contacts)
+		for i := range m.contacts {
+			if m.contacts[i].live {
+				all = append(all, m.contactSnapshot(uint32(i+1)))
+			}
 		}
 		m.mu.RUnlock()
 		for _, c := range all {
@@ -316,9 +334,9 @@ func (m *Model) Items() iter.Seq[Item] {
 	return func(yield func(Item) bool) {
 		m.mu.RLock()
 		items := make([]Item, 0, m.stats.Items)
-		for _, c := range m.contacts {
-			if c.inRoster {
-				items = append(items, c.item)
+		for i := range m.contacts {
+			if c := &m.contacts[i]; c.live && c.inRoster {
+				items = append(items, m.readItem(m.parseJID(m.arena.bytes(c.key)), m.arena.bytes(c.item)))
 			}
 		}
 		m.mu.RUnlock()
@@ -335,8 +353,12 @@ func (m *Model) Resources() iter.Seq[Resource] {
 	return func(yield func(Resource) bool) {
 		m.mu.RLock()
 		all := make([]Resource, 0, m.stats.Resources)
-		for _, c := range m.contacts {
-			all = append(all, c.resources...)
+		for i := range m.contacts {
+			if c := &m.contacts[i]; c.live {
+				for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
+					all = append(all, m.resourceSnapshot(ri))
+				}
+			}
 		}
 		m.mu.RUnlock()
 		for _, r := range all {
@@ -348,8 +370,8 @@ func (m *Model) Resources() iter.Seq[Resource] {
 }
 
 // ApplyPresence applies a decoded presence and returns the events it caused,
-// possibly none. The model keeps p's Status slice and annotation
-// descriptions: the caller must not modify them afterwards.
+// possibly none. The model copies what it keeps; the events share p's
+// Status slice and annotation descriptions.
 //
 // Presence with MUC user data belongs to rooms (package mucwatch) and is
 // ignored, as is presence from the account's own session.
@@ -386,41 +408,54 @@ func (m *Model) AppendPresence(dst []Event, p *presence.Presence) []Event {
 }
 
 func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time) []Event {
-	bare := p.From.Bare()
+	full := p.FromString()
 	// The bare JID's string is a prefix of the from attribute: no allocation
 	// on this path, which every presence of a burst takes.
-	key, _ := presence.SplitJID(p.FromString())
-	c := m.contacts[key]
-	isOwn := bare.Equal(m.account.Bare())
-	if c == nil {
+	key, _ := presence.SplitJID(full)
+	if tooLarge(p) {
+		return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("bytes per resource", maxRecord)})
+	}
+	isOwn := p.From.Bare().Equal(m.account.Bare())
+	ci := m.lookup(key)
+	if ci == 0 {
 		if !isOwn && m.stats.Strangers >= m.maxStrangers {
 			return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("strangers", m.maxStrangers)})
 		}
-		c = &contact{jid: bare}
-		m.contacts[key] = c
-		m.stats.Contacts++
+		ci = m.addContact(key)
 	}
-	i := c.find(p.From)
-	added := i < 0
+	ri, _ := m.findResource(ci, full)
+	added := ri == 0
 	if added {
-		if len(c.resources) >= m.maxResources {
-			m.dropIfEmpty(key, c)
+		c := &m.contacts[ci-1]
+		if int(c.nres) >= m.maxResources {
+			m.dropIfEmpty(ci)
 			return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("resources per contact", m.maxResources)})
 		}
-		if len(c.resources) == 0 && !c.inRoster && !isOwn {
+		if c.nres == 0 && !c.inRoster && !isOwn {
 			m.stats.Strangers++
 		}
-		c.resources = append(c.resources, Resource{JID: p.From})
-		i = len(c.resources) - 1
-		m.stats.Resources++
+		ri = m.addResource(ci)
 	}
-	r := &c.resources[i]
-	wasStale := r.Marks.Stale()
-	changed := !r.State.SameContent(p.State)
-	r.State = p.State
-	r.Updated = now
-	r.Marks = stale.Apply(r.Marks, p, m.account, now, &m.res)
-	switch isStale := r.Marks.Stale(); {
+	r := &m.resources[ri-1]
+	marks := m.readMarks(m.arena.bytes(r.marks))
+	wasStale := marks.Stale()
+	changed := added || !stateMatches(m.arena.bytes(r.state), &p.State)
+	if changed {
+		m.scratch = appendState(m.scratch[:0], full, &p.State)
+		r.state = m.arena.store(r.state, m.scratch)
+	}
+	r.delay = m.stampOf(p.Delay)
+	r.updated = m.stampOf(now)
+	marks = stale.Apply(marks, p, m.account, now, &m.res)
+	if wasStale || marks.Stale() {
+		// Descriptions may change without a change of mark: store what the
+		// presence left, when it differs.
+		m.scratch = m.appendMarks(m.scratch[:0], marks)
+		if !bytes.Equal(m.scratch, m.arena.bytes(r.marks)) {
+			r.marks = m.arena.store(r.marks, m.scratch)
+		}
+	}
+	switch isStale := marks.Stale(); {
 	case isStale && !wasStale:
 		m.stats.Stale++
 	case !isStale && wasStale:
@@ -428,7 +463,7 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 	}
 
 	dst = m.rejected(dst, p.From)
-	snap := *r
+	snap := Resource{JID: p.From, State: p.State, Marks: marks, Updated: now}
 	resent := stale.Annotated(p)
 	switch {
 	case added:
@@ -446,6 +481,23 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 	return dst
 }
 
+// tooLarge reports whether what the model would keep of p's state and
+// annotations could be over maxRecord. Only presence built by hand can be:
+// the presence package's limits keep decoded presence far below, and its
+// statuses short, so the loops below are short.
+func tooLarge(p *presence.Presence) bool {
+	n := len(p.FromString()) + len(p.Caps.Hash) + len(p.Caps.Node) + len(p.Caps.Ver)
+	for _, t := range p.Status {
+		n += len(t.Lang) + len(t.Value)
+	}
+	for _, a := range p.Annotations {
+		for _, d := range a.Descriptions {
+			n += len(d.Lang) + len(d.Text)
+		}
+	}
+	return n > maxRecord/4
+}
+
 // rejected turns the scratch rejections into events.
 func (m *Model) rejected(dst []Event, from jid.JID) []Event {
 	for _, rj := range m.res.Rejected {
@@ -457,47 +509,65 @@ func (m *Model) rejected(dst []Event, from jid.JID) []Event {
 // applyUnavailable removes the resource p is from (all of the contact's
 // resources when p is from a bare JID).
 func (m *Model) applyUnavailable(dst []Event, p *presence.Presence) []Event {
-	from := p.From
-	key, resource := presence.SplitJID(p.FromString())
-	c := m.contacts[key]
-	if c == nil {
+	full := p.FromString()
+	key, resource := presence.SplitJID(full)
+	ci := m.lookup(key)
+	if ci == 0 {
 		return dst
 	}
 	if resource == "" {
 		// From the bare JID: every resource is gone (RFC 6121 §4.5.3 allows it,
 		// and a probe to an offline contact answers so).
-		for i := len(c.resources) - 1; i >= 0; i-- {
-			dst = m.removeResource(dst, key, c, i)
-		}
-		return dst
+		return m.removeResources(dst, ci, func(uint32) bool { return true })
 	}
-	if i := c.find(from); i >= 0 {
-		dst = m.removeResource(dst, key, c, i)
+	if ri, prev := m.findResource(ci, full); ri != 0 {
+		dst = m.removeResource(dst, ci, ri, prev)
 	}
 	return dst
 }
 
-func (m *Model) removeResource(dst []Event, key string, c *contact, i int) []Event {
-	r := c.resources[i]
-	// Copy-on-write: snapshots handed out earlier share the old array.
-	c.resources = slices.Delete(slices.Clone(c.resources), i, i+1)
-	m.stats.Resources--
-	if r.Marks.Stale() {
-		m.stats.Stale--
+// removeResources removes the resources of contact ci for which drop
+// reports true.
+func (m *Model) removeResources(dst []Event, ci uint32, drop func(ri uint32) bool) []Event {
+	var prev uint32
+	for ri := m.contacts[ci-1].first; ri != 0; {
+		next := m.resources[ri-1].next
+		if drop(ri) {
+			dst = m.removeResource(dst, ci, ri, prev)
+		} else {
+			prev = ri
+		}
+		ri = next
 	}
-	if len(c.resources) == 0 && !c.inRoster && !c.jid.Equal(m.account.Bare()) {
-		m.stats.Strangers--
-	}
-	m.dropIfEmpty(key, c)
-	return append(dst, Event{Kind: EventUnavailable, JID: r.JID, Resource: r})
+	return dst
 }
 
-// dropIfEmpty forgets a contact that has neither an item nor resources.
-func (m *Model) dropIfEmpty(key string, c *contact) {
-	if !c.inRoster && len(c.resources) == 0 {
-		delete(m.contacts, key)
-		m.stats.Contacts--
+// removeResource removes resource ri of contact ci, which follows prev in
+// the contact's list (0 when ri is first), and the contact when nothing is
+// left of it.
+func (m *Model) removeResource(dst []Event, ci, ri, prev uint32) []Event {
+	snap := m.resourceSnapshot(ri)
+	r := &m.resources[ri-1]
+	c := &m.contacts[ci-1]
+	if prev == 0 {
+		c.first = r.next
+	} else {
+		m.resources[prev-1].next = r.next
 	}
+	c.nres--
+	if r.marks.chunk != 0 {
+		m.stats.Stale--
+	}
+	m.arena.release(r.state)
+	m.arena.release(r.marks)
+	*r = resourceSlot{}
+	m.freeRes = append(m.freeRes, ri)
+	m.stats.Resources--
+	if c.nres == 0 && !c.inRoster && !snap.JID.Bare().Equal(m.account.Bare()) {
+		m.stats.Strangers--
+	}
+	m.dropIfEmpty(ci)
+	return append(dst, Event{Kind: EventUnavailable, JID: snap.JID, Resource: snap})
 }
 
 // MarkDisconnected marks every resource psa.LocalDisconnected, for when the
@@ -509,19 +579,23 @@ func (m *Model) MarkDisconnected() []Event {
 	now := m.now()
 	mark := stale.LocalMark(m.account, now)
 	var dst []Event
-	for _, c := range m.contacts {
-		for i := range c.resources {
-			r := &c.resources[i]
-			wasStale := r.Marks.Stale()
-			var change psa.MarkChange
-			r.Marks, change, _ = r.Marks.With(mark)
+	for i := range m.contacts {
+		if !m.contacts[i].live {
+			continue
+		}
+		for ri := m.contacts[i].first; ri != 0; ri = m.resources[ri-1].next {
+			r := &m.resources[ri-1]
+			marks := m.readMarks(m.arena.bytes(r.marks))
+			next, change, _ := marks.With(mark)
 			if change == psa.MarkUnchanged {
 				continue
 			}
-			if !wasStale {
+			if !marks.Stale() {
 				m.stats.Stale++
 			}
-			dst = append(dst, Event{Kind: EventStale, JID: r.JID, Resource: *r, Mark: mark})
+			r.marks = m.arena.store(r.marks, m.appendMarks(m.scratch[:0], next))
+			snap := m.resourceSnapshot(ri)
+			dst = append(dst, Event{Kind: EventStale, JID: snap.JID, Resource: snap, Mark: mark})
 		}
 	}
 	return dst
@@ -534,14 +608,138 @@ func (m *Model) Sweep() []Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var dst []Event
-	for key, c := range m.contacts {
-		for i := len(c.resources) - 1; i >= 0; i-- {
-			if stale.HasLocal(c.resources[i].Marks, m.account) {
-				dst = m.removeResource(dst, key, c, i)
+	for i := range m.contacts {
+		if !m.contacts[i].live {
+			continue
+		}
+		dst = m.removeResources(dst, uint32(i+1), func(ri uint32) bool {
+			r := &m.resources[ri-1]
+			return r.marks.chunk != 0 && stale.HasLocal(m.readMarks(m.arena.bytes(r.marks)), m.account)
+		})
+	}
+	return dst
+}
+
+// lookup returns the slot of the contact with bare JID key, 0 if none.
+func (m *Model) lookup(key string) uint32 {
+	h := maphash.String(m.seed, key)
+	for ci := m.index[h]; ci != 0; ci = m.contacts[ci-1].nextHash {
+		if c := &m.contacts[ci-1]; c.hash == h && string(m.arena.bytes(c.key)) == key {
+			return ci
+		}
+	}
+	return 0
+}
+
+// addContact adds an entry for bare JID key, which has none.
+func (m *Model) addContact(key string) uint32 {
+	var ci uint32
+	if n := len(m.freeContacts); n > 0 {
+		ci, m.freeContacts = m.freeContacts[n-1], m.freeContacts[:n-1]
+	} else {
+		m.contacts = append(m.contacts, contactSlot{})
+		ci = uint32(len(m.contacts))
+	}
+	h := maphash.String(m.seed, key)
+	b, buf := m.arena.alloc(len(key))
+	copy(buf, key)
+	m.contacts[ci-1] = contactSlot{
+		key:      b,
+		hash:     h,
+		nextHash: m.index[h],
+		live:     true,
+	}
+	m.index[h] = ci
+	m.stats.Contacts++
+	return ci
+}
+
+// dropIfEmpty forgets contact ci when it has neither an item nor resources.
+func (m *Model) dropIfEmpty(ci uint32) {
+	c := &m.contacts[ci-1]
+	if c.inRoster || c.nres > 0 {
+		return
+	}
+	if head := m.index[c.hash]; head == ci {
+		if c.nextHash == 0 {
+			delete(m.index, c.hash)
+		} else {
+			m.index[c.hash] = c.nextHash
+		}
+	} else {
+		for prev := head; prev != 0; prev = m.contacts[prev-1].nextHash {
+			if p := &m.contacts[prev-1]; p.nextHash == ci {
+				p.nextHash = c.nextHash
+				break
 			}
 		}
 	}
-	return dst
+	m.arena.release(c.key)
+	m.arena.release(c.item)
+	*c = contactSlot{}
+	m.freeContacts = append(m.freeContacts, ci)
+	m.stats.Contacts--
+}
+
+// findResource returns the slot of contact ci's resource with full JID
+// full, 0 if none, and the slot before it in the contact's list.
+func (m *Model) findResource(ci uint32, full string) (ri, prev uint32) {
+	for ri = m.contacts[ci-1].first; ri != 0; prev, ri = ri, m.resources[ri-1].next {
+		if string(stateJID(m.arena.bytes(m.resources[ri-1].state))) == full {
+			return ri, prev
+		}
+	}
+	return 0, 0
+}
+
+// addResource appends an empty resource to contact ci's list. The caller
+// stores its state.
+func (m *Model) addResource(ci uint32) uint32 {
+	var ri uint32
+	if n := len(m.freeRes); n > 0 {
+		ri, m.freeRes = m.freeRes[n-1], m.freeRes[:n-1]
+	} else {
+		m.resources = append(m.resources, resourceSlot{})
+		ri = uint32(len(m.resources))
+	}
+	c := &m.contacts[ci-1]
+	if c.first == 0 {
+		c.first = ri
+	} else {
+		last := c.first
+		for m.resources[last-1].next != 0 {
+			last = m.resources[last-1].next
+		}
+		m.resources[last-1].next = ri
+	}
+	c.nres++
+	m.stats.Resources++
+	return ri
+}
+
+func (m *Model) resourceSnapshot(ri uint32) Resource {
+	r := &m.resources[ri-1]
+	var s Resource
+	s.JID, s.State = m.readState(m.arena.bytes(r.state))
+	s.Delay = m.timeOf(r.delay)
+	s.Marks = m.readMarks(m.arena.bytes(r.marks))
+	s.Updated = m.timeOf(r.updated)
+	return s
+}
+
+func (m *Model) contactSnapshot(ci uint32) Contact {
+	c := &m.contacts[ci-1]
+	s := Contact{JID: m.parseJID(m.arena.bytes(c.key)), InRoster: c.inRoster}
+	if c.inRoster {
+		s.Item = m.readItem(s.JID, m.arena.bytes(c.item))
+	}
+	if c.nres > 0 {
+		s.Resources = make([]Resource, 0, c.nres)
+		for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
+			s.Resources = append(s.Resources, m.resourceSnapshot(ri))
+		}
+	}
+	return s
 }
 
 func errLimit(what string, n int) error {
