@@ -171,10 +171,11 @@ func BenchmarkResourceMemory(b *testing.B) {
 // a collection of what was live before (the models other benchmarks of the
 // process keep, for one). In a client every cycle pays this, and the
 // tokenizer's allocation rate sets how often cycles come (see
-// BENCHMARKS.md, flat cost). Run it alone (-bench '^BenchmarkMarkModel$'):
-// with other models live each cycle costs more per contact than the
-// subtraction removes (636 ns instead of 380-460 on the machine of
-// BENCHMARKS.md).
+// BENCHMARKS.md, flat cost). The model's storage is pointer-free, so a
+// cycle should cost about a nanosecond per contact; the first version, with
+// ten heap objects per contact, cost 340-510 ns. Run it alone (-bench
+// '^BenchmarkMarkModel$'): other benchmarks' leftovers add noise to the
+// subtraction.
 func BenchmarkMarkModel(b *testing.B) {
 	const n = 1_000_000
 	collect := func() time.Duration {

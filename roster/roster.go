@@ -412,7 +412,7 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 	// The bare JID's string is a prefix of the from attribute: no allocation
 	// on this path, which every presence of a burst takes.
 	key, _ := presence.SplitJID(full)
-	if tooLarge(p) {
+	if tooLarge(full, p) {
 		return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("bytes per resource", maxRecord)})
 	}
 	isOwn := p.From.Bare().Equal(m.account.Bare())
@@ -485,8 +485,8 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 // annotations could be over maxRecord. Only presence built by hand can be:
 // the presence package's limits keep decoded presence far below, and its
 // statuses short, so the loops below are short.
-func tooLarge(p *presence.Presence) bool {
-	n := len(p.FromString()) + len(p.Caps.Hash) + len(p.Caps.Node) + len(p.Caps.Ver)
+func tooLarge(full string, p *presence.Presence) bool {
+	n := len(full) + len(p.Caps.Hash) + len(p.Caps.Node) + len(p.Caps.Ver)
 	for _, t := range p.Status {
 		n += len(t.Lang) + len(t.Value)
 	}
