@@ -3,6 +3,7 @@ package roster
 import (
 	"bytes"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 	"time"
 
@@ -121,4 +122,44 @@ func TestStampRoundTrip(t *testing.T) {
 			t.Errorf("%v came back as %v", tm, got)
 		}
 	}
+}
+
+// TestStorageHoldsNoPointers keeps the model's storage out of the garbage
+// collector's walk: a pointer in a slot type would make every cycle scan
+// every slot again (BenchmarkMarkModel measures what that cost).
+func TestStorageHoldsNoPointers(t *testing.T) {
+	for _, typ := range []reflect.Type{reflect.TypeFor[contactSlot](), reflect.TypeFor[resourceSlot]()} {
+		if path, ok := pointerIn(typ); ok {
+			t.Errorf("%v holds a pointer at %s", typ, path)
+		}
+	}
+	// The check itself sees the pointers that matter.
+	for _, typ := range []reflect.Type{reflect.TypeFor[Resource](), reflect.TypeFor[struct {
+		n [2]struct{ s string }
+	}]()} {
+		if _, ok := pointerIn(typ); !ok {
+			t.Errorf("no pointer seen in %v", typ)
+		}
+	}
+}
+
+// pointerIn reports whether values of typ hold a pointer, and where.
+func pointerIn(typ reflect.Type) (string, bool) {
+	switch typ.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return "", false
+	case reflect.Array:
+		return pointerIn(typ.Elem())
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if path, ok := pointerIn(f.Type); ok {
+				return f.Name + "." + path, true
+			}
+		}
+		return "", false
+	}
+	return typ.String(), true
 }
