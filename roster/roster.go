@@ -593,7 +593,8 @@ func (m *Model) MarkDisconnected() []Event {
 			if !marks.Stale() {
 				m.stats.Stale++
 			}
-			r.marks = m.arena.store(r.marks, m.appendMarks(m.scratch[:0], next))
+			m.scratch = m.appendMarks(m.scratch[:0], next)
+			r.marks = m.arena.store(r.marks, m.scratch)
 			snap := m.resourceSnapshot(ri)
 			dst = append(dst, Event{Kind: EventStale, JID: snap.JID, Resource: snap, Mark: mark})
 		}
