@@ -66,8 +66,24 @@ func FuzzModel(f *testing.F) {
 			case 4:
 				m.Sweep()
 			case 5:
-				sub := []string{"both", "to", "from", "none", "remove"}[int(op>>3)%5]
-				m.ApplyPush(jid.JID{}, fmt.Sprint(i), roster.Item{JID: jid.MustParse(bares[int(arg)%len(bares)]), Subscription: sub})
+				sub := []string{"both", "to", "from", "none", "remove", "odd"}[int(op>>3)%6]
+				it := roster.Item{JID: jid.MustParse(bares[int(arg)%len(bares)]), Subscription: sub,
+					Ask: arg&0x10 != 0, Approved: arg&0x20 != 0}
+				if arg&0x40 != 0 {
+					it.Name, it.Groups = "Name "+fmt.Sprint(i), []string{"Friends", fmt.Sprint(op)}
+				}
+				if _, err := m.ApplyPush(jid.JID{}, fmt.Sprint(i), it); err != nil {
+					t.Fatal(err)
+				}
+				c, ok := m.Contact(it.JID)
+				switch {
+				case sub == "remove" && ok && c.InRoster:
+					t.Fatalf("%s still in the roster after a remove push", it.JID)
+				case sub != "remove" && (!ok || !c.InRoster || !c.Item.JID.Equal(it.JID) || c.Item.Name != it.Name ||
+					c.Item.Subscription != it.Subscription || c.Item.Ask != it.Ask || c.Item.Approved != it.Approved ||
+					!slices.Equal(c.Item.Groups, it.Groups)):
+					t.Fatalf("pushed %+v, stored %+v", it, c.Item)
+				}
 			case 6:
 				var items []roster.Item
 				for j, b := range bares {
