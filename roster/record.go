@@ -324,5 +324,5 @@ func (m *Model) intern(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	return m.strings.Intern(string(b))
+	return m.strings.InternBytes(b)
 }

@@ -229,3 +229,21 @@ func (in *Interner) Intern(s string) string {
 	insert(set, e)
 	return s
 }
+
+// InternBytes is Intern for a string held as bytes: a hit returns the
+// shared copy without allocating, a miss allocates the string once.
+func (in *Interner) InternBytes(b []byte) string {
+	if in == nil || len(b) == 0 || len(b) > MaxIntern {
+		return string(b)
+	}
+	set := &in.sets[maphash.Bytes(jidSeed, b)%uint64(len(in.sets))]
+	for i := range set {
+		if e := set[i].Load(); e != nil && *e == string(b) {
+			return *e
+		}
+	}
+	e := new(string)
+	*e = string(b)
+	insert(set, e)
+	return *e
+}

@@ -215,6 +215,18 @@ func TestInterner(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = in.Intern(s) }); n != 0 {
 		t.Errorf("a hit allocates %v times", n)
 	}
+	// From bytes: the same shared copy, no allocation on a hit.
+	if c := in.InternBytes([]byte("http://conversations.im")); unsafe.StringData(c) != unsafe.StringData(a) {
+		t.Errorf("InternBytes did not share %q", c)
+	}
+	bs := []byte("sha-1")
+	in.InternBytes(bs)
+	if n := testing.AllocsPerRun(100, func() { _ = in.InternBytes(bs) }); n != 0 {
+		t.Errorf("a hit from bytes allocates %v times", n)
+	}
+	if got := in.InternBytes([]byte(long)); got != long {
+		t.Error("long bytes changed")
+	}
 	// Many distinct strings: each comes back equal.
 	for i := range 10_000 {
 		v := strings.Repeat("v", i%100) + string(rune('a'+i%26))
