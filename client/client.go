@@ -212,18 +212,31 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		case <-startCtx.Done():
 		}
 	}()
-	err = c.t.Start(startCtx, s)
+	// ConnConnected goes out before our presence: the contacts' presence
+	// that answers it must not reach the callbacks before it.
+	connected := false
+	err = c.t.start(startCtx, s, func() {
+		connected = true
+		c.setSession(s)
+		c.cfg.log.Info("psakit: connected", "jid", s.LocalAddr())
+		c.t.disp.pushConn(ConnEvent{Kind: ConnConnected, JID: s.LocalAddr()})
+	})
 	stop()
 	if err != nil {
+		c.setSession(nil)
 		c.closeSession(sess)
 		if sess.err != nil {
 			err = fmt.Errorf("%w (the session ended: %w)", err, sess.err)
 		}
+		if connected {
+			// The session was announced: end it as any session ends.
+			derr := classify(err)
+			c.t.Disconnected()
+			c.cfg.log.Warn("psakit: disconnected", "reason", derr.Reason, "err", derr.Err)
+			c.t.disp.pushConn(ConnEvent{Kind: ConnDisconnected, Err: derr})
+		}
 		return nil, err
 	}
-	c.setSession(s)
-	c.cfg.log.Info("psakit: connected", "jid", s.LocalAddr())
-	c.t.disp.pushConn(ConnEvent{Kind: ConnConnected, JID: s.LocalAddr()})
 	return sess, nil
 }
 

@@ -689,3 +689,45 @@ func TestSetPresenceAndClose(t *testing.T) {
 		t.Fatalf("SetPresence after Close: %v", err)
 	}
 }
+
+// TestConnectedComesFirst checks that ConnConnected reaches the callbacks
+// before the presence the server sends in answer to ours, in the first
+// session and after a reconnect: the callbacks share one ordered queue, and
+// an application (psawatch, for one) reads "connected" as the start of what
+// follows. The client used to push it after sending its presence, so a quick
+// server's answer could come first.
+func TestConnectedComesFirst(t *testing.T) {
+	srv, ctx := setup(t)
+	srv.SetRoster(romeo, "v1", roster.Item{JID: juliet.Bare(), Subscription: roster.SubscriptionBoth})
+	if err := srv.SetContactPresence(romeo, `<presence from='juliet@capulet.lit/balcony'/>`); err != nil {
+		t.Fatal(err)
+	}
+	// One channel for both kinds of callbacks keeps their order.
+	order := make(chan string, 1000)
+	dial(ctx, t, srv, nil,
+		client.OnConnection(func(e client.ConnEvent) { order <- e.Kind.String() }),
+		client.OnRoster(func(e roster.Event) {
+			if e.JID.Equal(juliet) && (e.Kind == roster.EventAvailable || e.Kind == roster.EventRestored) {
+				order <- "juliet " + e.Kind.String()
+			}
+		}))
+	expectNext := func(want string) {
+		t.Helper()
+		select {
+		case got := <-order:
+			if got != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %q", want)
+		}
+	}
+	expectNext("connected")
+	expectNext("juliet available")
+	srv.DropAll()
+	expectNext("disconnected")
+	expectNext("reconnecting")
+	expectNext("connected")
+	// Juliet's presence, sent again, clears the local-disconnected mark.
+	expectNext("juliet restored")
+}

@@ -11,8 +11,10 @@ type ConnEventKind uint8
 
 // The kinds of connection events.
 const (
-	// ConnConnected: a session is up, the roster fetched and our presence
-	// sent. JID is the bound full JID.
+	// ConnConnected: a session is up and the roster fetched; our presence
+	// is sent right after, so the session's presence events follow this
+	// one. JID is the bound full JID. Should sending the presence fail,
+	// ConnDisconnected follows.
 	ConnConnected ConnEventKind = iota + 1
 	// ConnDisconnected: the session ended; Err (a *DisconnectError) says
 	// why. Every roster entry is marked psa.LocalDisconnected.

@@ -458,9 +458,19 @@ func textElement(name, text string) xml.TokenReader {
 // on s with the Tracker's Handler, from another goroutine: it waits for
 // answers that Serve delivers.
 func (t *Tracker) Start(ctx context.Context, s *xmpp.Session) error {
+	return t.start(ctx, s, nil)
+}
+
+// start is Start, calling ready (when not nil) once the roster is fetched
+// and before our presence is sent: the contacts' presence, which answers
+// it, then comes after whatever ready delivers.
+func (t *Tracker) start(ctx context.Context, s *xmpp.Session, ready func()) error {
 	t.roster.SetAccount(s.LocalAddr())
 	if err := t.fetchRoster(ctx, s); err != nil {
 		return err
+	}
+	if ready != nil {
+		ready()
 	}
 	if err := s.Send(ctx, t.presenceReader(jid.JID{})); err != nil {
 		return fmt.Errorf("client: sending presence: %w", err)
