@@ -14,9 +14,10 @@
 --   * A stanzas/out filter on every c2s session drops annotated presences for
 --     sessions that are not enabled, and remembers, per session, the last
 --     available presence received over s2s from every remote full JID.
---   * When an s2s session to a domain is destroyed, the host pings the domain
---     (which dials a new s2s connection). Only when that fails is the domain
---     in outage: the remembered presences from it are re-sent annotated
+--   * When an s2s session to a domain is destroyed, or a keepalive ping over
+--     a live one gets no answer, the host pings the domain (which dials a new
+--     s2s connection; for the keepalive, its own timeout is the failure).
+--     Only when that fails is the domain in outage: the remembered presences from it are re-sent annotated
 --     <server-unavailable/>. Re-checks with backoff; on restore the same
 --     presences with an empty annotation, then presence probes.
 --   * XEP-0198 hibernation of a session: its presence annotated
@@ -65,6 +66,12 @@ local recheck_interval = number_option("psa_recheck_interval", 15, 0.01);
 local recheck_max_interval = math_max(recheck_interval, number_option("psa_recheck_max_interval", 300, 0.01));
 -- Seconds to wait for the answer to a reachability ping.
 local ping_timeout = number_option("psa_ping_timeout", 30, 0.1);
+-- Seconds between keepalive pings to the remote domains this host has an
+-- outgoing s2s session with and annotations depend on; 0 turns them off. A
+-- peer that is frozen, or a path that silently drops packets, keeps its TCP
+-- connection open and is otherwise noticed only by Prosody's read timeout
+-- (840 s).
+local keepalive_interval = number_option("psa_keepalive_interval", 60, 0);
 -- Seconds to wait for a client's disco#info answer.
 local disco_timeout = number_option("psa_disco_timeout", 30, 0.1);
 -- After a restore, probe the remote contacts whose presences were annotated.
@@ -326,6 +333,46 @@ end);
 module:hook_global("server-stopping", function ()
 	stopping = true;
 end);
+
+-- Keepalive: every keepalive_interval, ping each remote domain that has an
+-- outgoing s2s session from this host and that annotations depend on. No
+-- answer within ping_timeout on a session that looks established means the
+-- peer is frozen or the path drops packets: the domain is in outage at once
+-- (a second ping over a new connection would wait as long again), and the
+-- silent session is closed so that the re-checks dial a new one.
+local function keepalive_failed(domain, detail)
+	if stopping or links[domain] or not hooks.relevant(domain) then return; end
+	local link = { state = "checking", gen = 0 };
+	links[domain] = link;
+	set_down(domain, link, "no answer to a keepalive ping ("..(detail or "timeout")..")");
+	local s2sout = hosts[host] and hosts[host].s2sout;
+	local session = s2sout and s2sout[domain];
+	if session and session.close then
+		session:close({ condition = "connection-timeout", text = "No answer to a keepalive ping" });
+	end
+end
+
+local function keepalive()
+	if stopping then return; end
+	local s2sout = hosts[host] and hosts[host].s2sout;
+	for domain in pairs(s2sout or {}) do
+		if not links[domain] and not hosts[domain] and hooks.relevant(domain) then
+			local iq = st.iq({ type = "get", from = host, to = domain, id = "psa-keepalive-"..new_id() })
+				:tag("ping", { xmlns = xmlns_ping }):up();
+			module:send_iq(iq, nil, ping_timeout):catch(function (err)
+				local reachable, detail = classify_ping_error(err);
+				if not reachable then
+					safely("keepalive", keepalive_failed, domain, detail);
+				end
+			end);
+		end
+	end
+	return keepalive_interval;
+end
+
+if keepalive_interval > 0 then
+	module:add_timer(keepalive_interval, keepalive);
+end
 
 ---------------------------------------------------------------------------
 -- Caps: which client sessions get annotations

@@ -1,10 +1,17 @@
 package prosodytest
 
-import "syscall"
+import (
+	"os"
+	"syscall"
+)
 
 var (
 	killSignal = syscall.SIGKILL
 	termSignal = syscall.SIGTERM
+	// stopSignal freezes a process without closing anything; contSignal
+	// wakes it.
+	stopSignal os.Signal = syscall.SIGSTOP
+	contSignal os.Signal = syscall.SIGCONT
 )
 
 // sysProcAttr makes the kernel kill Prosody when the test binary dies, and

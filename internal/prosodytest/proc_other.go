@@ -10,6 +10,9 @@ import (
 var (
 	killSignal = os.Kill
 	termSignal = os.Interrupt
+	// No portable way to freeze a process: Freeze reports it.
+	stopSignal os.Signal
+	contSignal os.Signal
 )
 
 // sysProcAttr has no parent-death signal outside Linux.

@@ -709,6 +709,9 @@ func (s *Server) stop(sig os.Signal, wait time.Duration) error {
 	if p == nil {
 		return nil
 	}
+	if contSignal != nil {
+		_ = p.cmd.Process.Signal(contSignal) // a frozen server could not act on sig
+	}
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
@@ -734,6 +737,25 @@ func (s *Server) Kill() error {
 // unavailable presences) and waits for it, at most 15 s before SIGKILL.
 func (s *Server) Stop() error {
 	return s.stop(termSignal, 15*time.Second)
+}
+
+// Freeze stops the server's process with SIGSTOP: its connections stay
+// open and nothing answers on them, as with a hung server or a path that
+// silently drops packets. Thaw wakes it; stopping the network thaws it too.
+func (s *Server) Freeze() error { return s.signal(stopSignal) }
+
+// Thaw wakes a server that Freeze stopped (SIGCONT).
+func (s *Server) Thaw() error { return s.signal(contSignal) }
+
+func (s *Server) signal(sig os.Signal) error {
+	if sig == nil {
+		return errors.New("prosodytest: freezing a process is not supported on this system")
+	}
+	p := s.running()
+	if p == nil {
+		return fmt.Errorf("prosodytest: %s is not running", s.Domain)
+	}
+	return p.cmd.Process.Signal(sig)
 }
 
 // Restart stops the server if it runs (SIGTERM) and starts it again with the
