@@ -43,7 +43,8 @@ func sizeClass(n int) (class, size int) {
 // for the next block of that class; chunks are kept for reuse, except the
 // dedicated chunks of blocks larger than chunkSize, which are dropped on
 // free. Memory is thus bounded by the peak of what the model held, within a
-// factor of two for the rounding to a class.
+// factor of two for the rounding to a class, until the Model shrinks
+// (Model.maybeShrink): then a new arena holds the live blocks only.
 //
 // arena is not safe for concurrent use: the Model's lock guards it.
 type arena struct {
@@ -53,6 +54,7 @@ type arena struct {
 	curOff    uint32   // where the next block of cur starts
 	bigFree   []uint32 // indices of dropped dedicated chunks, for reuse
 	allocated int      // bytes in blocks handed out and not freed
+	reserved  int      // bytes in chunks
 }
 
 // alloc returns a block for n bytes (n ≥ 1) and its bytes.
@@ -64,6 +66,7 @@ func (a *arena) alloc(n int) (blob, []byte) {
 	a.allocated += size
 	if class == nClasses {
 		c := make([]byte, n)
+		a.reserved += n
 		var i uint32
 		if k := len(a.bigFree); k > 0 {
 			i, a.bigFree = a.bigFree[k-1], a.bigFree[:k-1]
@@ -87,6 +90,7 @@ func (a *arena) alloc(n int) (blob, []byte) {
 		// is lost, at most one block of the largest class per chunk.
 		a.cur = uint32(len(a.chunks))
 		a.chunks = append(a.chunks, make([]byte, chunkSize))
+		a.reserved += chunkSize
 		a.curOff = 0
 	}
 	b := blob{chunk: a.cur, off: a.curOff, n: uint32(n)}
@@ -102,6 +106,7 @@ func (a *arena) release(b blob) {
 	class, size := sizeClass(int(b.n))
 	a.allocated -= size
 	if class == nClasses {
+		a.reserved -= size
 		a.chunks[b.chunk] = nil
 		a.bigFree = append(a.bigFree, b.chunk)
 		return

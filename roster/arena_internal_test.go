@@ -2,12 +2,17 @@ package roster
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/presence"
 )
 
 func TestSizeClass(t *testing.T) {
@@ -162,4 +167,47 @@ func pointerIn(typ reflect.Type) (string, bool) {
 		return "", false
 	}
 	return typ.String(), true
+}
+
+// TestShrink fills a model, takes most of it away, and checks that the
+// storage shrank to what is left and that what is left is intact.
+func TestShrink(t *testing.T) {
+	account := jid.MustParse("romeo@montague.lit/lane")
+	m := New(account, WithShrinkAt(1024, 4*chunkSize))
+	const n, keep = 20_000, 1_000
+	items := make([]Item, n)
+	for i := range items {
+		items[i] = Item{JID: jid.MustParse(fmt.Sprintf("c%d@capulet.lit", i)), Name: strings.Repeat("n", i%100), Subscription: SubscriptionBoth}
+	}
+	m.SetItems("1", items)
+	for i := range n {
+		p := &presence.Presence{From: jid.MustParse(fmt.Sprintf("c%d@capulet.lit/r", i))}
+		p.Status = []presence.Text{{Value: strings.Repeat("s", i%300)}}
+		m.ApplyPresence(p)
+	}
+	full, reserved := len(m.contacts)+len(m.resources), m.arena.reserved
+	m.SetItems("2", items[:keep]) // the rest become strangers, most dropped at the strangers limit
+	for i := keep; i < n; i++ {
+		p := &presence.Presence{From: jid.MustParse(fmt.Sprintf("c%d@capulet.lit/r", i)), Type: stanza.UnavailablePresence}
+		m.ApplyPresence(p)
+	}
+	if s := m.Stats(); s.Contacts != keep || s.Resources != keep {
+		t.Fatalf("stats %+v, want %d contacts and resources", s, keep)
+	}
+	if slots := len(m.contacts) + len(m.resources); slots > 4*2*keep {
+		t.Errorf("%d slots for %d entries (%d before)", slots, 2*keep, full)
+	}
+	if m.arena.reserved > reserved/4 {
+		t.Errorf("the arena keeps %d bytes, %d before", m.arena.reserved, reserved)
+	}
+	for i := range keep {
+		r, ok := m.Resource(jid.MustParse(fmt.Sprintf("c%d@capulet.lit/r", i)))
+		if !ok || r.StatusText() != strings.Repeat("s", i%300) {
+			t.Fatalf("c%d after the shrink: %v %+v", i, ok, r)
+		}
+		c, _ := m.Contact(r.JID)
+		if !c.InRoster || c.Item.Name != strings.Repeat("n", i%100) {
+			t.Fatalf("c%d's item after the shrink: %+v", i, c.Item)
+		}
+	}
 }

@@ -39,6 +39,7 @@ func (m *Model) SetItems(ver string, items []Item) []Event {
 			dst = m.removeItem(dst, uint32(i+1))
 		}
 	}
+	m.maybeShrink()
 	return dst
 }
 
@@ -62,7 +63,9 @@ func (m *Model) ApplyPush(from jid.JID, ver string, item Item) ([]Event, error) 
 	key := item.JID.String()
 	if item.Subscription == SubscriptionRemove {
 		if ci := m.lookup(key); ci != 0 && m.contacts[ci-1].inRoster {
-			return m.removeItem(nil, ci), nil
+			evs := m.removeItem(nil, ci)
+			m.maybeShrink()
+			return evs, nil
 		}
 		return nil, nil
 	}

@@ -200,6 +200,9 @@ type Model struct {
 	freeRes      []uint32
 	index        map[uint64]uint32
 
+	shrinkSlots int // see maybeShrink
+	shrinkBytes int
+
 	locs          []*time.Location // the locations of stamps, see stampOf
 	lastJID       jid.JID          // the last JID given to jidString
 	lastJIDString string           // its string
@@ -243,6 +246,8 @@ func New(account jid.JID, opts ...Option) *Model {
 		now:          time.Now,
 		seed:         maphash.MakeSeed(),
 		index:        make(map[uint64]uint32),
+		shrinkSlots:  defaultShrinkSlots,
+		shrinkBytes:  defaultShrinkBytes,
 	}
 	for _, o := range opts {
 		o(m)
@@ -404,6 +409,7 @@ func (m *Model) AppendPresence(dst []Event, p *presence.Presence) []Event {
 		stale.RejectExcluded(p, &m.res)
 		dst = m.rejected(dst, p.From)
 	}
+	m.maybeShrink()
 	return dst
 }
 
@@ -618,6 +624,7 @@ func (m *Model) Sweep() []Event {
 			return r.marks.chunk != 0 && stale.HasLocal(m.readMarks(m.arena.bytes(r.marks)), m.account)
 		})
 	}
+	m.maybeShrink()
 	return dst
 }
 
@@ -653,6 +660,70 @@ func (m *Model) addContact(key string) uint32 {
 	m.index[h] = ci
 	m.stats.Contacts++
 	return ci
+}
+
+// The storage shrinks when three quarters of it is free, from these sizes
+// on: a client whose roster went from a million entries to a thousand gives
+// the memory back.
+const (
+	defaultShrinkSlots = 1 << 14
+	defaultShrinkBytes = 16 * chunkSize
+)
+
+// maybeShrink rebuilds the storage when at most a quarter of its slots, or
+// of its arena, is in use: the free lists keep what the model once held,
+// and a new, packed copy lets the garbage collector free the rest. A
+// rebuild costs O(entries), and comes only after three times as many were
+// removed, so removals stay O(1) amortized. It renumbers every slot: call
+// it only where no slot number is held, at the end of an update.
+func (m *Model) maybeShrink() {
+	slots := len(m.contacts) + len(m.resources)
+	live := m.stats.Contacts + m.stats.Resources
+	if !(slots > 0 && slots >= m.shrinkSlots && live*4 <= slots) &&
+		!(m.arena.reserved > 0 && m.arena.reserved >= m.shrinkBytes && m.arena.allocated*4 <= m.arena.reserved) {
+		return
+	}
+	oldArena, oldContacts, oldResources := &m.arena, m.contacts, m.resources
+	var a arena
+	m.contacts = make([]contactSlot, 0, m.stats.Contacts)
+	m.resources = make([]resourceSlot, 0, m.stats.Resources)
+	m.freeContacts, m.freeRes = nil, nil
+	m.index = make(map[uint64]uint32, m.stats.Contacts)
+	for i := range oldContacts {
+		c := &oldContacts[i]
+		if !c.live {
+			continue
+		}
+		m.contacts = append(m.contacts, contactSlot{
+			key:      a.store(blob{}, oldArena.bytes(c.key)),
+			item:     a.store(blob{}, oldArena.bytes(c.item)),
+			hash:     c.hash,
+			nextHash: m.index[c.hash],
+			nres:     c.nres,
+			inRoster: c.inRoster,
+			live:     true,
+		})
+		ci := uint32(len(m.contacts))
+		m.index[c.hash] = ci
+		var last uint32
+		for ri := c.first; ri != 0; ri = oldResources[ri-1].next {
+			r := &oldResources[ri-1]
+			m.resources = append(m.resources, resourceSlot{
+				state:   a.store(blob{}, oldArena.bytes(r.state)),
+				marks:   a.store(blob{}, oldArena.bytes(r.marks)),
+				updated: r.updated,
+				delay:   r.delay,
+			})
+			n := uint32(len(m.resources))
+			if last == 0 {
+				m.contacts[ci-1].first = n
+			} else {
+				m.resources[last-1].next = n
+			}
+			last = n
+		}
+	}
+	m.arena = a
 }
 
 // dropIfEmpty forgets contact ci when it has neither an item nor resources.
