@@ -40,8 +40,9 @@
 // a nanosecond per online contact instead of the 0.4 µs that ten small
 // heap objects per contact cost (BenchmarkMarkModel), so a client that
 // tracks a million entries does not pay for them on every cycle. Snapshots
-// build their JIDs and strings when asked; memory the model
-// frees is kept for its next entries, up to the peak it held.
+// build their JIDs and strings when asked. Memory the model frees is kept
+// for its next entries until three quarters of it is free; the storage is
+// then rebuilt packed, and the rest given back.
 package roster
 
 import (
