@@ -185,10 +185,16 @@ func stateJID(rec []byte) []byte {
 }
 
 // readState decodes a state record into its full JID and state (without
-// the delay, which the slot keeps).
-func (m *Model) readState(rec []byte) (jid.JID, presence.State) {
+// the delay, which the slot keeps). known, when not nil, is the JID the
+// record holds, which then need not be parsed.
+func (m *Model) readState(rec []byte, known *jid.JID) (jid.JID, presence.State) {
 	r := reader{rec}
-	full := m.parseJID(r.bytes())
+	var full jid.JID
+	if b := r.bytes(); known != nil {
+		full = *known
+	} else {
+		full = m.parseJID(b)
+	}
 	var s presence.State
 	s.Show = readCode(&r, shows[:])
 	s.Priority = int8(r.byte())

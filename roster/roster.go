@@ -309,7 +309,7 @@ func (m *Model) Resource(j jid.JID) (Resource, bool) {
 		return Resource{}, false
 	}
 	if ri, _ := m.findResource(ci, full); ri != 0 {
-		return m.resourceSnapshot(ri), true
+		return m.resourceSnapshot(ri, &j), true
 	}
 	return Resource{}, false
 }
@@ -362,7 +362,7 @@ func (m *Model) Resources() iter.Seq[Resource] {
 		for i := range m.contacts {
 			if c := &m.contacts[i]; c.live {
 				for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
-					all = append(all, m.resourceSnapshot(ri))
+					all = append(all, m.resourceSnapshot(ri, nil))
 				}
 			}
 		}
@@ -528,7 +528,7 @@ func (m *Model) applyUnavailable(dst []Event, p *presence.Presence) []Event {
 		return m.removeResources(dst, ci, func(uint32) bool { return true })
 	}
 	if ri, prev := m.findResource(ci, full); ri != 0 {
-		dst = m.removeResource(dst, ci, ri, prev)
+		dst = m.removeResource(dst, ci, ri, prev, &p.From)
 	}
 	return dst
 }
@@ -540,7 +540,7 @@ func (m *Model) removeResources(dst []Event, ci uint32, drop func(ri uint32) boo
 	for ri := m.contacts[ci-1].first; ri != 0; {
 		next := m.resources[ri-1].next
 		if drop(ri) {
-			dst = m.removeResource(dst, ci, ri, prev)
+			dst = m.removeResource(dst, ci, ri, prev, nil)
 		} else {
 			prev = ri
 		}
@@ -551,9 +551,9 @@ func (m *Model) removeResources(dst []Event, ci uint32, drop func(ri uint32) boo
 
 // removeResource removes resource ri of contact ci, which follows prev in
 // the contact's list (0 when ri is first), and the contact when nothing is
-// left of it.
-func (m *Model) removeResource(dst []Event, ci, ri, prev uint32) []Event {
-	snap := m.resourceSnapshot(ri)
+// left of it. from is the resource's JID when the caller has it, else nil.
+func (m *Model) removeResource(dst []Event, ci, ri, prev uint32, from *jid.JID) []Event {
+	snap := m.resourceSnapshot(ri, from)
 	r := &m.resources[ri-1]
 	c := &m.contacts[ci-1]
 	if prev == 0 {
@@ -602,7 +602,7 @@ func (m *Model) MarkDisconnected() []Event {
 			}
 			m.scratch = m.appendMarks(m.scratch[:0], next)
 			r.marks = m.arena.store(r.marks, m.scratch)
-			snap := m.resourceSnapshot(ri)
+			snap := m.resourceSnapshot(ri, nil)
 			dst = append(dst, Event{Kind: EventStale, JID: snap.JID, Resource: snap, Mark: mark})
 		}
 	}
@@ -790,10 +790,12 @@ func (m *Model) addResource(ci uint32) uint32 {
 	return ri
 }
 
-func (m *Model) resourceSnapshot(ri uint32) Resource {
+// resourceSnapshot decodes resource ri. full, when not nil, is its JID,
+// which then need not be parsed again.
+func (m *Model) resourceSnapshot(ri uint32, full *jid.JID) Resource {
 	r := &m.resources[ri-1]
 	var s Resource
-	s.JID, s.State = m.readState(m.arena.bytes(r.state))
+	s.JID, s.State = m.readState(m.arena.bytes(r.state), full)
 	s.Delay = m.timeOf(r.delay)
 	s.Marks = m.readMarks(m.arena.bytes(r.marks))
 	s.Updated = m.timeOf(r.updated)
@@ -809,7 +811,7 @@ func (m *Model) contactSnapshot(ci uint32) Contact {
 	if c.nres > 0 {
 		s.Resources = make([]Resource, 0, c.nres)
 		for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
-			s.Resources = append(s.Resources, m.resourceSnapshot(ri))
+			s.Resources = append(s.Resources, m.resourceSnapshot(ri, nil))
 		}
 	}
 	return s
