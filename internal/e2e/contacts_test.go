@@ -23,18 +23,14 @@ func TestRemoteContactCutAndHeal(t *testing.T) {
 	t.Parallel()
 	n := shakespeare(t, nil)
 	ctx := testContext(t, 60*time.Second)
-	mont, capu := n.Server(montague), n.Server(capulet)
+	mont := n.Server(montague)
 
-	juliet := raw(ctx, t, capu, "juliet", "balcony", rawclient.Config{}, "<show>away</show><status>Wherefore art thou</status>")
-	jfull := juliet.JID()
-	rec := newRecorder()
-	romeo := dial(ctx, t, mont, "romeo", "lane", rec,
+	juliet, rec, romeo := romeoSeesJuliet(ctx, t, n, "<show>away</show><status>Wherefore art thou</status>",
 		client.WithTLS(client.StartTLS), client.WithTLSConfig(mont.TLSConfig()))
+	jfull := juliet.JID()
 	if _, ok := romeo.Session().Conn().(*tls.Conn); !ok {
 		t.Fatalf("the session runs over %T, not TLS", romeo.Session().Conn())
 	}
-	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, jfull))
-	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String()) // both s2s directions up
 
 	cut := time.Now()
 	must(t, n.Cut(montague, capulet))
@@ -91,14 +87,10 @@ func TestRemoteServerKilledAndRestarted(t *testing.T) {
 	t.Parallel()
 	n := shakespeare(t, nil)
 	ctx := testContext(t, 60*time.Second)
-	mont, capu := n.Server(montague), n.Server(capulet)
+	capu := n.Server(capulet)
 
-	juliet := raw(ctx, t, capu, "juliet", "balcony", rawclient.Config{}, "<status>Good night</status>")
+	juliet, rec, romeo := romeoSeesJuliet(ctx, t, n, "<status>Good night</status>")
 	jfull := juliet.JID()
-	rec := newRecorder()
-	romeo := dial(ctx, t, mont, "romeo", "lane", rec)
-	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, jfull))
-	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String()) // both s2s directions up
 
 	killed := time.Now()
 	must(t, capu.Kill())

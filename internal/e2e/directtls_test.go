@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/psakit/psakit/client"
-	"github.com/psakit/psakit/internal/rawclient"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/roster"
 )
@@ -18,14 +17,12 @@ func TestDirectTLS(t *testing.T) {
 	t.Parallel()
 	n := shakespeare(t, nil)
 	ctx := testContext(t, 60*time.Second)
-	mont, capu := n.Server(montague), n.Server(capulet)
+	mont := n.Server(montague)
 
-	juliet := raw(ctx, t, capu, "juliet", "balcony", rawclient.Config{}, "<show>away</show>")
-	jfull := juliet.JID()
-	rec := newRecorder()
-	romeo := dial(ctx, t, mont, "romeo", "lane", rec,
+	juliet, rec, romeo := romeoSeesJuliet(ctx, t, n, "<show>away</show>",
 		client.WithAddress(mont.C2SDirectTLSAddr),
 		client.WithTLS(client.DirectTLS), client.WithTLSConfig(mont.TLSConfig()))
+	jfull := juliet.JID()
 	conn, ok := romeo.Session().Conn().(*tls.Conn)
 	if !ok {
 		t.Fatalf("the session runs over %T, not TLS", romeo.Session().Conn())
@@ -34,8 +31,6 @@ func TestDirectTLS(t *testing.T) {
 		st.PeerCertificates[0].VerifyHostname(montague) != nil {
 		t.Fatalf("TLS state: handshake %v, server name %q, %d certificates", st.HandshakeComplete, st.ServerName, len(st.PeerCertificates))
 	}
-	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, jfull))
-	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String()) // both s2s directions up
 
 	must(t, n.Cut(montague, capulet))
 	rec.expect(ctx, t, "juliet stale", marked(roster.EventStale, jfull, psa.ServerUnavailable, montague))

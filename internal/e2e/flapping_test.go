@@ -31,11 +31,7 @@ func TestFlappingLink(t *testing.T) {
 	jfull := juliet.JID()
 	rec := newRecorder()
 	romeo := dial(ctx, t, mont, "romeo", "lane", rec)
-	mark := mont.LogMark()
-	must(t, romeo.Join(ctx, jid.MustParse(room+"/Romeo")))
-	awaitOccupantAnnotations(ctx, t, mont, mark, romeo.JID().String())
-	nurse := raw(ctx, t, capu, "nurse", "garden", rawclient.Config{}, "")
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	nurse := nurseInRoom(ctx, t, n, romeo, room)
 	nfull := nurse.JID()
 	rec.until(ctx, t, "juliet, the nurse and her occupant are there", func() bool {
 		_, j := romeo.Roster().Resource(jid.MustParse(jfull))
@@ -49,7 +45,10 @@ func TestFlappingLink(t *testing.T) {
 	tick := time.NewTicker(250 * time.Millisecond) // a cut and a heal every 0.5 s: 20 flaps in 10 s
 	defer tick.Stop()
 	began := time.Now()
-	var lastHeal time.Time
+	var (
+		lastHeal time.Time
+		mark     int
+	)
 	for i := range flaps {
 		<-tick.C
 		must(t, n.Cut(montague, capulet))

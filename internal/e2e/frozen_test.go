@@ -7,7 +7,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/internal/prosodytest"
-	"github.com/psakit/psakit/internal/rawclient"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/roster"
@@ -29,17 +28,9 @@ func TestFrozenPeer(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	mont, capu := n.Server(montague), n.Server(capulet)
 
-	juliet := raw(ctx, t, capu, "juliet", "balcony", rawclient.Config{}, "<status>Ay me!</status>")
+	juliet, rec, romeo := romeoSeesJuliet(ctx, t, n, "<status>Ay me!</status>")
 	jfull := juliet.JID()
-	rec := newRecorder()
-	romeo := dial(ctx, t, mont, "romeo", "lane", rec)
-	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, jfull))
-	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String()) // both s2s directions up
-	mark := mont.LogMark()
-	must(t, romeo.Join(ctx, jid.MustParse(room+"/Romeo")))
-	awaitOccupantAnnotations(ctx, t, mont, mark, romeo.JID().String())
-	nurse := raw(ctx, t, capu, "nurse", "garden", rawclient.Config{}, "")
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	nurseInRoom(ctx, t, n, romeo, room)
 	rec.until(ctx, t, "the nurse's occupant is there", func() bool {
 		_, ok := romeo.Rooms().Occupant(jid.MustParse(nurseNick))
 		return ok

@@ -149,6 +149,33 @@ func raw(ctx context.Context, t testing.TB, srv *prosodytest.Server, user, resou
 	return c
 }
 
+// romeoSeesJuliet connects juliet (raw, on capulet.lit, with the presence
+// children) and romeo (psakit, on montague.lit, with opts), and returns
+// once romeo has her presence and she has his: both s2s directions are up.
+func romeoSeesJuliet(ctx context.Context, t *testing.T, n *prosodytest.Network, children string, opts ...client.Option) (juliet *rawclient.Client, rec *recorder, romeo *client.Client) {
+	t.Helper()
+	juliet = raw(ctx, t, n.Server(capulet), "juliet", "balcony", rawclient.Config{}, children)
+	rec = newRecorder()
+	romeo = dial(ctx, t, n.Server(montague), "romeo", "lane", rec, opts...)
+	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, juliet.JID()))
+	awaitPresenceFrom(ctx, t, juliet, romeo.JID().String())
+	return juliet, rec, romeo
+}
+
+// nurseInRoom makes romeo join room on conference.montague.lit, waits until
+// the MUC service turned annotations on for him, then has the nurse (raw,
+// on capulet.lit) join as "Nurse", and returns her client.
+func nurseInRoom(ctx context.Context, t *testing.T, n *prosodytest.Network, romeo *client.Client, room string) *rawclient.Client {
+	t.Helper()
+	mont := n.Server(montague)
+	mark := mont.LogMark()
+	must(t, romeo.Join(ctx, jid.MustParse(room+"/Romeo")))
+	awaitOccupantAnnotations(ctx, t, mont, mark, romeo.JID().String())
+	nurse := raw(ctx, t, n.Server(capulet), "nurse", "garden", rawclient.Config{}, "")
+	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	return nurse
+}
+
 // event is anything a psakit client's callbacks reported, with the time the
 // callback ran. Exactly one of the pointers is set.
 type event struct {

@@ -44,17 +44,13 @@ func TestMUCOccupantUnreachable(t *testing.T) {
 	t.Parallel()
 	n := shakespeare(t, nil)
 	ctx := testContext(t, 60*time.Second)
-	mont, capu := n.Server(montague), n.Server(capulet)
+	mont := n.Server(montague)
 	room := "orchard@" + conference
 	nurseNick := room + "/Nurse"
 
 	rec := newRecorder()
 	romeo := dial(ctx, t, mont, "romeo", "lane", rec)
-	mark := mont.LogMark()
-	must(t, romeo.Join(ctx, jid.MustParse(room+"/Romeo")))
-	awaitOccupantAnnotations(ctx, t, mont, mark, romeo.JID().String())
-	nurse := raw(ctx, t, capu, "nurse", "garden", rawclient.Config{}, "")
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	nurse := nurseInRoom(ctx, t, n, romeo, room)
 	rec.expect(ctx, t, "the nurse in the room", roomEvent(mucwatch.EventOccupantAvailable, room, nurseNick))
 	if _, err := nurse.Expect(ctx, func(e *rawclient.Element) bool { return e.Attr("from") == room+"/Romeo" }); err != nil {
 		t.Fatal(err)
