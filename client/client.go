@@ -230,14 +230,22 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		}
 		if connected {
 			// The session was announced: end it as any session ends.
-			derr := classify(err)
-			c.t.Disconnected()
-			c.cfg.log.Warn("psakit: disconnected", "reason", derr.Reason, "err", derr.Err)
-			c.t.disp.pushConn(ConnEvent{Kind: ConnDisconnected, Err: derr})
+			c.ended(err)
 		}
 		return nil, err
 	}
 	return sess, nil
+}
+
+// ended reports that the announced session ended because of err: every
+// entry is marked, and ConnDisconnected says why. It returns the
+// classified error.
+func (c *Client) ended(err error) *DisconnectError {
+	derr := classify(err)
+	c.t.Disconnected()
+	c.cfg.log.Warn("psakit: disconnected", "reason", derr.Reason, "err", derr.Err)
+	c.t.disp.pushConn(ConnEvent{Kind: ConnDisconnected, Err: derr})
+	return derr
 }
 
 // setSession records the current session (nil while disconnected).
@@ -305,11 +313,8 @@ func (c *Client) run(sess *session) {
 		}
 		settle.Stop()
 
-		derr := classify(sess.err)
 		c.setSession(nil)
-		c.t.Disconnected()
-		c.cfg.log.Warn("psakit: disconnected", "reason", derr.Reason, "err", derr.Err)
-		c.t.disp.pushConn(ConnEvent{Kind: ConnDisconnected, Err: derr})
+		derr := c.ended(sess.err)
 		if derr.Fatal() || !c.cfg.reconnect {
 			final = derr
 			return
