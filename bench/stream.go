@@ -140,6 +140,9 @@ type Stream struct {
 	Mix       Mix
 }
 
+// mucShare is the share of MUC occupant presence in Generate's stream.
+const mucShare = 0.20
+
 // Generate returns a stream of n presence stanzas followed by the end
 // marker, a realistic mix: contacts coming online with caps (some with a
 // delay stamp), changing their show and status, being annotated by their
@@ -148,7 +151,7 @@ type Stream struct {
 func (p *Population) Generate(n int) *Stream {
 	s := &Stream{Data: make([]byte, 0, n*420+256)}
 	for range n {
-		s.Data = p.next(s.Data, &s.Mix, 0.20)
+		s.Data = p.next(s.Data, &s.Mix, mucShare)
 	}
 	s.Data = appendEnd(s.Data)
 	s.Presences = n + 1

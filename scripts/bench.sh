@@ -12,7 +12,7 @@
 #   STANZAS   presence stanzas per run (default 200000)
 #   OUT       directory for the raw results (default a new temporary one)
 #   STACK_ROUNDS  rounds of the roster-size and burst benchmarks (default 6)
-#   ONLY      "peers", "stack", "packages" to run one part (default all)
+#   ONLY      "peers", "share", "stack", "packages" to run one part (default all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +52,14 @@ if [ "$only" = all ] || [ "$only" = peers ]; then
 	(cd bench && go run ./cmd/pairs -base 'BenchmarkStream/peer=mellium-drain' "$out/peers-by-peer.txt")
 	echo
 	$benchstat "$out/peers.txt"
+fi
+
+if [ "$only" = all ] || [ "$only" = share ]; then
+	echo
+	echo "## psakit's share of a stanza, tokens in memory"
+	"$out/bench.test" -test.run '^$' -test.bench '^BenchmarkShare/' -test.benchtime 200000x \
+		-test.count "${STACK_ROUNDS:-6}" -test.benchmem | grep '^Benchmark' >"$out/share.txt"
+	$benchstat "$out/share.txt"
 fi
 
 if [ "$only" = all ] || [ "$only" = stack ]; then
