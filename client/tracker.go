@@ -276,33 +276,25 @@ func readItems(r xml.TokenReader) ([]roster.Item, error) {
 		items []roster.Item
 		bad   error
 	)
-	for {
-		tok, err := r.Token()
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Local != "item" {
-				if err := xmltok.Skip(r); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			it, ierr := readItem(r, t)
-			switch {
-			case ierr == nil:
-				items = append(items, it)
-			case errors.Is(ierr, errBadItem):
-				bad = ierr
-			default:
-				return nil, ierr
-			}
-			continue
-		case xml.EndElement:
-			return items, bad
+	err := xmltok.Children(r, func(t xml.StartElement) error {
+		if t.Name.Local != "item" {
+			return xmltok.Skip(r)
 		}
-		if err != nil {
-			return nil, xmltok.UnexpectedEOF(err)
+		it, err := readItem(r, t)
+		switch {
+		case err == nil:
+			items = append(items, it)
+		case errors.Is(err, errBadItem):
+			bad = err
+		default:
+			return err
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return items, bad
 }
 
 func readItem(r xml.TokenReader, start xml.StartElement) (roster.Item, error) {
@@ -337,34 +329,20 @@ func readItem(r xml.TokenReader, start xml.StartElement) (roster.Item, error) {
 	if it.JID.Equal(jid.JID{}) && bad == nil {
 		bad = fmt.Errorf("%w: no jid", errBadItem)
 	}
-	for {
-		tok, err := r.Token()
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Local != "group" {
-				if err := xmltok.Skip(r); err != nil {
-					return it, err
-				}
-				continue
-			}
-			g, _, gerr := xmltok.ReadText(r, maxGroupBytes)
-			if gerr != nil {
-				return it, gerr
-			}
-			if len(it.Groups) < maxGroups {
-				it.Groups = append(it.Groups, g)
-			}
-			continue
-		case xml.EndElement:
-			if bad != nil {
-				return it, bad
-			}
-			return it, nil
+	err := xmltok.Children(r, func(t xml.StartElement) error {
+		if t.Name.Local != "group" {
+			return xmltok.Skip(r)
 		}
-		if err != nil {
-			return it, xmltok.UnexpectedEOF(err)
+		g, _, err := xmltok.ReadText(r, maxGroupBytes)
+		if err == nil && len(it.Groups) < maxGroups {
+			it.Groups = append(it.Groups, g)
 		}
+		return err
+	})
+	if err != nil {
+		return it, err
 	}
+	return it, bad
 }
 
 // fetchRoster asks for the roster with the version the model holds

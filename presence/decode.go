@@ -166,6 +166,8 @@ func (d *Decoder) DecodeElement(r xml.TokenReader, start xml.StartElement) (Pres
 		fatal = fmt.Errorf("%w: %q", ErrInvalidType, xmltok.Truncate(string(p.Type), 32))
 	}
 
+	// The hot loop walks the tokens itself: xmltok.Children's indirect call
+	// made decoding 5% slower.
 	ns := start.Name.Space
 	for {
 		tok, err := r.Token()
@@ -408,89 +410,61 @@ func (p *Presence) decodeStanzaError(r xml.TokenReader, t xml.StartElement) (sta
 			se.By = j
 		}
 	}
-	for {
-		tok, err := r.Token()
-		switch c := tok.(type) {
-		case xml.StartElement:
-			var cerr error
-			switch {
-			case c.Name.Space != stanza.NSError:
-				cerr = xmltok.Skip(r)
-			case c.Name.Local == "text":
-				var text string
-				text, _, cerr = xmltok.ReadText(r, MaxStatusBytes)
-				if cerr == nil && text != "" && len(se.Text) < MaxStatuses {
-					if se.Text == nil {
-						se.Text = make(map[string]string, 1)
-					}
-					se.Text[xmltok.Lang(c, p.Lang)] = text
+	err := xmltok.Children(r, func(c xml.StartElement) error {
+		switch {
+		case c.Name.Space != stanza.NSError:
+		case c.Name.Local == "text":
+			text, _, err := xmltok.ReadText(r, MaxStatusBytes)
+			if err == nil && text != "" && len(se.Text) < MaxStatuses {
+				if se.Text == nil {
+					se.Text = make(map[string]string, 1)
 				}
-			default:
-				if se.Condition == "" && len(c.Name.Local) <= MaxAttrBytes {
-					se.Condition = stanza.Condition(c.Name.Local)
-				}
-				cerr = xmltok.Skip(r)
+				se.Text[xmltok.Lang(c, p.Lang)] = text
 			}
-			if cerr != nil {
-				return se, cerr
+			return err
+		default:
+			if se.Condition == "" && len(c.Name.Local) <= MaxAttrBytes {
+				se.Condition = stanza.Condition(c.Name.Local)
 			}
-			continue
-		case xml.EndElement:
-			return se, nil
 		}
-		if err != nil {
-			return se, xmltok.UnexpectedEOF(err)
-		}
-	}
+		return xmltok.Skip(r)
+	})
+	return se, err
 }
 
 // decodeMUCUser decodes the muc#user x element, start already read.
 func (p *Presence) decodeMUCUser(r xml.TokenReader) error {
 	u := &MUCUser{}
 	items := 0
-	for {
-		tok, err := r.Token()
-		switch t := tok.(type) {
-		case xml.StartElement:
-			var cerr error
-			switch t.Name.Local {
-			case "item":
-				items++
-				if items == 1 {
-					cerr = p.decodeMUCItem(r, t, &u.Item)
-				} else {
-					cerr = xmltok.Skip(r)
-				}
-			case "status":
-				if code, ok := xmltok.Attr(t, "code"); ok {
-					n, err := strconv.Atoi(code)
-					switch {
-					case err != nil || n < 100 || n > 999:
-						p.problem(fmt.Errorf("%w: MUC status code %q", ErrInvalidValue, xmltok.Truncate(code, 8)))
-					case len(u.Status) >= MaxMUCStatusCodes:
-						p.problem(fmt.Errorf("%w: MUC status codes", ErrLimit))
-					default:
-						u.Status = append(u.Status, n)
-					}
-				}
-				cerr = xmltok.Skip(r)
-			case "destroy":
-				cerr = p.decodeMUCDestroy(r, t, u)
-			default:
-				cerr = xmltok.Skip(r)
+	err := xmltok.Children(r, func(t xml.StartElement) error {
+		switch t.Name.Local {
+		case "item":
+			items++
+			if items == 1 {
+				return p.decodeMUCItem(r, t, &u.Item)
 			}
-			if cerr != nil {
-				return cerr
+		case "status":
+			if code, ok := xmltok.Attr(t, "code"); ok {
+				n, err := strconv.Atoi(code)
+				switch {
+				case err != nil || n < 100 || n > 999:
+					p.problem(fmt.Errorf("%w: MUC status code %q", ErrInvalidValue, xmltok.Truncate(code, 8)))
+				case len(u.Status) >= MaxMUCStatusCodes:
+					p.problem(fmt.Errorf("%w: MUC status codes", ErrLimit))
+				default:
+					u.Status = append(u.Status, n)
+				}
 			}
-			continue
-		case xml.EndElement:
-			p.MUC = u
-			return nil
+		case "destroy":
+			return p.decodeMUCDestroy(r, t, u)
 		}
-		if err != nil {
-			return xmltok.UnexpectedEOF(err)
-		}
+		return xmltok.Skip(r)
+	})
+	if err != nil {
+		return err
 	}
+	p.MUC = u
+	return nil
 }
 
 func (p *Presence) decodeMUCItem(r xml.TokenReader, t xml.StartElement, it *MUCItem) error {
@@ -505,31 +479,17 @@ func (p *Presence) decodeMUCItem(r xml.TokenReader, t xml.StartElement, it *MUCI
 			it.JID = j
 		}
 	}
-	for {
-		tok, err := r.Token()
-		switch c := tok.(type) {
-		case xml.StartElement:
-			var cerr error
-			switch c.Name.Local {
-			case "actor":
-				it.Actor = p.limitAttr(c, "nick")
-				cerr = xmltok.Skip(r)
-			case "reason":
-				it.Reason, _, cerr = xmltok.ReadText(r, MaxStatusBytes)
-			default:
-				cerr = xmltok.Skip(r)
-			}
-			if cerr != nil {
-				return cerr
-			}
-			continue
-		case xml.EndElement:
-			return nil
+	return xmltok.Children(r, func(c xml.StartElement) error {
+		switch c.Name.Local {
+		case "actor":
+			it.Actor = p.limitAttr(c, "nick")
+		case "reason":
+			var err error
+			it.Reason, _, err = xmltok.ReadText(r, MaxStatusBytes)
+			return err
 		}
-		if err != nil {
-			return xmltok.UnexpectedEOF(err)
-		}
-	}
+		return xmltok.Skip(r)
+	})
 }
 
 func (p *Presence) decodeMUCDestroy(r xml.TokenReader, t xml.StartElement, u *MUCUser) error {
@@ -542,26 +502,17 @@ func (p *Presence) decodeMUCDestroy(r xml.TokenReader, t xml.StartElement, u *MU
 			d.Venue = j
 		}
 	}
-	for {
-		tok, err := r.Token()
-		switch c := tok.(type) {
-		case xml.StartElement:
-			var cerr error
-			if c.Name.Local == "reason" {
-				d.Reason, _, cerr = xmltok.ReadText(r, MaxStatusBytes)
-			} else {
-				cerr = xmltok.Skip(r)
-			}
-			if cerr != nil {
-				return cerr
-			}
-			continue
-		case xml.EndElement:
-			u.Destroy = d
-			return nil
+	err := xmltok.Children(r, func(c xml.StartElement) error {
+		if c.Name.Local != "reason" {
+			return xmltok.Skip(r)
 		}
-		if err != nil {
-			return xmltok.UnexpectedEOF(err)
-		}
+		var err error
+		d.Reason, _, err = xmltok.ReadText(r, MaxStatusBytes)
+		return err
+	})
+	if err != nil {
+		return err
 	}
+	u.Destroy = d
+	return nil
 }

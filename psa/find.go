@@ -37,31 +37,20 @@ func Find(r xml.TokenReader) ([]Annotation, error) {
 		found []Annotation
 		errs  []error
 	)
-	for {
-		tok, err := r.Token()
-		switch t := tok.(type) {
-		case xml.StartElement:
-			if t.Name.Space == NS && t.Name.Local == elementName {
-				a, invalid, rerr := (*Decoder)(nil).decodeElement(r, t, lang)
-				switch {
-				case rerr != nil:
-					return found, errors.Join(append(errs, rerr)...)
-				case invalid != nil:
-					errs = append(errs, invalid)
-				default:
-					found = append(found, a)
-				}
-				continue
-			}
-			if serr := xmltok.Skip(r); serr != nil {
-				return found, errors.Join(append(errs, serr)...)
-			}
-			continue
-		case xml.EndElement:
-			return found, errors.Join(errs...)
+	err := xmltok.Children(r, func(t xml.StartElement) error {
+		if t.Name.Space != NS || t.Name.Local != elementName {
+			return xmltok.Skip(r)
 		}
-		if err != nil {
-			return found, errors.Join(append(errs, xmltok.UnexpectedEOF(err))...)
+		a, invalid, err := (*Decoder)(nil).decodeElement(r, t, lang)
+		switch {
+		case err != nil:
+			return err
+		case invalid != nil:
+			errs = append(errs, invalid)
+		default:
+			found = append(found, a)
 		}
-	}
+		return nil
+	})
+	return found, errors.Join(append(errs, err)...)
 }

@@ -67,6 +67,32 @@ func Skip(r xml.TokenReader) error {
 	}
 }
 
+// Children calls child for each child element of the element whose start
+// was just read from r, in document order, and returns at that element's end
+// element, which it reads. child gets the child's start element and must
+// read the child up to and including its end element (Skip, ReadText, or a
+// decoder of its own). Character data between children is ignored. Children
+// returns the first error of child, or of r (io.EOF turned into
+// io.ErrUnexpectedEOF: the element is not complete).
+func Children(r xml.TokenReader, child func(xml.StartElement) error) error {
+	for {
+		tok, err := r.Token()
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if cerr := child(t); cerr != nil {
+				return cerr
+			}
+		case xml.EndElement:
+			return nil
+		}
+		// An error that came with a token (allowed by xml.TokenReader) ends the
+		// element early as well.
+		if err != nil {
+			return UnexpectedEOF(err)
+		}
+	}
+}
+
 // ReadText reads the character data of an element whose start was just read,
 // up to and including its end element. Text inside child elements is ignored.
 // At most max bytes are kept, cut at a rune boundary; cut reports that
