@@ -13,6 +13,7 @@ import (
 
 	"mellium.im/xmpp/disco/info"
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
 
 	"github.com/psakit/psakit/caps"
@@ -274,26 +275,127 @@ func TestAnnotationsAndVerify(t *testing.T) {
 		t.Fatalf("restored event %+v", e)
 	}
 
-	// The restore policy pings juliet; the test plays capulet.lit's answer.
+	// The restore policy pings juliet; the test plays capulet.lit's answers:
+	// her session is gone.
 	sess, _ := srv.WaitAvailable(ctx, c.JID())
-	ping, err := sess.Next(ctx, func(st psatest.Stanza) bool {
-		return st.Name == "iq" && st.To.Equal(juliet) && strings.Contains(string(st.Raw), "urn:xmpp:ping")
+	answerIQ(ctx, t, srv, sess, c.JID(), nsPing, errorAnswer("service-unavailable"))
+	answerIQ(ctx, t, srv, sess, c.JID(), nsDiscoInfo, errorAnswer("service-unavailable"))
+	v := nextVerify(ctx, t, rec)
+	if !v.JID.Equal(juliet) || v.Outcome != client.VerifyGone || v.Policy != client.VerifyPing || condition(v.Err) != "service-unavailable" {
+		t.Fatalf("verify %+v", v)
+	}
+}
+
+const (
+	nsPing      = "urn:xmpp:ping"
+	nsDiscoInfo = "http://jabber.org/protocol/disco#info"
+)
+
+// TestVerifyPing checks what VerifyPing makes of the answers a contact's
+// resource or its server give: a client without XEP-0199 support answers the
+// ping service-unavailable, as a server does for a resource that is gone,
+// and only then a disco#info query follows.
+func TestVerifyPing(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		ping    string // the answer to the ping: "result" or an error condition
+		disco   string // the answer to disco#info, "" when none is expected
+		outcome client.VerifyOutcome
+		err     string // the condition of VerifyResult.Err
+	}{
+		{"the client answers", "result", "", client.VerifyAlive, ""},
+		{"the client says ping is not implemented", "feature-not-implemented", "", client.VerifyAlive, ""},
+		{"the server says the resource is gone", "item-not-found", "", client.VerifyGone, "item-not-found"},
+		{"a client without ping", "service-unavailable", "result", client.VerifyAlive, ""},
+		{"the server, for both", "service-unavailable", "service-unavailable", client.VerifyGone, "service-unavailable"},
+		{"a server error", "internal-server-error", "", client.VerifyUnknown, "internal-server-error"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, ctx := setup(t)
+			if err := srv.SetContactPresence(romeo, `<presence from='juliet@capulet.lit/balcony'/>`); err != nil {
+				t.Fatal(err)
+			}
+			rec := newRecorder()
+			c := dial(ctx, t, srv, rec, client.WithVerify(client.VerifyPing, 1000))
+			rec.nextRoster(ctx, t, "juliet available", kindJID(roster.EventAvailable, juliet))
+			for _, a := range []psa.Annotation{{From: montague, Condition: psa.ServerUnavailable}, {From: montague}} {
+				if err := srv.Annotate(ctx, c.JID(), juliet, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec.nextRoster(ctx, t, "juliet restored", kindJID(roster.EventRestored, juliet))
+
+			sess, _ := srv.WaitAvailable(ctx, c.JID())
+			answerIQ(ctx, t, srv, sess, c.JID(), nsPing, answer(tc.ping))
+			if tc.disco != "" {
+				answerIQ(ctx, t, srv, sess, c.JID(), nsDiscoInfo, answer(tc.disco))
+			}
+			v := nextVerify(ctx, t, rec)
+			if !v.JID.Equal(juliet) || v.Outcome != tc.outcome || string(condition(v.Err)) != tc.err {
+				t.Fatalf("verify %+v (%v), want %s with %q", v, v.Err, tc.outcome, tc.err)
+			}
+			if tc.disco == "" {
+				// The verification is over: no disco#info query came before it.
+				for _, st := range sess.Stanzas() {
+					if st.To.Equal(juliet) && strings.Contains(string(st.Raw), nsDiscoInfo) {
+						t.Errorf("a disco#info query after a decisive ping answer: %s", st.Raw)
+					}
+				}
+			}
+		})
+	}
+}
+
+// answer returns the answer to an IQ: a result, or an error of condition.
+func answer(condition string) func(id string, to, from jid.JID, payload string) string {
+	if condition == "result" {
+		return func(id string, to, from jid.JID, _ string) string {
+			return fmt.Sprintf(`<iq type='result' id='%s' from='%s' to='%s'/>`, id, from, to)
+		}
+	}
+	return errorAnswer(condition)
+}
+
+// errorAnswer returns an IQ error answer of condition.
+func errorAnswer(condition string) func(id string, to, from jid.JID, payload string) string {
+	return func(id string, to, from jid.JID, payload string) string {
+		return fmt.Sprintf(`<iq type='error' id='%s' from='%s' to='%s'>%s<error type='cancel'><%s xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, id, from, to, payload, condition)
+	}
+}
+
+// answerIQ waits for the client's IQ get to juliet with a payload in ns and
+// sends juliet's answer (or her server's), which reply writes.
+func answerIQ(ctx context.Context, t *testing.T, srv *psatest.Server, sess *psatest.Session, account jid.JID, ns string, reply func(id string, to, from jid.JID, payload string) string) {
+	t.Helper()
+	iq, err := sess.Next(ctx, func(st psatest.Stanza) bool {
+		return st.Name == "iq" && st.Type == "get" && st.To.Equal(juliet) && strings.Contains(string(st.Raw), ns)
 	})
 	if err != nil {
-		t.Fatalf("no verification ping: %v", err)
+		t.Fatalf("no IQ in %s to juliet: %v", ns, err)
 	}
-	err = srv.SendRaw(ctx, c.JID(), fmt.Sprintf(`<iq type='error' id='%s' from='%s' to='%s'><ping xmlns='urn:xmpp:ping'/><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`, ping.ID, juliet, c.JID()))
-	if err != nil {
+	if err := srv.SendRaw(ctx, account, reply(iq.ID, account, juliet, "")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func nextVerify(ctx context.Context, t *testing.T, rec *recorder) client.VerifyResult {
+	t.Helper()
 	select {
 	case v := <-rec.verify:
-		if !v.JID.Equal(juliet) || v.Outcome != client.VerifyGone || v.Policy != client.VerifyPing {
-			t.Fatalf("verify %+v", v)
-		}
+		return v
 	case <-ctx.Done():
 		t.Fatal("no verify result")
+		return client.VerifyResult{}
 	}
+}
+
+// condition returns the condition of a stanza error, "" for nil.
+func condition(err error) stanza.Condition {
+	var se stanza.Error
+	if errors.As(err, &se) {
+		return se.Condition
+	}
+	return ""
 }
 
 // The trust rule on the wire: annotations nobody may send are rejected and

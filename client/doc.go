@@ -58,7 +58,10 @@
 // When an annotator clears its mark with an empty annotation, the presence
 // the model shows is the one delivered before the outage. The restore policy
 // (WithVerify) checks it: by default a XEP-0199 ping to the full JID,
-// rate-limited, whose outcome is reported through OnVerify. VerifyProbe
+// rate-limited, whose outcome is reported through OnVerify (a ping answered
+// service-unavailable, which a server says for a resource that is gone and a
+// client without ping support says too, is followed by a disco#info query
+// that every client answers). VerifyProbe
 // sends a presence probe instead; RFC 6121 §4.3 says clients SHOULD NOT,
 // which is why it is not the default, but Prosody 0.12 answers a client's
 // probe for a subscribed contact with the contact's current presence, or

@@ -2,10 +2,13 @@ package client
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
 	"sync"
 	"time"
 
+	"mellium.im/xmlstream"
+	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
@@ -17,8 +20,11 @@ import (
 // gone, in the meantime.
 //
 // The default, VerifyPing, asks the contact's resource directly: a cheap IQ
-// that every client answers, whose error tells a vanished session apart
-// from an unreachable one. VerifyProbe asks the server instead, whose answer
+// whose answer tells a live session apart from a vanished or unreachable
+// one. A client without XEP-0199 answers it with service-unavailable, as
+// its server answers for a resource that is gone; only then a second IQ, a
+// disco#info query (XEP-0030, which every client that sends caps answers),
+// tells the two apart. VerifyProbe asks the server instead, whose answer
 // (the current presence, or unavailable) then updates the model by itself;
 // RFC 6121 §4.3 says clients SHOULD NOT send probes, and servers differ in
 // what they do with them, so it is opt-in. Either way verifications are
@@ -52,13 +58,15 @@ type VerifyOutcome uint8
 
 // The outcomes.
 const (
-	// VerifyAlive: the resource answered the ping (a result, or
-	// feature-not-implemented from a client without ping support).
+	// VerifyAlive: the resource answered: the ping (a result, or
+	// feature-not-implemented from a client without ping support), or the
+	// disco#info query that follows a ping answered service-unavailable.
 	VerifyAlive VerifyOutcome = iota + 1
-	// VerifyGone: the contact's server says the resource is not there
-	// (service-unavailable, item-not-found, recipient-unavailable or gone
-	// in answer to the ping). A client without XEP-0199 support answers
-	// service-unavailable too, so treat this as strong evidence, not proof.
+	// VerifyGone: the contact's server says the resource is not there:
+	// item-not-found, recipient-unavailable or gone in answer to the ping,
+	// or service-unavailable to both the ping and the disco#info query (a
+	// client that implements neither would look the same, but a client that
+	// advertises caps must answer disco#info).
 	VerifyGone
 	// VerifyUnknown: no answer could be had (timeout, remote server
 	// unreachable, another error).
@@ -82,7 +90,7 @@ type VerifyResult struct {
 	JID     jid.JID // the full JID whose mark cleared
 	Policy  VerifyPolicy
 	Outcome VerifyOutcome
-	Err     error // the error answer or failure, if any
+	Err     error // the error answer that decided, or the failure; nil when alive
 }
 
 const (
@@ -220,23 +228,39 @@ func (v *verifier) check(ctx context.Context, j jid.JID) (VerifyResult, bool) {
 	default:
 		// ping.Send hides service-unavailable (notes §7): send the IQ ourselves.
 		err := s.UnmarshalIQ(ctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, To: j}}.TokenReader(), nil)
-		res.Outcome, res.Err = pingOutcome(err), err
+		if condition(err) == stanza.ServiceUnavailable {
+			// The resource's server, or a client without XEP-0199: ask what any
+			// client answers.
+			query := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: disco.NSInfo, Local: "query"}})
+			err = s.UnmarshalIQ(ctx, stanza.IQ{Type: stanza.GetIQ, To: j}.Wrap(query), nil)
+		}
+		res.Outcome, res.Err = verifyOutcome(err), err
+		if res.Outcome == VerifyAlive {
+			res.Err = nil
+		}
 	}
 	return res, true
 }
 
-func pingOutcome(err error) VerifyOutcome {
+// condition returns the condition of a stanza error, "" for other errors.
+func condition(err error) stanza.Condition {
 	var se stanza.Error
-	switch {
-	case err == nil:
+	if errors.As(err, &se) {
+		return se.Condition
+	}
+	return ""
+}
+
+// verifyOutcome is what the answer to the last IQ of a verification says.
+func verifyOutcome(err error) VerifyOutcome {
+	if err == nil {
 		return VerifyAlive
-	case errors.As(err, &se):
-		switch se.Condition {
-		case stanza.FeatureNotImplemented:
-			return VerifyAlive
-		case stanza.ServiceUnavailable, stanza.ItemNotFound, stanza.RecipientUnavailable, stanza.Gone:
-			return VerifyGone
-		}
+	}
+	switch condition(err) {
+	case stanza.FeatureNotImplemented:
+		return VerifyAlive
+	case stanza.ServiceUnavailable, stanza.ItemNotFound, stanza.RecipientUnavailable, stanza.Gone:
+		return VerifyGone
 	}
 	return VerifyUnknown
 }

@@ -112,8 +112,43 @@ func TestRemoteServerKilledAndRestarted(t *testing.T) {
 	if c, ok := romeo.Roster().Contact(jid.MustParse("juliet@capulet.lit")); !ok || c.Online() || !c.InRoster {
 		t.Errorf("juliet after the restart: %+v, want an offline roster contact", c)
 	}
+	// The restore policy asked her session too: capulet.lit answers the ping
+	// and the disco#info query that follows with service-unavailable.
+	v, _ := rec.waitFrom(ctx, t, 0, "verification of juliet", verifyEvent(jfull))
+	if v.verify.Outcome != client.VerifyGone {
+		t.Errorf("verification after the restart: %s (%v), want gone", v.verify.Outcome, v.verify.Err)
+	}
 	if st := romeo.Roster().Stats(); st.Resources != 0 || st.Stale != 0 {
 		t.Errorf("stats after the restart: %+v, want no resource", st)
+	}
+}
+
+// A contact whose client does not implement XEP-0199 answers the
+// verification ping with service-unavailable, as her server answers for a
+// session that is gone: the disco#info query that follows finds her there.
+func TestVerifyClientWithoutPing(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+
+	juliet, rec, romeo := romeoSeesJulietWith(ctx, t, n, rawclient.Config{NoPing: true}, "<status>Ay me!</status>")
+	jfull := juliet.JID()
+	must(t, n.Cut(montague, capulet))
+	rec.expect(ctx, t, "juliet stale", marked(roster.EventStale, jfull, psa.ServerUnavailable, montague))
+	must(t, n.Heal(montague, capulet))
+	rec.expect(ctx, t, "juliet restored", marked(roster.EventRestored, jfull, psa.ServerUnavailable, montague))
+	v := rec.expect(ctx, t, "verification of juliet", verifyEvent(jfull))
+	if v.verify.Outcome != client.VerifyAlive || v.verify.Err != nil {
+		t.Errorf("verification: %s (%v), want alive", v.verify.Outcome, v.verify.Err)
+	}
+	// romeo asked her both.
+	for _, ns := range []string{rawclient.NSPing, rawclient.NSDiscoInfo} {
+		if _, err := juliet.Expect(ctx, func(e *rawclient.Element) bool {
+			return e.Is(rawclient.NSClient, "iq") && e.Attr("type") == "get" && e.Attr("from") == romeo.JID().String() &&
+				len(e.Children) == 1 && e.Children[0].Name.Space == ns
+		}); err != nil {
+			t.Errorf("juliet never got the %s query: %v", ns, err)
+		}
 	}
 }
 

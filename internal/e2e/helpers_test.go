@@ -154,7 +154,14 @@ func raw(ctx context.Context, t testing.TB, srv *prosodytest.Server, user, resou
 // once romeo has her presence and she has his: both s2s directions are up.
 func romeoSeesJuliet(ctx context.Context, t *testing.T, n *prosodytest.Network, children string, opts ...client.Option) (juliet *rawclient.Client, rec *recorder, romeo *client.Client) {
 	t.Helper()
-	juliet = raw(ctx, t, n.Server(capulet), "juliet", "balcony", rawclient.Config{}, children)
+	return romeoSeesJulietWith(ctx, t, n, rawclient.Config{}, children, opts...)
+}
+
+// romeoSeesJulietWith is romeoSeesJuliet with juliet's client configured by
+// cfg.
+func romeoSeesJulietWith(ctx context.Context, t *testing.T, n *prosodytest.Network, cfg rawclient.Config, children string, opts ...client.Option) (juliet *rawclient.Client, rec *recorder, romeo *client.Client) {
+	t.Helper()
+	juliet = raw(ctx, t, n.Server(capulet), "juliet", "balcony", cfg, children)
 	rec = newRecorder()
 	romeo = dial(ctx, t, n.Server(montague), "romeo", "lane", rec, opts...)
 	rec.expect(ctx, t, "juliet available", rosterEvent(roster.EventAvailable, juliet.JID()))

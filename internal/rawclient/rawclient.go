@@ -87,6 +87,10 @@ type Config struct {
 	NoCaps bool
 	// StreamManagement enables XEP-0198 with resumption after binding.
 	StreamManagement bool
+	// NoPing makes a client without XEP-0199: it does not advertise ping and
+	// answers pings with service-unavailable, as RFC 6120 §8.4 has an entity
+	// answer a request it does not understand.
+	NoPing bool
 }
 
 // Client is one client connection (and its XEP-0198 session across
@@ -124,7 +128,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		_, _ = rand.Read(b[:])
 		name = "rawclient " + hex.EncodeToString(b[:])
 	}
-	feats := []string{NSDiscoInfo, NSCaps, NSPing}
+	feats := []string{NSDiscoInfo, NSCaps}
+	if !cfg.NoPing {
+		feats = append(feats, NSPing)
+	}
 	feats = append(feats, cfg.Features...)
 	in := disco.Info{Identity: []info.Identity{{Category: "client", Type: "bot", Name: name}}}
 	for _, f := range feats {
@@ -410,7 +417,8 @@ func (c *Client) wake() {
 	c.notify = make(chan struct{})
 }
 
-// answer answers disco#info and ping requests.
+// answer answers disco#info and ping requests (pings with an error when
+// the client has NoPing).
 func (c *Client) answer(conn net.Conn, e *Element) {
 	if !e.Is(NSClient, "iq") || e.Attr("type") != "get" || len(e.Children) != 1 {
 		return
@@ -418,6 +426,9 @@ func (c *Client) answer(conn net.Conn, e *Element) {
 	q := e.Children[0]
 	var reply string
 	switch {
+	case q.Is(NSPing, "ping") && c.cfg.NoPing:
+		reply = fmt.Sprintf("<iq type='error' id='%s' to='%s'><ping xmlns='%s'/><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>",
+			Escape(e.Attr("id")), Escape(e.Attr("from")), NSPing)
 	case q.Is(NSPing, "ping"):
 		reply = fmt.Sprintf("<iq type='result' id='%s' to='%s'/>", Escape(e.Attr("id")), Escape(e.Attr("from")))
 	case q.Is(NSDiscoInfo, "query"):
