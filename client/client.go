@@ -62,8 +62,9 @@ type session struct {
 // once Dial returned, its expiry has no effect.
 //
 // Dial returns an error wrapping ErrAuth when the credentials are refused,
-// ErrInsecure when PlainText is asked for a non-loopback address, and
-// otherwise the error of connecting. After a successful Dial the client
+// ErrInsecure when PlainText is asked for a non-loopback address,
+// ErrNoService when the domain's SRV records say it has no client service,
+// and otherwise the error of connecting. After a successful Dial the client
 // reconnects by itself whenever the session drops (see WithReconnect).
 func Dial(ctx context.Context, account jid.JID, password string, opts ...Option) (*Client, error) {
 	cfg := newConfig(opts)

@@ -48,14 +48,14 @@ func saslFeature(account jid.JID, password string, secure bool) xmpp.StreamFeatu
 
 // dialConn opens the TCP (and, for DirectTLS, TLS) connection.
 func dialConn(ctx context.Context, account jid.JID, cfg *config) (net.Conn, error) {
-	var d net.Dialer
+	d := net.Dialer{Resolver: cfg.resolver}
 	addrs, err := serverAddrs(ctx, account.Domainpart(), cfg)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.tlsMode == PlainText {
 		// Check before dialing: nothing may leave the machine in plain text.
-		if addrs, err = loopbackOnly(ctx, addrs); err != nil {
+		if addrs, err = loopbackOnly(ctx, cfg.resolver, addrs); err != nil {
 			return nil, err
 		}
 	}
@@ -98,7 +98,7 @@ func serverAddrs(ctx context.Context, domain string, cfg *config) ([]string, err
 	}
 	// RFC 6120 §3.2.1: a single record with target "." means no service.
 	if len(srvs) == 1 && srvs[0].Target == "." {
-		return nil, fmt.Errorf("client: %s has no %s service", domain, service)
+		return nil, fmt.Errorf("%w: %s has no %s service", ErrNoService, domain, service)
 	}
 	addrs := make([]string, 0, len(srvs)+1)
 	for _, s := range srvs {
@@ -127,17 +127,17 @@ func tlsConfig(account jid.JID, cfg *config) *tls.Config {
 	return c
 }
 
-// loopbackOnly resolves each host:port and returns them as IP:port, or
+// loopbackOnly resolves each host:port with r and returns them as IP:port, or
 // ErrInsecure if any host is, or resolves to, an address that is not a
 // loopback address.
-func loopbackOnly(ctx context.Context, addrs []string) ([]string, error) {
+func loopbackOnly(ctx context.Context, r *net.Resolver, addrs []string) ([]string, error) {
 	out := make([]string, 0, len(addrs))
 	for _, addr := range addrs {
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
 			return nil, err
 		}
-		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		ips, err := r.LookupNetIP(ctx, "ip", host)
 		if err != nil {
 			return nil, err
 		}

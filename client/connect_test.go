@@ -39,7 +39,7 @@ func TestServerAddrs(t *testing.T) {
 			cfg := tc.cfg
 			cfg.lookupSRV = lookup
 			got, err := serverAddrs(context.Background(), tc.domain, &cfg)
-			if tc.err != (err != nil) || !slices.Equal(got, tc.want) {
+			if tc.err != errors.Is(err, ErrNoService) || !slices.Equal(got, tc.want) {
 				t.Fatalf("serverAddrs = %v, %v; want %v (error %v)", got, err, tc.want, tc.err)
 			}
 		})
@@ -49,12 +49,12 @@ func TestServerAddrs(t *testing.T) {
 func TestLoopbackOnly(t *testing.T) {
 	ctx := context.Background()
 	// IP literals only: resolving a name could ask a DNS server.
-	got, err := loopbackOnly(ctx, []string{"127.0.0.1:5222", "[::1]:5222", "127.1.2.3:5222"})
+	got, err := loopbackOnly(ctx, net.DefaultResolver, []string{"127.0.0.1:5222", "[::1]:5222", "127.1.2.3:5222"})
 	if err != nil || !slices.Equal(got, []string{"127.0.0.1:5222", "[::1]:5222", "127.1.2.3:5222"}) {
 		t.Fatalf("loopback addresses: %v, %v", got, err)
 	}
 	for _, addrs := range [][]string{{"192.0.2.1:5222"}, {"[2001:db8::1]:5222"}, {"127.0.0.1:5222", "192.0.2.1:5222"}} {
-		if _, err := loopbackOnly(ctx, addrs); !errors.Is(err, ErrInsecure) {
+		if _, err := loopbackOnly(ctx, net.DefaultResolver, addrs); !errors.Is(err, ErrInsecure) {
 			t.Errorf("%v: %v, want ErrInsecure", addrs, err)
 		}
 	}

@@ -22,6 +22,10 @@ var (
 	// ErrInsecure: plain text was asked for a connection that is not on a
 	// loopback address.
 	ErrInsecure = errors.New("client: plain text allowed on loopback addresses only")
+	// ErrNoService: the account domain's SRV records say that it offers no
+	// client service here (a single record with target ".", RFC 6120
+	// §3.2.1).
+	ErrNoService = errors.New("client: no XMPP client service")
 	// ErrConflict: the server closed the stream with a conflict stream error,
 	// because another session bound the same resource. The client does not
 	// reconnect, which would only make the two sessions take turns.

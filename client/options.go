@@ -84,7 +84,8 @@ type config struct {
 	log         *slog.Logger
 	passthrough bool
 
-	// lookupSRV is net.DefaultResolver.LookupSRV; tests replace it.
+	resolver *net.Resolver
+	// lookupSRV is resolver.LookupSRV; TestServerAddrs replaces it.
 	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
 }
 
@@ -107,8 +108,11 @@ func newConfig(opts []Option) config {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	if c.resolver == nil {
+		c.resolver = net.DefaultResolver
+	}
 	if c.lookupSRV == nil {
-		c.lookupSRV = net.DefaultResolver.LookupSRV
+		c.lookupSRV = c.resolver.LookupSRV
 	}
 	return c
 }
@@ -117,6 +121,11 @@ func newConfig(opts []Option) config {
 // domain's SRV records (_xmpp-client._tcp, or _xmpps-client._tcp for
 // DirectTLS, falling back to the domain on port 5222 or 5223).
 func WithAddress(hostport string) Option { return func(c *config) { c.addr = hostport } }
+
+// WithResolver resolves the account domain's SRV records and the server's
+// host names with r instead of net.DefaultResolver: for instance a resolver
+// whose Dial asks one particular DNS server. nil means the default.
+func WithResolver(r *net.Resolver) Option { return func(c *config) { c.resolver = r } }
 
 // WithTLS sets how the connection is secured (StartTLS by default).
 func WithTLS(mode TLSMode) Option { return func(c *config) { c.tlsMode = mode } }
