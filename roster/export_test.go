@@ -6,3 +6,9 @@ package roster
 func WithShrinkAt(slots, bytes int) Option {
 	return func(m *Model) { m.shrinkSlots, m.shrinkBytes = slots, bytes }
 }
+
+// WithHashBits keeps only the low bits of the index's hashes, so that bare
+// JIDs collide and tests exercise the chains of equal hashes.
+func WithHashBits(bits int) Option {
+	return func(m *Model) { m.hashMask = 1<<bits - 1 }
+}

@@ -48,6 +48,10 @@ func FuzzModel(f *testing.F) {
 			case 2:
 				opts = append(opts, roster.WithShrinkAt(1<<62, 1))
 			}
+			// Half of them make every bare JID share one of two hashes.
+			if ops[0]/3%2 == 1 {
+				opts = append(opts, roster.WithHashBits(1))
+			}
 		}
 		m := roster.New(jid.MustParse("romeo@montague.lit/lane"), opts...)
 		for i := 0; i+1 < len(ops); i += 2 {

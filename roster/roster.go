@@ -182,6 +182,7 @@ type Model struct {
 	maxStrangers int
 	now          func() time.Time
 	seed         maphash.Seed
+	hashMask     uint64 // all ones; tests keep fewer bits to make keys collide
 
 	mu      sync.RWMutex
 	account jid.JID
@@ -246,6 +247,7 @@ func New(account jid.JID, opts ...Option) *Model {
 		maxStrangers: DefaultMaxStrangers,
 		now:          time.Now,
 		seed:         maphash.MakeSeed(),
+		hashMask:     ^uint64(0),
 		index:        make(map[uint64]uint32),
 		shrinkSlots:  defaultShrinkSlots,
 		shrinkBytes:  defaultShrinkBytes,
@@ -629,9 +631,12 @@ func (m *Model) Sweep() []Event {
 	return dst
 }
 
+// hash returns the index's hash of bare JID key.
+func (m *Model) hash(key string) uint64 { return maphash.String(m.seed, key) & m.hashMask }
+
 // lookup returns the slot of the contact with bare JID key, 0 if none.
 func (m *Model) lookup(key string) uint32 {
-	h := maphash.String(m.seed, key)
+	h := m.hash(key)
 	for ci := m.index[h]; ci != 0; ci = m.contacts[ci-1].nextHash {
 		if c := &m.contacts[ci-1]; c.hash == h && string(m.arena.bytes(c.key)) == key {
 			return ci
@@ -649,7 +654,7 @@ func (m *Model) addContact(key string) uint32 {
 		m.contacts = append(m.contacts, contactSlot{})
 		ci = uint32(len(m.contacts))
 	}
-	h := maphash.String(m.seed, key)
+	h := m.hash(key)
 	b, buf := m.arena.alloc(len(key))
 	copy(buf, key)
 	m.contacts[ci-1] = contactSlot{
