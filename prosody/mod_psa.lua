@@ -88,6 +88,9 @@ local text_server = module:get_option_string("psa_server_unavailable_text", "The
 local text_paused = module:get_option_string("psa_connection_paused_text", "The connection of this session is paused");
 local text_muc = module:get_option_string("psa_muc_unreachable_text", "The server of this occupant ({domain}) is not reachable");
 local text_lang = module:get_option_string("psa_description_lang", "en");
+-- Seconds a BOSH session may hold no request and make no new one before it
+-- counts as paused; 0 turns BOSH pauses off.
+local bosh_pause_after = number_option("psa_bosh_pause_after", 10, 0);
 -- Send <connection-paused/> annotations to remote contacts too (their server
 -- filters them only if it runs mod_psa).
 local pause_remote = module:get_option_boolean("psa_pause_remote", true);
@@ -743,10 +746,72 @@ if is_user_host then
 		end);
 	end);
 
+	-- Local session paused (BOSH, XEP-0206). mod_bosh keeps a session whose
+	-- client holds no request open for bosh_max_inactivity, queueing what it
+	-- cannot deliver, and fires no event when that starts or ends. A BOSH
+	-- session that held no request and made no new one (its rid did not
+	-- move) for psa_bosh_pause_after seconds is paused; its next request
+	-- ends the pause.
+	local bosh = setmetatable({}, { __mode = "k" }); -- session -> { rid, idle_since, paused }
+
+	local function watch_bosh(session)
+		if session.bosh_version and not bosh[session] then
+			bosh[session] = { rid = session.rid };
+		end
+	end
+
+	local function check_bosh(session, w, now)
+		local requests = session.requests;
+		if (requests and #requests > 0) or session.rid ~= w.rid then
+			w.rid, w.idle_since = session.rid, nil;
+			if w.paused then
+				w.paused = nil;
+				local list = paused[session];
+				paused[session] = nil;
+				if list then
+					module:log("debug", "%s (BOSH) polls again: clearing the annotation for %d entities", session.full_jid, #list);
+					send_pause_state(session, list, nil);
+				end
+			end
+			return;
+		end
+		w.idle_since = w.idle_since or now;
+		if not w.paused and session.presence and now - w.idle_since >= bosh_pause_after then
+			w.paused = true;
+			local list = presence_recipients(session);
+			paused[session] = list;
+			module:log("debug", "%s (BOSH) holds no request: annotating its presence to %d entities", session.full_jid, #list);
+			send_pause_state(session, list, "connection-paused");
+		end
+	end
+
+	if bosh_pause_after > 0 then
+		-- mod_bosh is a global module: its event is global.
+		module:hook_global("bosh-session", function (event)
+			if event.session.host == host then watch_bosh(event.session); end
+		end);
+		for _, session in pairs(prosody.full_sessions) do
+			if session.host == host then watch_bosh(session); end
+		end
+		local tick = math_min(1, bosh_pause_after / 4);
+		module:add_timer(tick, function ()
+			if stopping then return; end
+			local now = time_now();
+			for session, w in pairs(bosh) do
+				if session.destroyed then
+					bosh[session] = nil;
+				elseif session.full_jid then -- bound
+					safely("bosh", check_bosh, session, w, now);
+				end
+			end
+			return tick;
+		end);
+	end
+
 	module:hook("resource-unbind", function (event)
 		local session = event.session;
 		safely("unbind", forget_session_presences, session);
-		psa_state[session], paused[session], directed_store[session] = nil, nil, nil;
+		psa_state[session], paused[session], directed_store[session], bosh[session] = nil, nil, nil, nil;
 	end);
 
 	-- Outage hooks.
