@@ -11,38 +11,16 @@ import (
 )
 
 const (
-	montague   = "montague.lit"
-	capulet    = "capulet.lit"
-	conference = "conference.montague.lit"
-	pw         = "pw"
+	montague   = prosodytest.Montague
+	capulet    = prosodytest.Capulet
+	conference = prosodytest.Conference
+	pw         = prosodytest.Password
 )
 
-// shakespeare starts montague.lit (with conference.montague.lit) and
-// capulet.lit. romeo, benvolio and juliet know each other.
-func shakespeare(t *testing.T, tweak func(mont, cap *prosodytest.Spec)) *prosodytest.Network {
+// shakespeare is prosodytest.Shakespeare.
+func shakespeare(t *testing.T, tweak func(mont, capu *prosodytest.Spec)) *prosodytest.Network {
 	t.Helper()
-	mont := prosodytest.Spec{
-		Domain: montague,
-		MUC:    conference,
-		Users:  map[string]string{"romeo": pw, "benvolio": pw, "mercutio": pw},
-		Roster: map[string]map[string]string{
-			"romeo":    {"juliet@capulet.lit": "both", "benvolio@montague.lit": "both"},
-			"benvolio": {"romeo@montague.lit": "both"},
-		},
-		PSAOptions: prosodytest.FastPSA(),
-	}
-	capu := prosodytest.Spec{
-		Domain: capulet,
-		Users:  map[string]string{"juliet": pw, "nurse": pw, "tybalt": pw},
-		Roster: map[string]map[string]string{
-			"juliet": {"romeo@montague.lit": "both"},
-		},
-		PSAOptions: prosodytest.FastPSA(),
-	}
-	if tweak != nil {
-		tweak(&mont, &capu)
-	}
-	return prosodytest.Start(t, mont, capu)
+	return prosodytest.Shakespeare(t, tweak)
 }
 
 // client connects user@srv.Domain/resource; features are advertised in caps.

@@ -21,45 +21,16 @@ import (
 )
 
 const (
-	montague   = "montague.lit"
-	capulet    = "capulet.lit"
-	conference = "conference.montague.lit"
-	pw         = "pw"
+	montague   = prosodytest.Montague
+	capulet    = prosodytest.Capulet
+	conference = prosodytest.Conference
+	pw         = prosodytest.Password
 )
 
-// shakespeare starts montague.lit (with conference.montague.lit) and
-// capulet.lit. Romeo has juliet, nurse and benvolio in his roster, and they
-// have him, all with subscription both, so that presence flows both ways,
-// over s2s for the capulets. tweak, if not nil, changes the specs first.
+// shakespeare is prosodytest.Shakespeare.
 func shakespeare(t *testing.T, tweak func(mont, capu *prosodytest.Spec)) *prosodytest.Network {
 	t.Helper()
-	mont := prosodytest.Spec{
-		Domain: montague,
-		MUC:    conference,
-		Users:  map[string]string{"romeo": pw, "benvolio": pw, "mercutio": pw},
-		Roster: map[string]map[string]string{
-			"romeo": {
-				"juliet@capulet.lit":    "both",
-				"nurse@capulet.lit":     "both",
-				"benvolio@montague.lit": "both",
-			},
-			"benvolio": {"romeo@montague.lit": "both"},
-		},
-		PSAOptions: prosodytest.FastPSA(),
-	}
-	capu := prosodytest.Spec{
-		Domain: capulet,
-		Users:  map[string]string{"juliet": pw, "nurse": pw, "tybalt": pw},
-		Roster: map[string]map[string]string{
-			"juliet": {"romeo@montague.lit": "both"},
-			"nurse":  {"romeo@montague.lit": "both"},
-		},
-		PSAOptions: prosodytest.FastPSA(),
-	}
-	if tweak != nil {
-		tweak(&mont, &capu)
-	}
-	return prosodytest.Start(t, mont, capu)
+	return prosodytest.Shakespeare(t, tweak)
 }
 
 func testContext(t *testing.T, d time.Duration) context.Context {
