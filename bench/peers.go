@@ -115,24 +115,10 @@ func drain(r xml.TokenReader) error {
 	}
 }
 
-func startMelliumDrain(ctx context.Context, addr string, _ []string, total int, done func()) (func(), error) {
-	s, conn, err := dialMellium(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	count := countPresence(total, done)
-	return serveMellium(s, conn, xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-		if err := drain(r); err != nil {
-			return err
-		}
-		if start.Name.Local == "presence" {
-			count()
-		}
-		return nil
-	})), nil
-}
-
-func startPsakitDecode(ctx context.Context, addr string, _ []string, total int, done func()) (func(), error) {
+// startMelliumPresence logs in with mellium and serves a handler that
+// drains every stanza but presence, which handle reads, and counts the
+// presences.
+func startMelliumPresence(ctx context.Context, addr string, total int, done func(), handle func(r xml.TokenReader, start *xml.StartElement) error) (func(), error) {
 	s, conn, err := dialMellium(ctx, addr)
 	if err != nil {
 		return nil, err
@@ -142,12 +128,27 @@ func startPsakitDecode(ctx context.Context, addr string, _ []string, total int, 
 		if start.Name.Local != "presence" {
 			return drain(r)
 		}
-		if _, err := presence.DecodeElement(r, *start); err != nil && !errors.Is(err, presence.ErrInvalidJID) {
+		if err := handle(r, start); err != nil {
 			return err
 		}
 		count()
 		return nil
 	})), nil
+}
+
+func startMelliumDrain(ctx context.Context, addr string, _ []string, total int, done func()) (func(), error) {
+	return startMelliumPresence(ctx, addr, total, done, func(r xml.TokenReader, _ *xml.StartElement) error {
+		return drain(r)
+	})
+}
+
+func startPsakitDecode(ctx context.Context, addr string, _ []string, total int, done func()) (func(), error) {
+	return startMelliumPresence(ctx, addr, total, done, func(r xml.TokenReader, start *xml.StartElement) error {
+		if _, err := presence.DecodeElement(r, *start); err != nil && !errors.Is(err, presence.ErrInvalidJID) {
+			return err
+		}
+		return nil
+	})
 }
 
 // reflectPresence is what a mellium application decodes with encoding/xml
@@ -192,24 +193,12 @@ type reflectPresence struct {
 }
 
 func startMelliumReflect(ctx context.Context, addr string, _ []string, total int, done func()) (func(), error) {
-	s, conn, err := dialMellium(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	count := countPresence(total, done)
-	return serveMellium(s, conn, xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
-		if start.Name.Local != "presence" {
-			return drain(r)
-		}
+	return startMelliumPresence(ctx, addr, total, done, func(r xml.TokenReader, start *xml.StartElement) error {
 		// The handler's reader starts after the start element: give it back
 		// to the decoder, which checks that elements nest.
 		var p reflectPresence
-		if err := xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), r)).Decode(&p); err != nil {
-			return err
-		}
-		count()
-		return nil
-	})), nil
+		return xml.NewTokenDecoder(xmlstream.MultiReader(xmlstream.Token(*start), r)).Decode(&p)
+	})
 }
 
 // startPsakit runs psakit's client stack: a client.Tracker in front of a
