@@ -49,7 +49,10 @@ if [ "$fuzztime" != "0" ]; then
 		pkg=./$(dirname "${f#./}")
 		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
 			echo "-- $pkg $target"
-			go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$pkg"
+			# Minimizing each new input for up to a minute (the default) made some
+			# targets spend the whole short run on one input (mucwatch: 1.3k
+			# executions in 20 s, against 30k with 2 s).
+			go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -fuzzminimizetime=2s "$pkg"
 		done
 	done
 fi
