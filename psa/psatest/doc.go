@@ -71,7 +71,11 @@
 //     SetContactPresence, as a real server answers its probes. Sessions that
 //     end (dropped, closed, replaced) or go unavailable are announced
 //     unavailable to the user's other sessions and leave their rooms.
-//     Subscriptions are not managed.
+//   - Subscriptions (RFC 6121 §3): a client's subscribe, subscribed,
+//     unsubscribe and unsubscribed update its roster item (subscription,
+//     ask), which is pushed, and reach a local contact, whose server side is
+//     played as well; for contacts on other domains the test plays their
+//     side with Subscription. Pre-approvals are not modelled.
 //   - The server answers disco#info (identity server/im), disco#items and
 //     XEP-0199 pings addressed to it, and service-unavailable to other
 //     requests. Stanzas between local sessions are routed. Stanzas to other

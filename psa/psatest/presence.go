@@ -242,21 +242,23 @@ func (s *Server) SetContactPresence(user jid.JID, raw string) error {
 // SetContactPresence): the contact is offline. Sessions of the user that are
 // available receive unavailable presence from it.
 func (s *Server) ClearContactPresence(user, from jid.JID) {
-	user = user.Bare()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.clearContactsLocked(user.Bare(), func(j jid.JID) bool { return j.Equal(from) })
+}
+
+// clearContactsLocked forgets the stored presences of user whose from
+// match accepts, and sends unavailable from each to user's available
+// sessions.
+func (s *Server) clearContactsLocked(user jid.JID, match func(jid.JID) bool) {
 	list := s.contacts[user.String()]
-	for i := range list {
-		if list[i].from.Equal(from) {
-			s.contacts[user.String()] = append(list[:i:i], list[i+1:]...)
-			for _, sess := range s.sessionsLocked(user) {
-				if sess.available {
-					sess.sendLocked(el("", "presence", []xml.Attr{
-						attr("from", from.String()), attr("to", sess.jid.String()), attr("type", "unavailable"),
-					}))
-				}
-			}
-			return
+	kept := list[:0:0]
+	for _, cp := range list {
+		if !match(cp.from) {
+			kept = append(kept, cp)
+			continue
 		}
+		s.deliverLocked(user, presenceToks(cp.from, jid.JID{}, string(stanza.UnavailablePresence)))
 	}
+	s.contacts[user.String()] = kept
 }

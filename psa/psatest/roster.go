@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
-	"strconv"
 
 	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
@@ -150,13 +149,8 @@ func (s *Server) rosterIQLocked(sess *Session, st Stanza) {
 			}
 		}
 	}
-	r.setItem(item)
-	r.gen++
-	r.ver = "psatest-" + strconv.Itoa(r.gen)
 	s.replyLocked(sess, st, nil)
-	for _, other := range s.sessionsLocked(sess.jid.Bare()) {
-		other.requestLocked(stanza.SetIQ, "", rosterQuery(r.ver, item))
-	}
+	s.pushItemLocked(sess.jid, item)
 }
 
 // request is an IQ the server sent to a client, waiting for its answer.

@@ -39,6 +39,12 @@ func routed(toks []xml.Token, from, to string) []xml.Token {
 }
 
 func (s *Server) handlePresenceLocked(sess *Session, st Stanza) {
+	if isSubscription(st.Type) {
+		if st.To.String() != "" {
+			s.subscriptionOutLocked(sess, st.Type, st.To)
+		}
+		return
+	}
 	if attrValue(st.Attr, "to") != "" {
 		switch {
 		case st.To.String() == "":
@@ -84,7 +90,6 @@ func (s *Server) handlePresenceLocked(sess *Session, st Stanza) {
 			s.leaveRoomsLocked(sess)
 		}
 	}
-	// Subscription management is not implemented: recorded only.
 }
 
 // broadcastOwnLocked sends the presence toks from sess to the user's other
