@@ -793,18 +793,22 @@ if is_user_host then
 		for _, session in pairs(prosody.full_sessions) do
 			if session.host == host then watch_bosh(session); end
 		end
+		-- While a session is paused, look ten times as often, so that its
+		-- contacts learn quickly that it polls again.
 		local tick = math_min(1, bosh_pause_after / 4);
+		local paused_tick = math_min(0.1, tick);
 		module:add_timer(tick, function ()
 			if stopping then return; end
-			local now = time_now();
+			local now, any_paused = time_now(), false;
 			for session, w in pairs(bosh) do
 				if session.destroyed then
 					bosh[session] = nil;
 				elseif session.full_jid then -- bound
 					safely("bosh", check_bosh, session, w, now);
+					any_paused = any_paused or w.paused;
 				end
 			end
-			return tick;
+			return any_paused and paused_tick or tick;
 		end);
 	end
 
