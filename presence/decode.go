@@ -256,11 +256,10 @@ func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string,
 		return nil
 	case NSCaps:
 		if t.Name.Local == "c" && p.Caps == (Caps{}) {
-			p.Caps = Caps{
-				Hash: d.intern(p.limitAttr(t, "hash")),
-				Node: d.intern(p.limitAttr(t, "node")),
-				Ver:  d.intern(p.limitAttr(t, "ver")),
-			}
+			var c Caps
+			p.limitAttrs(t, []string{"hash", "node", "ver"}, []*string{&c.Hash, &c.Node, &c.Ver})
+			c.Hash, c.Node, c.Ver = d.intern(c.Hash), d.intern(c.Node), d.intern(c.Ver)
+			p.Caps = c
 		}
 	case NSDelay:
 		if t.Name.Local == "delay" && p.Delay.IsZero() {
@@ -295,6 +294,31 @@ func (p *Presence) annotationElements() int {
 		}
 	}
 	return n
+}
+
+// limitAttrs sets *dsts[i] to the unqualified attribute names[i] of t, as
+// limitAttr does for one, in a single pass over the attributes: the first
+// of each name counts, and one longer than MaxAttrBytes is dropped with a
+// problem. At most 8 names.
+func (p *Presence) limitAttrs(t xml.StartElement, names []string, dsts []*string) {
+	var seen uint8
+	for _, at := range t.Attr {
+		if at.Name.Space != "" {
+			continue
+		}
+		for i, name := range names {
+			if at.Name.Local != name || seen&(1<<i) != 0 {
+				continue
+			}
+			seen |= 1 << i
+			if len(at.Value) > MaxAttrBytes {
+				p.problem(fmt.Errorf("%w: %s of %d bytes", ErrLimit, name, len(at.Value)))
+			} else {
+				*dsts[i] = at.Value
+			}
+			break
+		}
+	}
 }
 
 // limitAttr returns the attribute, or "" with a problem when it is longer
@@ -468,9 +492,7 @@ func (p *Presence) decodeMUCUser(r xml.TokenReader) error {
 }
 
 func (p *Presence) decodeMUCItem(r xml.TokenReader, t xml.StartElement, it *MUCItem) error {
-	it.Affiliation = p.limitAttr(t, "affiliation")
-	it.Role = p.limitAttr(t, "role")
-	it.Nick = p.limitAttr(t, "nick")
+	p.limitAttrs(t, []string{"affiliation", "role", "nick"}, []*string{&it.Affiliation, &it.Role, &it.Nick})
 	if s, ok := xmltok.Attr(t, "jid"); ok && s != "" {
 		j, err := parseJID(s)
 		if err != nil {

@@ -350,3 +350,21 @@ func TestDecodeAllocations(t *testing.T) {
 		t.Errorf("%v allocations per annotated presence, want at most 6", n)
 	}
 }
+
+// The caps element's attributes: the first of each name counts (an
+// oversized one included, which is dropped with a problem), qualified
+// attributes are not caps attributes.
+func TestDecodeCapsAttributes(t *testing.T) {
+	long := strings.Repeat("v", presence.MaxAttrBytes+1)
+	p, err := decode(t, `<presence from="a@b.example/c"><c xmlns="http://jabber.org/protocol/caps" xmlns:x="urn:x"`+
+		` x:hash="qualified" hash="sha-1" hash="second" ver="`+long+`" ver="second" node="n"/></presence>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Caps != (presence.Caps{Hash: "sha-1", Node: "n"}) {
+		t.Errorf("caps %+v", p.Caps)
+	}
+	if len(p.Problems) != 1 || !errors.Is(p.Problems[0], presence.ErrLimit) {
+		t.Errorf("problems %v, want one ErrLimit for ver", p.Problems)
+	}
+}
