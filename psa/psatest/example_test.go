@@ -188,3 +188,53 @@ func ExampleRoom() {
 	// thirdwitch  participant [100 110]
 	// thirdwitch unavailable none [110 307]
 }
+
+// A bot that approves every subscription request, tested with a contact on
+// another domain that the test plays with Subscription.
+func ExampleServer_Subscription() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv := psatest.NewServer(psatest.WithUser("bot", "secret"))
+	defer srv.Close()
+
+	botJID := jid.MustParse("bot@montague.lit/bot")
+	s, err := srv.Dial(ctx, botJID, "secret")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer s.Conn().Close()
+	defer s.Close()
+	// The bot under test: it answers subscribe with subscribed.
+	go s.Serve(xmpp.HandlerFunc(func(t xmlstream.TokenReadEncoder, start *xml.StartElement) error {
+		p, err := presence.DecodeElement(t, *start)
+		if err != nil || p.Type != stanza.SubscribePresence {
+			return nil
+		}
+		_, err = xmlstream.Copy(t, stanza.Presence{To: p.From.Bare(), Type: stanza.SubscribedPresence}.Wrap(nil))
+		return err
+	}))
+	if err := s.Send(ctx, stanza.Presence{}.Wrap(nil)); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sess, err := srv.WaitAvailable(ctx, botJID)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	juliet := jid.MustParse("juliet@capulet.lit")
+	if err := srv.Subscription(botJID, juliet, stanza.SubscribePresence); err != nil {
+		fmt.Println(err)
+		return
+	}
+	answer, err := sess.Next(ctx, func(st psatest.Stanza) bool { return st.Name == "presence" && st.Type != "" })
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("the bot answered", answer.Type, "to", answer.To)
+	// Output:
+	// the bot answered subscribed to juliet@capulet.lit
+}
