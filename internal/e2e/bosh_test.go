@@ -28,8 +28,9 @@ type boshClient struct {
 	sid         string
 	jid         string // the bound full JID
 
-	mu  sync.Mutex
-	rid uint64
+	mu    sync.Mutex
+	rid   uint64 // the last rid used
+	retry uint64 // a rid whose request failed, to use again; 0 for none
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -81,9 +82,16 @@ func dialBOSH(ctx context.Context, t *testing.T, srv *prosodytest.Server, user, 
 // post sends one request with the session's rid and sid, attrs added to the
 // body element, and returns the response body.
 func (c *boshClient) post(ctx context.Context, attrs, payload string) (boshBody, error) {
+	// Request ids must have no gap (XEP-0124 §14): a request that failed,
+	// abandoned by pause included, is made again with its rid, which the
+	// server takes as new or, if it got it, as a repeat.
 	c.mu.Lock()
-	c.rid++
-	rid := c.rid
+	rid := c.retry
+	if rid == 0 {
+		c.rid++
+		rid = c.rid
+	}
+	c.retry = 0
 	c.mu.Unlock()
 	sid := ""
 	if c.sid != "" {
@@ -97,6 +105,9 @@ func (c *boshClient) post(ctx context.Context, attrs, payload string) (boshBody,
 	r.Header.Set("Content-Type", "text/xml; charset=utf-8")
 	resp, err := c.hc.Do(r)
 	if err != nil {
+		c.mu.Lock()
+		c.retry = rid
+		c.mu.Unlock()
 		return boshBody{}, err
 	}
 	defer resp.Body.Close()
