@@ -42,6 +42,34 @@ for m in $modules; do
 	(cd "$m" && go test -count=1 ./...)
 done
 
+# fuzz_target PKG TARGET gives one fuzz target its short run.
+fuzz_target() {
+	local pkg=$1 target=$2 out status
+	out=$(mktemp)
+	# Minimizing each new input for up to a minute (the default) made some
+	# targets spend the whole short run on one input (mucwatch: 1.3k
+	# executions in 20 s, against 30k with 2 s).
+	set +e
+	go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -fuzzminimizetime=2s "$pkg" 2>&1 | tee "$out"
+	status=${PIPESTATUS[0]}
+	set -e
+	# Go 1.26's fuzzing coordinator can fail a target at the end of a
+	# duration -fuzztime with a bare "context deadline exceeded" although
+	# nothing failed (golang/go#75804, fixed in Go 1.27). That, and only that,
+	# is not a finding: no failing input was written, and the failure is
+	# exactly that message. Any other failure fails the run.
+	if [ "$status" -ne 0 ] && ! grep -q 'Failing input written' "$out" &&
+		[ -z "$(git status --porcelain -- "$pkg/testdata/fuzz/$target" 2>/dev/null)" ] &&
+		[ "$(grep -v '^fuzz: ' "$out" | grep -v -x -e '--- FAIL: '"$target"' ([0-9.]*s)' -e '    context deadline exceeded' \
+			-e 'FAIL' -e 'exit status 1' -e "FAIL	github.com/psakit/psakit/${pkg#./}	[0-9.]*s" | grep -c .)" = 0 ] &&
+		grep -q -x '    context deadline exceeded' "$out"; then
+		echo "-- $target: Go's fuzztime deadline race (golang/go#75804), no input failed: not a finding"
+		status=0
+	fi
+	rm -f "$out"
+	return "$status"
+}
+
 if [ "$fuzztime" != "0" ]; then
 	step "fuzz ($fuzztime per target)"
 	# Each Fuzz function in the main module gets its own short run.
@@ -49,10 +77,7 @@ if [ "$fuzztime" != "0" ]; then
 		pkg=./$(dirname "${f#./}")
 		for target in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
 			echo "-- $pkg $target"
-			# Minimizing each new input for up to a minute (the default) made some
-			# targets spend the whole short run on one input (mucwatch: 1.3k
-			# executions in 20 s, against 30k with 2 s).
-			go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" -fuzzminimizetime=2s "$pkg"
+			fuzz_target "$pkg" "$target"
 		done
 	done
 fi
