@@ -721,14 +721,25 @@ if is_user_host then
 		end
 	end
 
+	-- pause annotates the session's presence connection-paused for everyone
+	-- who has it, and remembers them; resume clears the annotation for them.
+	local function pause(session, why)
+		local list = presence_recipients(session);
+		paused[session] = list;
+		module:log("debug", "%s %s: annotating its presence to %d entities", session.full_jid, why, #list);
+		send_pause_state(session, list, "connection-paused");
+	end
+
+	local function resume(session, why)
+		local list = paused[session];
+		if not list then return; end
+		paused[session] = nil;
+		module:log("debug", "%s %s: clearing the annotation for %d entities", session.full_jid, why, #list);
+		send_pause_state(session, list, nil);
+	end
+
 	module:hook("smacks-hibernation-start", function (event)
-		local session = event.origin;
-		safely("hibernation-start", function ()
-			local list = presence_recipients(session);
-			paused[session] = list;
-			module:log("debug", "%s hibernates: annotating its presence to %d entities", session.full_jid, #list);
-			send_pause_state(session, list, "connection-paused");
-		end);
+		safely("hibernation-start", pause, event.origin, "hibernates");
 	end);
 
 	module:hook("smacks-hibernation-end", function (event)
@@ -737,12 +748,7 @@ if is_user_host then
 		safely("hibernation-end", function ()
 			canonical[temporary] = session;
 			install_filter(session);
-			local list = paused[session];
-			if list then
-				paused[session] = nil;
-				module:log("debug", "%s resumed: clearing the annotation for %d entities", session.full_jid, #list);
-				send_pause_state(session, list, nil);
-			end
+			resume(session, "resumed");
 		end);
 	end);
 
@@ -752,7 +758,7 @@ if is_user_host then
 	-- session that held no request and made no new one (its rid did not
 	-- move) for psa_bosh_pause_after seconds is paused; its next request
 	-- ends the pause.
-	local bosh = setmetatable({}, { __mode = "k" }); -- session -> { rid, idle_since, paused }
+	local bosh = setmetatable({}, { __mode = "k" }); -- session -> { rid, idle_since }
 
 	local function watch_bosh(session)
 		if session.bosh_version and not bosh[session] then
@@ -764,24 +770,12 @@ if is_user_host then
 		local requests = session.requests;
 		if (requests and #requests > 0) or session.rid ~= w.rid then
 			w.rid, w.idle_since = session.rid, nil;
-			if w.paused then
-				w.paused = nil;
-				local list = paused[session];
-				paused[session] = nil;
-				if list then
-					module:log("debug", "%s (BOSH) polls again: clearing the annotation for %d entities", session.full_jid, #list);
-					send_pause_state(session, list, nil);
-				end
-			end
+			resume(session, "(BOSH) polls again");
 			return;
 		end
 		w.idle_since = w.idle_since or now;
-		if not w.paused and session.presence and now - w.idle_since >= bosh_pause_after then
-			w.paused = true;
-			local list = presence_recipients(session);
-			paused[session] = list;
-			module:log("debug", "%s (BOSH) holds no request: annotating its presence to %d entities", session.full_jid, #list);
-			send_pause_state(session, list, "connection-paused");
+		if not paused[session] and session.presence and now - w.idle_since >= bosh_pause_after then
+			pause(session, "(BOSH) holds no request");
 		end
 	end
 
@@ -805,7 +799,7 @@ if is_user_host then
 					bosh[session] = nil;
 				elseif session.full_jid then -- bound
 					safely("bosh", check_bosh, session, w, now);
-					any_paused = any_paused or w.paused;
+					any_paused = any_paused or paused[session] ~= nil;
 				end
 			end
 			return any_paused and paused_tick or tick;
