@@ -645,15 +645,22 @@ func (m *Model) lookup(key string) uint32 {
 	return 0
 }
 
+// takeSlot returns the number (index + 1) of a slot for a new entry: the
+// last one freed, or a zero one appended to slots.
+func takeSlot[S any](slots *[]S, free *[]uint32) uint32 {
+	if n := len(*free); n > 0 {
+		i := (*free)[n-1]
+		*free = (*free)[:n-1]
+		return i
+	}
+	var zero S
+	*slots = append(*slots, zero)
+	return uint32(len(*slots))
+}
+
 // addContact adds an entry for bare JID key, which has none.
 func (m *Model) addContact(key string) uint32 {
-	var ci uint32
-	if n := len(m.freeContacts); n > 0 {
-		ci, m.freeContacts = m.freeContacts[n-1], m.freeContacts[:n-1]
-	} else {
-		m.contacts = append(m.contacts, contactSlot{})
-		ci = uint32(len(m.contacts))
-	}
+	ci := takeSlot(&m.contacts, &m.freeContacts)
 	h := m.hash(key)
 	b, buf := m.arena.alloc(len(key))
 	copy(buf, key)
@@ -773,13 +780,7 @@ func (m *Model) findResource(ci uint32, full string) (ri, prev uint32) {
 // addResource appends an empty resource to contact ci's list. The caller
 // stores its state.
 func (m *Model) addResource(ci uint32) uint32 {
-	var ri uint32
-	if n := len(m.freeRes); n > 0 {
-		ri, m.freeRes = m.freeRes[n-1], m.freeRes[:n-1]
-	} else {
-		m.resources = append(m.resources, resourceSlot{})
-		ri = uint32(len(m.resources))
-	}
+	ri := takeSlot(&m.resources, &m.freeRes)
 	c := &m.contacts[ci-1]
 	if c.first == 0 {
 		c.first = ri
