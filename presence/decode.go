@@ -296,10 +296,10 @@ func (p *Presence) annotationElements() int {
 	return n
 }
 
-// limitAttrs sets *dsts[i] to the unqualified attribute names[i] of t, as
-// limitAttr does for one, in a single pass over the attributes: the first
-// of each name counts, and one longer than MaxAttrBytes is dropped with a
-// problem. At most 8 names.
+// limitAttrs sets *dsts[i] to the unqualified attribute names[i] of t, in a
+// single pass over the attributes: the first of each name counts, and one
+// longer than MaxAttrBytes is dropped (left "") with a problem. At most 8
+// names.
 func (p *Presence) limitAttrs(t xml.StartElement, names []string, dsts []*string) {
 	var seen uint8
 	for _, at := range t.Attr {
@@ -324,11 +324,8 @@ func (p *Presence) limitAttrs(t xml.StartElement, names []string, dsts []*string
 // limitAttr returns the attribute, or "" with a problem when it is longer
 // than MaxAttrBytes.
 func (p *Presence) limitAttr(t xml.StartElement, name string) string {
-	v, _ := xmltok.Attr(t, name)
-	if len(v) > MaxAttrBytes {
-		p.problem(fmt.Errorf("%w: %s of %d bytes", ErrLimit, name, len(v)))
-		return ""
-	}
+	var v string
+	p.limitAttrs(t, []string{name}, []*string{&v})
 	return v
 }
 
