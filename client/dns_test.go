@@ -18,11 +18,7 @@ var loopback = []netip.Addr{netip.MustParseAddr("127.0.0.1")}
 // a DNS server on loopback through Go's resolver (WithResolver).
 func TestDialThroughDNS(t *testing.T) {
 	srv, ctx := setup(t)
-	_, portStr, err := net.SplitHostPort(srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(portStr)
+	port := portOf(t, srv.Addr())
 	closed := closedPort(t)
 
 	t.Run("SRV targets in priority order", func(t *testing.T) {
@@ -30,7 +26,7 @@ func TestDialThroughDNS(t *testing.T) {
 		// next, and the names resolve through the same server.
 		dns := dnstest.Start(t, map[string][]dnstest.SRV{
 			"_xmpp-client._tcp.montague.lit": {
-				{Priority: 20, Port: uint16(port), Target: "xmpp.montague.lit"},
+				{Priority: 20, Port: port, Target: "xmpp.montague.lit"},
 				{Priority: 10, Port: closed, Target: "down.montague.lit"},
 			},
 		}, map[string][]netip.Addr{"xmpp.montague.lit": loopback, "down.montague.lit": loopback})
@@ -52,13 +48,27 @@ func TestDialThroughDNS(t *testing.T) {
 	})
 	t.Run("plain text to a name that is not on loopback", func(t *testing.T) {
 		dns := dnstest.Start(t, map[string][]dnstest.SRV{
-			"_xmpp-client._tcp.montague.lit": {{Port: uint16(port), Target: "xmpp.montague.lit"}},
+			"_xmpp-client._tcp.montague.lit": {{Port: port, Target: "xmpp.montague.lit"}},
 		}, map[string][]netip.Addr{"xmpp.montague.lit": {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.7")}})
 		_, err := client.Dial(ctx, romeo, password, client.WithTLS(client.PlainText), client.WithResolver(dns.Resolver()))
 		if !errors.Is(err, client.ErrInsecure) {
 			t.Fatalf("Dial: %v, want ErrInsecure", err)
 		}
 	})
+}
+
+// portOf returns the port of hostport.
+func portOf(t *testing.T, hostport string) uint16 {
+	t.Helper()
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint16(p)
 }
 
 // closedPort returns a loopback TCP port nothing listens on.
@@ -79,13 +89,9 @@ func closedPort(t *testing.T) uint16 {
 // SRV target.
 func TestDirectTLSThroughDNS(t *testing.T) {
 	srv, ctx := setup(t, psatest.WithDirectTLS())
-	_, portStr, err := net.SplitHostPort(srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, _ := strconv.Atoi(portStr)
+	port := portOf(t, srv.Addr())
 	dns := dnstest.Start(t, map[string][]dnstest.SRV{
-		"_xmpps-client._tcp.montague.lit": {{Port: uint16(port), Target: "xmpps.montague.lit"}},
+		"_xmpps-client._tcp.montague.lit": {{Port: port, Target: "xmpps.montague.lit"}},
 		"_xmpp-client._tcp.montague.lit":  {{Port: closedPort(t), Target: "xmpps.montague.lit"}},
 	}, map[string][]netip.Addr{"xmpps.montague.lit": loopback})
 	c, err := client.Dial(ctx, romeo, password, client.WithTLS(client.DirectTLS),
