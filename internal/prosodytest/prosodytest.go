@@ -109,6 +109,9 @@ type Spec struct {
 	// HibernationTime is smacks_hibernation_time, rounded up to whole
 	// seconds (Prosody's unit); zero keeps Prosody's default (600 s).
 	HibernationTime time.Duration
+	// Modules are more Prosody modules to enable on the VirtualHost, for
+	// example "blocklist".
+	Modules []string
 	// PSAOptions are mod_psa options, as raw Lua values:
 	// {"psa_recheck_interval": "0.2"}.
 	PSAOptions map[string]string
@@ -567,6 +570,7 @@ func (s *Server) config(c2sPort, c2sTLSPort, s2sPort, httpPort int) string {
 	if httpPort != 0 {
 		modules = append(modules, "bosh")
 	}
+	modules = append(modules, s.spec.Modules...)
 	for i, m := range modules {
 		modules[i] = luaString(m)
 	}
