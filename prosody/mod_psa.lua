@@ -11,9 +11,14 @@
 --     session's broadcast presence carries <c hash='sha-1'/>, the server asks
 --     the client for disco#info of NODE#VER, verifies the hash and enables
 --     annotations iff the verified features include urn:xmpp:psa.
---   * A stanzas/out filter on every c2s session drops annotated presences for
---     sessions that are not enabled, and remembers, per session, the last
---     available presence received over s2s from every remote full JID.
+--   * Annotations that others put in are stripped on the way in: all of them
+--     from presence of local clients and presence into rooms, all but the
+--     sending server's own over s2s (see the Trust section).
+--   * A stanzas/out filter on every c2s session takes annotations out for
+--     sessions that are not enabled (an annotated available presence is a
+--     re-send and dropped, an unavailable goes on plain), and remembers, per
+--     session, the last available presence received over s2s from every
+--     remote full JID.
 --   * When an s2s session to a domain is destroyed, or a keepalive ping over
 --     a live one gets no answer, the host pings the domain (which dials a new
 --     s2s connection; for the keepalive, its own timeout is the failure).
@@ -21,7 +26,8 @@
 --     <server-unavailable/>. Re-checks with backoff; on restore the same
 --     presences with an empty annotation, then presence probes.
 --   * XEP-0198 hibernation of a session: its presence annotated
---     <connection-paused/> to everyone who has it, empty annotation on resume.
+--     <connection-paused/> to everyone who has it (through the block list),
+--     empty annotation on resume.
 --   * On a MUC component: occupants whose server is unreachable from the MUC
 --     host are annotated to the other occupants, and nothing is routed to that
 --     server meanwhile (a bounce would kick them).

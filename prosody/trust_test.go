@@ -290,3 +290,39 @@ func TestAnnotatedOccupantUnavailableReachesEveryone(t *testing.T) {
 		t.Errorf("non-PSA session got an annotation: %s", p)
 	}
 }
+
+// XEP-0191 on the receiving side: romeo blocks juliet. When the link to
+// capulet.lit is cut, his server re-sends the presences it remembers from
+// there annotated, but not juliet's.
+func TestOutageRespectsBlockList(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) { mont.Modules = []string{"blocklist"} })
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	juliet := client(ctx, t, capu, "juliet", "balcony", rawclient.Config{})
+	must(t, juliet.SendPresence(ctx, ""))
+	nurse := client(ctx, t, capu, "nurse", "garden", rawclient.Config{})
+	must(t, nurse.SendPresence(ctx, ""))
+	jfull, nfull := juliet.JID(), nurse.JID()
+	expect(ctx, t, romeo, "juliet's presence", plainPresence(jfull, ""))
+	expect(ctx, t, romeo, "the nurse's presence", plainPresence(nfull, ""))
+
+	res, err := romeo.IQ(ctx, "set", "", "<block xmlns='urn:xmpp:blocking'><item jid='juliet@"+capulet+"'/></block>")
+	must(t, err)
+	if res.Attr("type") != "result" {
+		t.Fatalf("block: %s", res)
+	}
+	blocked := len(romeo.History())
+
+	must(t, n.Cut(montague, capulet))
+	expect(ctx, t, romeo, "the nurse's server-unavailable", annotated(nfull, montague, "server-unavailable"))
+	must(t, romeo.Ping(ctx, ""))
+	for _, e := range romeo.History()[blocked:] {
+		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == jfull {
+			t.Errorf("romeo blocked juliet and got her presence: %s", e)
+		}
+	}
+}
