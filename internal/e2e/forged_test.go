@@ -26,8 +26,8 @@ func TestForgedAnnotationNeverMarks(t *testing.T) {
 			return rosterEvent(roster.EventUpdated, jfull)(e) && e.roster.Resource.StatusText() == status
 		}
 	}
-	must(t, juliet.Send("<presence><status>forged</status><state-annotation xmlns='" + rawclient.NSPSA +
-		"' from='" + montague + "'><server-unavailable/></state-annotation></presence>"))
+	must(t, juliet.Send("<presence><status>forged</status><state-annotation xmlns='"+rawclient.NSPSA+
+		"' from='"+montague+"'><server-unavailable/></state-annotation></presence>"))
 	rec.expect(ctx, t, "juliet's new status", updated("forged"))
 	// Presence from juliet arrives in order: once this one is applied, the
 	// forged one was handled completely.
