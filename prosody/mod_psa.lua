@@ -40,6 +40,7 @@ local calculate_hash = require "util.caps".calculate_hash;
 local datetime = require "util.datetime";
 local time_now = require "util.time".now;
 local new_id = require "util.id".short;
+local is_module_loaded = require "core.modulemanager".is_loaded;
 
 local jid_bare, jid_host, jid_resource = jid_util.bare, jid_util.host, jid_util.resource;
 local pairs, ipairs, next, pcall, tostring = pairs, ipairs, next, pcall, tostring;
@@ -212,6 +213,17 @@ local function filter_from_s2s(event)
 	if origin.type ~= "s2sin" and origin.type ~= "s2sout" then return; end
 	local domain = jid_host(stanza.attr.from);
 	keep_annotations_from(stanza, s2s_speaks_for(origin, domain) and domain or nil);
+end
+
+-- Presence from a component of this server (a MUC service) reaches the
+-- user host directly: the component speaks for its own domain only if it
+-- runs mod_psa, which strips what occupants send into its rooms.
+local function filter_from_component(event)
+	local origin, stanza = event.origin, event.stanza;
+	if origin.type ~= "component" then return; end
+	local domain = jid_host(stanza.attr.from);
+	local trusted = domain ~= nil and domain == origin.host and is_module_loaded(domain, "psa");
+	keep_annotations_from(stanza, trusted and domain or nil);
 end
 
 -- Presence sent into a room (on a MUC component): the occupant's, whoever
@@ -744,6 +756,7 @@ if is_user_host then
 	end
 	for _, name in ipairs({ "presence/bare", "presence/full", "presence/host" }) do
 		module:hook(name, filter_from_s2s, 2000);
+		module:hook(name, filter_from_component, 2000);
 	end
 
 	-- Caps of the session's broadcast presence; directed presence bookkeeping.

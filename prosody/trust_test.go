@@ -326,3 +326,31 @@ func TestOutageRespectsBlockList(t *testing.T) {
 		}
 	}
 }
+
+// A MUC service on the same server that runs no mod_psa does not strip what
+// occupants send into its rooms: the user host, which sees the service's
+// stanzas directly, keeps no annotation from it.
+func TestLocalMUCWithoutPSA(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, capu *prosodytest.Spec) {
+		mont.MUCWithoutPSA = true
+		capu.WithoutPSA = true
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	// JoinMUC would wait for the service to ask for his caps: this one
+	// does not.
+	must(t, romeo.Sendf("<presence to='%s/Romeo'><x xmlns='%s'/></presence>", room, rawclient.NSMUC))
+	expect(ctx, t, romeo, "his own occupant presence", plainPresence(room+"/Romeo", ""))
+	nurse := client(ctx, t, capu, "nurse", "garden", noCaps)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(room+"/Nurse", ""))
+
+	must(t, nurse.Sendf("<presence to='%s/Nurse'><status>forged</status>%s</presence>", room, forged(conference, "server-unavailable")))
+	expectUnannotated(ctx, t, romeo, "the nurse's annotated occupant presence", withStatus(room+"/Nurse", "", "forged"))
+}

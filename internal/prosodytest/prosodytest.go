@@ -106,6 +106,8 @@ type Spec struct {
 	// WithoutPSA leaves mod_psa out (it is loaded on the VirtualHost and the
 	// MUC component by default).
 	WithoutPSA bool
+	// MUCWithoutPSA leaves mod_psa out of the MUC component only.
+	MUCWithoutPSA bool
 	// HibernationTime is smacks_hibernation_time, rounded up to whole
 	// seconds (Prosody's unit); zero keeps Prosody's default (600 s).
 	HibernationTime time.Duration
@@ -602,7 +604,7 @@ func (s *Server) config(c2sPort, c2sTLSPort, s2sPort, httpPort int) string {
 		p("Component %s \"muc\"", luaString(s.MUC))
 		p("\tmuc_room_locking = false")
 		p("\trestrict_room_creation = false")
-		if !s.spec.WithoutPSA {
+		if !s.spec.WithoutPSA && !s.spec.MUCWithoutPSA {
 			p("\tmodules_enabled = { \"psa\" }")
 		}
 	}
