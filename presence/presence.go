@@ -12,8 +12,11 @@
 // Decoding is defensive: a hostile peer cannot make it panic or keep more
 // than the documented limits. Problems that leave the presence usable (a
 // malformed annotation, an invalid priority, an oversized status cut short)
-// are listed in Presence.Problems; only problems that make the stanza
-// unusable (not a presence, an invalid from or type) are returned as errors.
+// are listed in Presence.Problems, the first few of them. The models act on
+// malformed and dropped annotations, so those are also kept apart, whatever
+// came before them (Presence.Malformed, Presence.DroppedAnnotations). Only
+// problems that make the stanza unusable (not a presence, an invalid from or
+// type) are returned as errors.
 package presence
 
 import (
