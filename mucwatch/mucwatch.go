@@ -270,7 +270,6 @@ type Model struct {
 	now          func() time.Time
 	account      jid.JID
 	bare         jid.JID // the annotator of psa.LocalDisconnected marks
-	domain       jid.JID // the account's own server, as an annotator
 
 	mu    sync.RWMutex
 	rooms map[string]*room // by bare JID
@@ -295,10 +294,12 @@ type room struct {
 	updated time.Time
 	stale   bool
 
-	occupants map[string]*occ // by nick key
-	self      *occ            // our own occupant, nil when unknown
-	staleOcc  int             // occupants with a mark
-	ownMarked int             // occupants with a mark from the account's server
+	// occupants are keyed by nick exactly as the occupant JID spells it:
+	// the service keys them by occupant JID, and may hold "Romeo" and
+	// "ROMEO" as two occupants.
+	occupants map[string]*occ
+	self      *occ // our own occupant, nil when unknown
+	staleOcc  int  // occupants with a mark
 	// epoch counts Join and Rejoining calls; an occupant refreshed since the
 	// last one carries it.
 	epoch uint64
@@ -308,9 +309,8 @@ type room struct {
 
 // occ is a room's entry for one occupant.
 type occ struct {
-	Occupant
-	key   string
-	epoch uint64
+	Occupant // keyed by its Nick
+	epoch    uint64
 }
 
 func (r *room) snapshot() Room {
@@ -337,7 +337,6 @@ func New(account jid.JID, opts ...Option) *Model {
 		now:          time.Now,
 		account:      account,
 		bare:         account.Bare(),
-		domain:       account.Domain(),
 		rooms:        make(map[string]*room),
 	}
 	for _, o := range opts {
@@ -400,20 +399,20 @@ func (m *Model) Rooms() iter.Seq[Room] {
 }
 
 // Occupant returns a snapshot of the occupant with occupant JID j
-// (room@service/nick; the nick is compared with PRECIS).
+// (room@service/nick). Nicks are compared exactly, as the service compares
+// occupant JIDs: "ROMEO" is not "Romeo".
 func (m *Model) Occupant(j jid.JID) (Occupant, bool) {
 	nick := j.Resourcepart()
 	if nick == "" {
 		return Occupant{}, false
 	}
-	key := nickKey(nick)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	r := m.rooms[j.Bare().String()]
 	if r == nil {
 		return Occupant{}, false
 	}
-	if o := r.occupants[key]; o != nil {
+	if o := r.occupants[nick]; o != nil {
 		return o.Occupant, true
 	}
 	return Occupant{}, false
