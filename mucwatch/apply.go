@@ -291,7 +291,7 @@ func (m *Model) rename(dst []Event, r *room, o *occ, p *presence.Presence, now t
 			// otherwise: o is gone from under its old nick, and presence from
 			// our JID without 110 will be refused.
 			dst = m.removeOccupant(dst, r, o, Event{Kind: EventOccupantUnavailable, Codes: codes, Removal: removalOf(p)}, c)
-			return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: newJID, Err: ErrNotSelf})
+			return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: ErrNotSelf})
 		}
 		// The service says the nick is o's now: whoever we had under it left
 		// without our seeing it.

@@ -34,22 +34,29 @@
 // Our own presence is recognized by status code 110 only, never by nick, and
 // our current nick is the one of the last 110 presence (status 210: the
 // service chose it). Nick changes (303) rename an occupant in place.
-// Occupants are keyed by nick compared with the PRECIS Nickname profile
-// (RFC 8266), so "Juliet" and "juliet" are one occupant.
+// Occupants are keyed by their exact occupant JID, as the service keys them:
+// a service may hold "Romeo" and "ROMEO" as two occupants, and while we are
+// Romeo, ROMEO is someone else. A presence without status 110 never changes
+// our own occupant: one from our own occupant JID is refused (EventRejected,
+// ErrNotSelf), and so is another occupant's nick change into our nick.
 //
 // Occupants carry staleness marks exactly as roster resources do (the rules
 // are shared, see package roster): the MUC service marks an occupant whose
 // server it cannot reach, the account's own server marks occupants when its
 // link to the MUC service is down; each annotator clears only its own mark.
-// A room is stale when
-//   - our own occupant carries any mark, or
-//   - any occupant carries a mark from the account's own server, or
+// Only what concerns our own place makes a room stale:
+//   - our own occupant carries any mark (when our server's link to the
+//     service is down, it marks ours with the others), or
 //   - our own stream dropped (MarkDisconnected: psa.LocalDisconnected on the
 //     room), until the rejoin completes, or
 //   - a self-ping said we are no longer in the room (SelfPinged NotJoined).
 //
-// EventRoomStale and EventRoomRestored report when that flips; a joined room
-// is then in StateStale.
+// A mark on another occupant makes that occupant stale, never the room,
+// whoever set it: the client cannot tell a server's mark from one an
+// occupant put in her own presence. EventRoomStale and EventRoomRestored
+// report when the room's staleness flips (a joined room is then in
+// StateStale); an EventRoomRestored after a re-send is when a client
+// self-pings (XEP-0410).
 //
 // After a reconnect the client rejoins every room. The service sends the
 // occupant list before our own presence (XEP-0045 §7.2.3), so when the 110
