@@ -20,7 +20,9 @@ import (
 // Presence from a room we are not in (left, kicked or destroyed) is handled
 // and ignored, except our own unavailable presence that confirms a Leave.
 // Presence from the room's bare JID (room avatars, XEP-0486) concerns no
-// occupant and is ignored, unless it is an error answering our join.
+// occupant and is ignored, unless it is an error answering our join. A
+// presence without status 110 never changes our own occupant: from our own
+// occupant JID, it is refused with an EventRejected event (ErrNotSelf).
 func (m *Model) ApplyPresence(p *presence.Presence) (events []Event, handled bool) {
 	return m.AppendPresence(nil, p)
 }
