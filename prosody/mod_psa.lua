@@ -329,6 +329,17 @@ module:hook("s2sout-destroyed", function (event)
 	end
 end);
 
+-- A failed connection attempt never became an authenticated s2sout session:
+-- Prosody (0.12 and 13) fires only the global s2s-destroyed for it. One that
+-- was not ours (a ping's failure is reported by the ping) means the domain
+-- may be unreachable, unless a check already runs.
+module:hook_global("s2s-destroyed", function (event)
+	local session = event.session;
+	if session.type == "s2sout_unauthed" and session.from_host == host then
+		safely("s2s-destroyed", link_lost, session.to_host, "failed outgoing");
+	end
+end);
+
 module:hook("s2sin-destroyed", function (event)
 	local session = event.session;
 	if session.to_host == host then
@@ -757,6 +768,17 @@ if is_user_host then
 
 	module:hook("smacks-hibernation-start", function (event)
 		safely("hibernation-start", pause, event.origin, "hibernates");
+	end);
+
+	-- Prosody 13 says when a session takes over another's connection (and
+	-- its filter chain), before the resumption completes (which SASL2 may
+	-- stage): the filter goes back on at once. 0.12 has no such event.
+	module:hook_global("c2s-session-updated", function (event)
+		local session = event.session;
+		if session and session.host == host then
+			if event.from_session then canonical[event.from_session] = session; end
+			install_filter(session);
+		end
 	end);
 
 	module:hook("smacks-hibernation-end", function (event)
