@@ -1,4 +1,4 @@
--- mod_psa: XEP-0310 Presence State Annotations for Prosody 0.12
+-- mod_psa: XEP-0310 Presence State Annotations for Prosody 0.12 and 13
 --
 -- Part of psakit (https://github.com/psakit/psakit), MIT licensed.
 --
@@ -335,6 +335,12 @@ local function classify_ping_error(err)
 	if not (err and err.context and err.context.stanza) then
 		return false, cond or "timeout";
 	end
+	-- Prosody 13 acknowledges s2s stanzas (XEP-0198): what a dying session
+	-- did not acknowledge bounces recipient-unavailable from our own host.
+	-- The ping was lost with that session: undecided (nil).
+	if cond == "recipient-unavailable" and err.context.origin == hosts[host] then
+		return nil, cond;
+	end
 	return true, cond;
 end
 
@@ -399,7 +405,18 @@ function check_domain(domain, why)
 	module:send_iq(iq, nil, ping_timeout):next(function ()
 		done(true);
 	end, function (err)
-		done(classify_ping_error(err));
+		local reachable, detail = classify_ping_error(err);
+		if reachable == nil then
+			-- Lost with its s2s session: ask again on a new one, unless the
+			-- session's destroyed event already did.
+			module:add_timer(0, function ()
+				if links[domain] == link and link.gen == gen and not stopping then
+					check_domain(domain, "ping lost with its s2s session");
+				end
+			end);
+			return;
+		end
+		done(reachable, detail);
 	end);
 end
 
@@ -433,6 +450,17 @@ module:hook("s2sout-destroyed", function (event)
 	local session = event.session;
 	if session.from_host == host then
 		safely("s2sout-destroyed", link_lost, session.to_host, "outgoing");
+	end
+end);
+
+-- A failed connection attempt never became an authenticated s2sout session:
+-- Prosody (0.12 and 13) fires only the global s2s-destroyed for it. One that
+-- was not ours (a ping's failure is reported by the ping) means the domain
+-- may be unreachable, unless a check already runs.
+module:hook_global("s2s-destroyed", function (event)
+	local session = event.session;
+	if session.type == "s2sout_unauthed" and session.from_host == host then
+		safely("s2s-destroyed", link_lost, session.to_host, "failed outgoing");
 	end
 end);
 
@@ -488,7 +516,7 @@ local function keepalive()
 				:tag("ping", { xmlns = xmlns_ping }):up();
 			module:send_iq(iq, nil, ping_timeout):catch(function (err)
 				local reachable, detail = classify_ping_error(err);
-				if not reachable then
+				if reachable == false then -- nil: lost with its session, whose end checks
 					safely("keepalive", keepalive_failed, domain, detail);
 				end
 			end);
@@ -875,6 +903,17 @@ if is_user_host then
 		safely("hibernation-start", pause, event.origin, "hibernates");
 	end);
 
+	-- Prosody 13 says when a session takes over another's connection (and
+	-- its filter chain), before the resumption completes (which SASL2 may
+	-- stage): the filter goes back on at once. 0.12 has no such event.
+	module:hook_global("c2s-session-updated", function (event)
+		local session = event.session;
+		if session and session.host == host then
+			if event.from_session then canonical[event.from_session] = session; end
+			install_filter(session);
+		end
+	end);
+
 	module:hook("smacks-hibernation-end", function (event)
 		local session, temporary = event.resumed, event.origin;
 		if not session then return; end
@@ -1106,6 +1145,20 @@ if is_muc then
 	for _, name in ipairs({ "message/full", "message/bare", "iq/full", "iq/bare" }) do
 		module:hook(name, bounce_guard, 1000);
 	end
+
+	-- Prosody 13 acknowledges s2s stanzas (XEP-0198): when an s2s session
+	-- dies, mod_smacks bounces what it did not acknowledge as
+	-- recipient-unavailable from this host, which would kick the occupants
+	-- it was for. Drop those stanzas instead (the session's destroyed event
+	-- checks the domain); our own pings still bounce, to end their wait.
+	module:hook("delivery/failure", function (event)
+		local session, stanza = event.session, event.stanza;
+		if not (session and (session.type or ""):match("^s2s")) then return; end
+		if stanza.name == "iq" and (stanza.attr.id or ""):match("^psa%-") then return; end
+		module:log("debug", "Dropping the unacknowledged %s to %s so that the occupant is not kicked",
+			stanza.name, stanza.attr.to or "?");
+		return true;
+	end, 1000);
 
 	-- No stanza is routed to a domain in outage, except our own pings, the
 	-- answers to IQs that came from there (a reply is never bounced, so it
