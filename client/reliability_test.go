@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +205,46 @@ func TestDialTransientSASLFailure(t *testing.T) {
 	}
 	if !errors.Is(err, client.ErrTemporaryAuth) || errors.Is(err, client.ErrAuth) {
 		t.Fatalf("Dial: %v", err)
+	}
+}
+
+// TestCloseWithBlockedCallback: Close does not wait for ever for a callback
+// that does not return: it returns ErrCloseTimeout, the callbacks receive
+// nothing more, and the client's goroutines end once that callback returns.
+func TestCloseWithBlockedCallback(t *testing.T) {
+	srv, ctx := setup(t)
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	var after atomic.Int32
+	c := dial(ctx, t, srv, nil, client.OnConnection(func(e client.ConnEvent) {
+		select {
+		case <-release:
+			after.Add(1)
+			return
+		default:
+		}
+		if e.Kind == client.ConnConnected {
+			close(blocked)
+			<-release
+		}
+	}))
+	select {
+	case <-blocked:
+	case <-ctx.Done():
+		t.Fatal("no ConnConnected")
+	}
+	var err error
+	returns(t, "Close", func() { err = c.Close() })
+	if !errors.Is(err, client.ErrCloseTimeout) {
+		t.Fatalf("Close with a blocked callback: %v, want ErrCloseTimeout", err)
+	}
+	close(release)
+	select {
+	case <-c.Done():
+	case <-ctx.Done():
+		t.Fatal("the client did not end after the callback returned")
+	}
+	if n := after.Load(); n != 0 {
+		t.Errorf("%d callbacks after Close gave up on them", n)
 	}
 }
