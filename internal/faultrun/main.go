@@ -170,7 +170,7 @@ func dialHostile(script func(net.Conn)) (time.Duration, error) {
 	d := time.Since(start)
 	if err == nil {
 		c.Close()
-		return 0, errors.New("Dial to a hostile server succeeded")
+		return 0, errors.New("dialing a hostile server succeeded")
 	}
 	return d, nil
 }
