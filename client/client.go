@@ -73,11 +73,9 @@ func (s *session) fail(err error) {
 // cause returns why the session ended: what fail was given, or else what
 // Serve returned. Call it after done is closed.
 func (s *session) cause() error {
-	var err error
 	s.failOnce.Do(func() {}) // orders the read after a fail's write
-	err = s.failure
-	if err != nil {
-		return err
+	if s.failure != nil {
+		return s.failure
 	}
 	return s.err
 }
@@ -85,9 +83,13 @@ func (s *session) cause() error {
 // Dial connects account to its server, fetches the roster, sends presence
 // with caps advertising urn:xmpp:psa, and keeps the session served until
 // Close. ctx bounds this first connection only, like net.Dialer.DialContext:
-// once Dial returned, its expiry has no effect.
+// once Dial returned, its expiry has no effect. It bounds all of it, stream
+// negotiation included: when ctx ends, the connection is cut, whatever the
+// server is doing; and an attempt never takes more than 30 s.
 //
 // Dial returns an error wrapping ErrAuth when the credentials are refused,
+// ErrTemporaryAuth when the server cannot authenticate us for now (Dial does
+// not retry; the caller may, later),
 // ErrInsecure when PlainText is asked for a non-loopback address,
 // ErrNoService when the domain's SRV records say it has no client service,
 // and otherwise the error of connecting. After a successful Dial the client
