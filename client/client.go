@@ -164,7 +164,9 @@ func (c *Client) Session() *xmpp.Session {
 }
 
 // Send sends a stanza on the current session. It returns ErrNotConnected
-// while the client is reconnecting.
+// while the client is reconnecting. It returns when ctx ends, and in any
+// case within about WriteTimeout: a server that does not take the stanza
+// by then is taken for dead, and the client reconnects.
 func (c *Client) Send(ctx context.Context, r xml.TokenReader) error {
 	s := c.Session()
 	if s == nil {
@@ -175,6 +177,7 @@ func (c *Client) Send(ctx context.Context, r xml.TokenReader) error {
 
 // SetPresence changes the show, status and priority of the account's
 // presence, sends it now (with caps), and again on every later session.
+// Like Send, it returns when ctx ends, and within about WriteTimeout.
 func (c *Client) SetPresence(ctx context.Context, show presence.Show, status string, priority int8) error {
 	c.t.setPresence(show, status, priority)
 	s := c.Session()
