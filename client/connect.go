@@ -27,8 +27,8 @@ import (
 func BindResource(name string) xmpp.StreamFeature { return bind.Feature(name) }
 
 // saslFeature returns the SASL feature with the mechanisms allowed on this
-// connection, and tags its failures as ErrAuth unless the connection itself
-// failed.
+// connection, and tags its failures as ErrAuth (ErrTemporaryAuth when the
+// server says to try later) unless the connection itself failed.
 func saslFeature(account jid.JID, password string, secure bool) xmpp.StreamFeature {
 	mechs := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1, sasl.Plain}
 	if !secure {
@@ -40,45 +40,51 @@ func saslFeature(account jid.JID, password string, secure bool) xmpp.StreamFeatu
 	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
 		mask, rw, err := negotiate(ctx, s, data)
 		if err != nil && !isTransport(err) {
-			err = fmt.Errorf("%w: %s: %w", ErrAuth, account.Bare(), err)
+			kind := ErrAuth
+			if transientSASL(saslCondition(err)) {
+				kind = ErrTemporaryAuth
+			}
+			err = fmt.Errorf("%w: %s: %w", kind, account.Bare(), err)
 		}
 		return mask, rw, err
 	}
 	return f
 }
 
-// dialConn opens the TCP (and, for DirectTLS, TLS) connection.
-func dialConn(ctx context.Context, account jid.JID, cfg *config) (net.Conn, error) {
+// dialConn opens the TCP (and, for DirectTLS, TLS) connection. Under TLS is
+// a *guardedConn, which returns with it (raw).
+func dialConn(ctx context.Context, account jid.JID, cfg *config) (conn net.Conn, raw *guardedConn, err error) {
 	d := net.Dialer{Resolver: cfg.resolver}
 	addrs, err := serverAddrs(ctx, account.Domainpart(), cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cfg.tlsMode == PlainText {
 		// Check before dialing: nothing may leave the machine in plain text.
 		if addrs, err = loopbackOnly(ctx, cfg.resolver, addrs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var errs []error
 	for _, addr := range addrs {
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		tcp, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		g := newGuardedConn(tcp, cfg.writeTimeout)
 		if cfg.tlsMode == DirectTLS {
-			tc := tls.Client(conn, tlsConfig(account, cfg))
+			tc := tls.Client(g, tlsConfig(account, cfg))
 			if err := tc.HandshakeContext(ctx); err != nil {
-				conn.Close()
+				g.Close()
 				errs = append(errs, fmt.Errorf("TLS with %s: %w", addr, err))
 				continue
 			}
-			return tc, nil
+			return tc, g, nil
 		}
-		return conn, nil
+		return g, g, nil
 	}
-	return nil, errors.Join(errs...)
+	return nil, nil, errors.Join(errs...)
 }
 
 // serverAddrs returns the addresses to try, in order: the configured one, or

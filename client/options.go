@@ -58,6 +58,10 @@ type config struct {
 	backoffMax time.Duration
 	settle     time.Duration
 
+	keepaliveInterval time.Duration
+	keepaliveTimeout  time.Duration
+	writeTimeout      time.Duration
+
 	show     presence.Show
 	status   string
 	priority int8
@@ -95,10 +99,14 @@ func newConfig(opts []Option) config {
 		backoffMin: DefaultBackoffMin,
 		backoffMax: DefaultBackoffMax,
 		settle:     DefaultSettle,
-		queueSize:  DefaultQueueSize,
-		verify:     VerifyPing,
-		verifyRate: DefaultVerifyRate,
-		roomPolicy: DefaultRoomPolicy(),
+
+		keepaliveInterval: DefaultKeepaliveInterval,
+		keepaliveTimeout:  DefaultKeepaliveTimeout,
+		writeTimeout:      WriteTimeout,
+		queueSize:         DefaultQueueSize,
+		verify:            VerifyPing,
+		verifyRate:        DefaultVerifyRate,
+		roomPolicy:        DefaultRoomPolicy(),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -229,3 +237,20 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // to the wrapped handler after decoding them, for applications that have
 // presence handlers of their own. It costs a copy of each presence's tokens.
 func WithPresencePassthrough() Option { return func(c *config) { c.passthrough = true } }
+
+// WithKeepalive sets how the client checks that its server is alive: when
+// the connection has received nothing for interval, it sends a XEP-0199
+// ping to the server, and when no answer comes within timeout it takes the
+// connection for dead, as a network failure: every entry is marked
+// local-disconnected and the client reconnects. A frozen server is so
+// noticed within interval + timeout. interval <= 0 turns the check off;
+// timeout <= 0 means interval, at most DefaultKeepaliveTimeout. By default
+// DefaultKeepaliveInterval and DefaultKeepaliveTimeout.
+func WithKeepalive(interval, timeout time.Duration) Option {
+	return func(c *config) {
+		if timeout <= 0 {
+			timeout = min(interval, DefaultKeepaliveTimeout)
+		}
+		c.keepaliveInterval, c.keepaliveTimeout = interval, timeout
+	}
+}

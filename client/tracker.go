@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
@@ -57,6 +58,7 @@ type Tracker struct {
 	log    *slog.Logger
 	verify *verifier
 	policy *roomPolicy
+	gate   atomic.Bool // set: the callbacks receive nothing more (Client.Close timed out)
 
 	// Used only on the session's read goroutine (one session at a time).
 	dec           presence.Decoder
@@ -91,7 +93,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		rooms:  mucwatch.New(account, cfg.roomOpts...),
 		log:    cfg.log,
 	}
-	t.disp = newDispatcher(callbacks{
+	t.disp = newDispatcher(gated(&t.gate, callbacks{
 		roster:   cfg.onRoster,
 		room:     cfg.onRoom,
 		action:   cfg.onAction,
@@ -99,7 +101,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		verify:   cfg.onVerify,
 		presence: cfg.onPresence,
 		overflow: cfg.onOverflow,
-	}, cfg.queueSize)
+	}), cfg.queueSize)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
 	t.policy = newRoomPolicy(t, cfg.roomPolicy)
 	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority

@@ -7,7 +7,12 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-silence 15m] [-rejoin-delay 30s]
+//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-silence 15m] [-rejoin-delay 30s]
+//
+// -keepalive sets how long the connection may stay silent before mucbot
+// pings its server (and how long it then waits for the answer, at most
+// 15 s): a server that does not answer is taken for dead and mucbot
+// reconnects and rejoins. 0 turns it off.
 //
 // Ctrl-C leaves the rooms and exits.
 package main

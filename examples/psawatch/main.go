@@ -4,7 +4,12 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-json] [-room room@service/nick ...]
+//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-json] [-room room@service/nick ...]
+//
+// -keepalive sets how long the connection may stay silent before psawatch
+// pings its server (and how long it then waits for the answer, at most
+// 15 s): a server that does not answer is taken for dead, every entry is
+// marked local-disconnected and psawatch reconnects. 0 turns it off.
 //
 // Without -json it draws a table that refreshes as presence changes. With
 // -json it prints one JSON object per event, one per line, with the fields

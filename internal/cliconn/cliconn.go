@@ -1,5 +1,5 @@
 // Package cliconn holds the connection flags the example programs share:
-// -jid, -addr, -tls, -insecure, and the password from PSAKIT_PASSWORD or a
+// -jid, -addr, -tls, -insecure, -keepalive, and the password from PSAKIT_PASSWORD or a
 // prompt.
 package cliconn
 
@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 	"mellium.im/xmpp/jid"
@@ -28,6 +29,10 @@ type Flags struct {
 	Addr     string
 	TLS      string
 	Insecure bool
+	// Keepalive is the -keepalive interval: after that long without
+	// hearing from the server the client pings it, and waits as long again
+	// (at most client.DefaultKeepaliveTimeout) for the answer. 0 is off.
+	Keepalive time.Duration
 }
 
 // Register defines the flags on fs.
@@ -37,6 +42,9 @@ func Register(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.Addr, "addr", "", "connect to `host:port` instead of looking up the domain's SRV records")
 	fs.StringVar(&f.TLS, "tls", "starttls", "`mode`: starttls, direct, or none (plain text, loopback addresses only)")
 	fs.BoolVar(&f.Insecure, "insecure", false, "do not verify the server's certificate")
+	fs.DurationVar(&f.Keepalive, "keepalive", client.DefaultKeepaliveInterval,
+		"ping the server after this long without hearing from it, and reconnect if it does not answer within as long again (at most "+
+			client.DefaultKeepaliveTimeout.String()+"); 0 is off")
 	return f
 }
 
@@ -93,6 +101,10 @@ func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
 	if f.Insecure {
 		opts = append(opts, client.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
 	}
+	if f.Keepalive < 0 {
+		return nil, fmt.Errorf("-keepalive %v: want a duration of 0 (off) or more", f.Keepalive)
+	}
+	opts = append(opts, client.WithKeepalive(f.Keepalive, 0))
 	if r := account.Resourcepart(); r != "" {
 		opts = append(opts, client.WithResource(r))
 	}
