@@ -100,6 +100,9 @@ func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now t
 	key := nickKey(nick)
 	self := p.MUC.Has(110)
 	o := r.occupants[key]
+	if ev, ok := m.fits(r, o, key, nick, p, self); !ok {
+		return append(dst, ev)
+	}
 	added := o == nil
 	if added {
 		if !self && m.full(r) {
@@ -295,6 +298,7 @@ func (m *Model) rename(dst []Event, r *room, o *occ, p *presence.Presence, now t
 	}
 	old := o.Nick
 	o.JID, o.Nick = newJID, newNick
+	r.recount(o)
 	o.Updated = now
 	o.epoch = r.epoch
 	if self && !o.Self {

@@ -227,6 +227,9 @@ type Room struct {
 	// and those that carry a mark.
 	Occupants      int
 	StaleOccupants int
+	// Bytes estimates the memory the occupants' data takes
+	// (WithMaxRoomBytes).
+	Bytes int
 	// Updated is when the last presence from the room was applied: a client
 	// self-pings after a long silence.
 	Updated time.Time
@@ -267,6 +270,7 @@ type Model struct {
 	// Immutable after New.
 	maxRooms     int
 	maxOccupants int
+	maxRoomBytes int
 	now          func() time.Time
 	account      jid.JID
 	bare         jid.JID // the annotator of psa.LocalDisconnected marks
@@ -298,6 +302,7 @@ type room struct {
 	occupants map[string]*occ // by nick key
 	self      *occ            // our own occupant, nil when unknown
 	staleOcc  int             // occupants with a mark
+	bytes     int             // the occupants' estimated memory (budget.go)
 	ownMarked int             // occupants with a mark from the account's server
 	// epoch counts Join and Rejoining calls; an occupant refreshed since the
 	// last one carries it.
@@ -311,6 +316,7 @@ type occ struct {
 	Occupant
 	key   string
 	epoch uint64
+	bytes int // the estimate of its memory (budget.go)
 }
 
 func (r *room) snapshot() Room {
@@ -325,6 +331,7 @@ func (r *room) snapshot() Room {
 		Removal:        r.removal,
 		Occupants:      len(r.occupants),
 		StaleOccupants: r.staleOcc,
+		Bytes:          r.bytes,
 		Updated:        r.updated,
 	}
 }
@@ -334,6 +341,7 @@ func New(account jid.JID, opts ...Option) *Model {
 	m := &Model{
 		maxRooms:     DefaultMaxRooms,
 		maxOccupants: DefaultMaxOccupants,
+		maxRoomBytes: DefaultMaxRoomBytes,
 		now:          time.Now,
 		account:      account,
 		bare:         account.Bare(),
