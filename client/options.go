@@ -39,6 +39,10 @@ const (
 	// DefaultQueueSize is how many events may wait for the callbacks before
 	// further events are dropped (see OnOverflow).
 	DefaultQueueSize = 100_000
+	// DefaultQueueBytes is how much memory the events waiting for the
+	// callbacks may hold, estimated from the strings they refer to, before
+	// further events are dropped (see OnOverflow): 32 MiB.
+	DefaultQueueBytes = 32 << 20
 	// DefaultVerifyRate is how many verifications per second the restore
 	// policy sends at most.
 	DefaultVerifyRate = 10
@@ -77,6 +81,7 @@ type config struct {
 	onPresence func(presence.Presence)
 	onOverflow func(dropped int)
 	queueSize  int
+	queueBytes int
 
 	verify     VerifyPolicy
 	verifyRate float64
@@ -96,6 +101,7 @@ func newConfig(opts []Option) config {
 		backoffMax: DefaultBackoffMax,
 		settle:     DefaultSettle,
 		queueSize:  DefaultQueueSize,
+		queueBytes: DefaultQueueBytes,
 		verify:     VerifyPing,
 		verifyRate: DefaultVerifyRate,
 		roomPolicy: DefaultRoomPolicy(),
@@ -209,6 +215,15 @@ func OnOverflow(f func(dropped int)) Option { return func(c *config) { c.onOverf
 // (DefaultQueueSize). Besides them, the events being delivered are held: at
 // most as many again.
 func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n, 1) } }
+
+// WithQueueBytes sets how much memory the events waiting for the callbacks
+// may hold (DefaultQueueBytes), estimated from the strings each refers to:
+// once it is reached, further model events are dropped and counted for
+// OnOverflow, as with WithQueueSize. Besides them, the events being
+// delivered are held: at most as much again. A disconnect's stale events
+// are built only up to this figure; the resources past it are marked all
+// the same, and counted as dropped.
+func WithQueueBytes(n int) Option { return func(c *config) { c.queueBytes = max(n, 1) } }
 
 // WithVerify sets the restore policy (VerifyPing by default) and how many
 // verifications per second it may send.

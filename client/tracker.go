@@ -99,7 +99,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		verify:   cfg.onVerify,
 		presence: cfg.onPresence,
 		overflow: cfg.onOverflow,
-	}, cfg.queueSize)
+	}, cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
 	t.policy = newRoomPolicy(t, cfg.roomPolicy)
 	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority
@@ -471,7 +471,9 @@ func (t *Tracker) Disconnected() {
 	t.mu.Unlock()
 	t.verify.reset()
 	t.policy.sessionEnded()
-	t.disp.pushRoster(t.roster.MarkDisconnected())
+	evs, omitted := t.roster.MarkDisconnectedUpTo(t.cfg.queueBytes)
+	t.disp.pushRoster(evs)
+	t.disp.omit(omitted)
 	t.disp.pushRoom(t.rooms.MarkDisconnected())
 }
 
