@@ -83,6 +83,9 @@ type config struct {
 	queueSize  int
 	queueBytes int
 
+	maxStanzaSize  int
+	maxStanzaDepth int
+
 	verify     VerifyPolicy
 	verifyRate float64
 
@@ -102,9 +105,12 @@ func newConfig(opts []Option) config {
 		settle:     DefaultSettle,
 		queueSize:  DefaultQueueSize,
 		queueBytes: DefaultQueueBytes,
-		verify:     VerifyPing,
-		verifyRate: DefaultVerifyRate,
-		roomPolicy: DefaultRoomPolicy(),
+
+		maxStanzaSize:  DefaultMaxStanzaSize,
+		maxStanzaDepth: DefaultMaxStanzaDepth,
+		verify:         VerifyPing,
+		verifyRate:     DefaultVerifyRate,
+		roomPolicy:     DefaultRoomPolicy(),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -224,6 +230,20 @@ func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n,
 // are built only up to this figure; the resources past it are marked all
 // the same, and counted as dropped.
 func WithQueueBytes(n int) Option { return func(c *config) { c.queueBytes = max(n, 1) } }
+
+// WithMaxStanzaSize sets the most bytes a stanza read from the server may
+// have (DefaultMaxStanzaSize), counted on the wire, from the '<' that opens
+// it to the '>' that closes it; the text between two stanzas counts
+// against it as well. A larger stanza ends the session with ErrStanzaLimit
+// before the XML decoder buffers it, and the client reconnects. Raise it
+// for a roster of more than about 20,000 items, which the server sends as
+// one stanza.
+func WithMaxStanzaSize(n int) Option { return func(c *config) { c.maxStanzaSize = max(n, 1) } }
+
+// WithMaxStanzaDepth sets how deep the elements of a stanza read from the
+// server may nest, the stanza itself included (DefaultMaxStanzaDepth).
+// Deeper nesting ends the session with ErrStanzaLimit, as WithMaxStanzaSize.
+func WithMaxStanzaDepth(n int) Option { return func(c *config) { c.maxStanzaDepth = max(n, 1) } }
 
 // WithVerify sets the restore policy (VerifyPing by default) and how many
 // verifications per second it may send.
