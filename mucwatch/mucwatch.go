@@ -57,7 +57,10 @@
 // Rejoining are removed with EventOccupantUnavailable events.
 //
 // Rejections and limits are reported as EventRejected events, never as
-// panics or silently corrupted state.
+// panics or silently corrupted state. A room holds at most
+// WithMaxOccupants occupants besides our own (100,000) and
+// WithMaxRoomBytes of their data (32 MiB, Room.Bytes); presence past either
+// is rejected with ErrLimit.
 package mucwatch
 
 import (

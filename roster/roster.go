@@ -32,6 +32,18 @@
 // Rejections and limits are reported as EventRejected events, never as
 // panics or silently corrupted state.
 //
+// # Bounds
+//
+// A peer outside the roster can send directed presence from as many
+// resources as it likes, so the model bounds what it keeps: resources per
+// bare JID (WithMaxResources, 32), strangers (WithMaxStrangers, 1024), and
+// in bytes the records of the strangers' resources (WithMaxStrangerBytes,
+// 8 MiB) and of all resources (WithMaxBytes, 256 MiB), counted in the
+// blocks that hold them (Stats.Bytes). A presence that would pass a limit
+// is rejected with ErrLimit, before anything changes; shrinking is always
+// allowed. MarkDisconnectedUpTo marks every resource but builds its events
+// only up to a size, so that a disconnect does not copy the whole model.
+//
 // # Large rosters and the garbage collector
 //
 // The model keeps its entries where the garbage collector does not walk

@@ -16,6 +16,8 @@
 //	queue:     100,000 presence updates from a roster contact, each with
 //	           16 KiB of status text, while psawatch's stdout is never read:
 //	           the events queue behind its blocked callback.
+//	stanza:    one message with a 64 MiB body.
+//	nesting:   one message with 5,000,000 nested elements.
 //
 // It prints one line of a Markdown table. It is a measurement, not a test:
 // it asserts nothing and is never run by go test.
@@ -110,6 +112,7 @@ func run(ctx context.Context, bin, kind string, scale float64) error {
 	}
 	start := time.Now()
 	var sent, wire int
+	var note string
 	send := func(batch []string) error {
 		raw := strings.Join(batch, "")
 		sent += len(batch)
@@ -176,6 +179,24 @@ func run(ctx context.Context, bin, kind string, scale float64) error {
 				return err
 			}
 		}
+	case "stanza", "nesting":
+		raw := `<message from="juliet@capulet.lit/balcony"><body>` + strings.Repeat("x", n(64<<20)) + `</body></message>`
+		if kind == "nesting" {
+			raw = `<message from="juliet@capulet.lit/balcony">` + strings.Repeat("<a>", n(5_000_000)) + strings.Repeat("</a>", n(5_000_000)) + `</message>`
+		}
+		if err := send([]string{raw}); err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := srv.Ping(pctx, watcher)
+		cancel()
+		if err != nil {
+			// The limit ended the session: wait for the reconnect.
+			note = "session ended, reconnected; "
+			if err := waitReconnect(ctx, srv, first); err != nil {
+				return err
+			}
+		}
 	default:
 		return fmt.Errorf("unknown case %q", kind)
 	}
@@ -197,11 +218,11 @@ func run(ctx context.Context, bin, kind string, scale float64) error {
 		}
 		exited <- cmd.Wait()
 	}()
-	exit := "exited on SIGINT"
+	exit := note + "exited on SIGINT"
 	select {
 	case <-exited:
 	case <-time.After(10 * time.Second):
-		exit = "still running 10 s after SIGINT"
+		exit = note + "still running 10 s after SIGINT"
 		cmd.Process.Kill()
 	}
 	fmt.Printf("| %s | %d stanzas, %d MiB on the wire | %d MiB | %d MiB | %.1f s | %s |\n",
