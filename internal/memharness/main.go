@@ -29,7 +29,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -213,10 +212,10 @@ func run(ctx context.Context, bin, kind string, scale float64) error {
 	cmd.Process.Signal(syscall.SIGINT)
 	exited := make(chan error, 1)
 	go func() {
-		if kind == "queue" {
-			io.Copy(io.Discard, stdout) // unblock only after the verdict below
-		}
-		exited <- cmd.Wait()
+		// Not cmd.Wait, which waits for the output to be read: in the queue
+		// case nobody reads it.
+		_, err := cmd.Process.Wait()
+		exited <- err
 	}()
 	exit := note + "exited on SIGINT"
 	select {
