@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"mellium.im/xmlstream"
@@ -283,6 +284,11 @@ func readItems(r xml.TokenReader) ([]roster.Item, error) {
 		it, err := readItem(r, t)
 		switch {
 		case err == nil:
+			if len(items) == cap(items) {
+				// Double: append grows a large slice by a quarter, which allocates
+				// five times the final size over a large roster.
+				items = slices.Grow(items, max(len(items), 16))
+			}
 			items = append(items, it)
 		case errors.Is(err, errBadItem):
 			bad = err

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"mellium.im/xmpp/jid"
 
@@ -143,4 +144,27 @@ func TestMarkDisconnectedUpTo(t *testing.T) {
 		t.Fatalf("stats %+v: not every resource was marked", s)
 	}
 	checkStats(t, m)
+}
+
+// The first roster fetch of a large roster allocates about what it keeps
+// and returns, not five times the events: appending 20,000 events one by
+// one grows the slice by a quarter at a time.
+func TestSetItemsAllocation(t *testing.T) {
+	const n = 20_000
+	items := make([]roster.Item, n)
+	for i := range items {
+		items[i] = roster.Item{JID: jid.MustParse(fmt.Sprintf("c%d@capulet.lit", i)), Subscription: roster.SubscriptionBoth}
+	}
+	m, _ := newModel(t)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	evs := m.SetItems("v1", items)
+	runtime.ReadMemStats(&after)
+	if len(evs) != n {
+		t.Fatalf("%d events", len(evs))
+	}
+	events := uint64(n) * uint64(unsafe.Sizeof(roster.Event{}))
+	if got := after.TotalAlloc - before.TotalAlloc; got > 2*events {
+		t.Fatalf("SetItems allocated %d bytes for %d bytes of events", got, events)
+	}
 }

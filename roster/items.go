@@ -3,6 +3,7 @@ package roster
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"mellium.im/xmpp/jid"
 )
@@ -20,6 +21,13 @@ func (m *Model) SetItems(ver string, items []Item) []Event {
 	defer m.mu.Unlock()
 	m.ver = ver
 	var dst []Event
+	if m.stats.Items == 0 {
+		// The first fetch: one event per item. Growing the slice by appending
+		// would allocate five times its final size (append grows large slices
+		// by a quarter), tens of megabytes for a large roster.
+		dst = make([]Event, 0, len(items))
+		m.contacts = slices.Grow(m.contacts, len(items))
+	}
 	seen := make(map[string]struct{}, len(items))
 	for _, it := range items {
 		it.JID = it.JID.Bare()
