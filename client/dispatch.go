@@ -220,11 +220,10 @@ func (d *dispatcher) fit(n int, size func(i int) int) int {
 	return k
 }
 
-// omit counts n roster events that the model did not build, to keep a
-// batch within the byte budget (roster.Model.MarkDisconnectedUpTo), as
-// dropped.
-func (d *dispatcher) omit(n int) {
-	if n == 0 || d.cb.roster == nil {
+// omit counts n events of kind k that a model did not build, to keep a
+// batch within the byte budget (MarkDisconnectedUpTo), as dropped.
+func (d *dispatcher) omit(k kind, n int) {
+	if n == 0 || (k == kindRoster && d.cb.roster == nil) || (k == kindRoom && d.cb.room == nil) {
 		return
 	}
 	d.mu.Lock()

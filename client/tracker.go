@@ -479,8 +479,10 @@ func (t *Tracker) Disconnected() {
 	t.policy.sessionEnded()
 	evs, omitted := t.roster.MarkDisconnectedUpTo(t.cfg.queueBytes)
 	t.disp.pushRoster(evs)
-	t.disp.omit(omitted)
-	t.disp.pushRoom(t.rooms.MarkDisconnected())
+	t.disp.omit(kindRoster, omitted)
+	revs, omitted := t.rooms.MarkDisconnectedUpTo(t.cfg.queueBytes)
+	t.disp.pushRoom(revs)
+	t.disp.omit(kindRoom, omitted)
 }
 
 // Sweep removes the resources that still carry psa.LocalDisconnected, with

@@ -103,3 +103,14 @@ func (r *room) recount(o *occ) {
 	r.bytes += n - o.bytes
 	o.bytes = n
 }
+
+// within adds the estimated size of an event about occupant o to *size and
+// reports whether it stays within maxBytes, for MarkDisconnectedUpTo; a
+// negative maxBytes is no bound.
+func within(size *int, o *occ, maxBytes int) bool {
+	if maxBytes < 0 {
+		return true
+	}
+	*size += int(unsafe.Sizeof(Event{})) + o.bytes
+	return *size <= maxBytes
+}

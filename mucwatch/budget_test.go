@@ -84,3 +84,36 @@ func TestRoomBytes(t *testing.T) {
 	}
 	checkModel(t, m)
 }
+
+// MarkDisconnectedUpTo marks every occupant but builds occupant events
+// within the bound; the room's own events always come.
+func TestMarkDisconnectedUpTo(t *testing.T) {
+	big := bigStatus()
+	m, _ := newModel(t)
+	join(t, m)
+	for i := range 40 {
+		apply(t, m, avail(t, fmt.Sprintf("n%d", i), big, x(participant)))
+	}
+	bound := 10 * len(big)
+	evs, omitted := m.MarkDisconnectedUpTo(bound)
+	size, occupants := 0, 0
+	for _, e := range evs {
+		switch e.Kind {
+		case mucwatch.EventOccupantStale:
+			occupants++
+			for _, s := range e.Occupant.Status {
+				size += len(s.Value)
+			}
+		case mucwatch.EventRoomStale:
+		default:
+			t.Fatalf("event %+v", e)
+		}
+	}
+	if kinds(evs[:1]) != "room-stale" || size > bound || occupants == 0 || occupants+omitted != 41 {
+		t.Fatalf("%d occupant events holding %d bytes of status, %d omitted: %s", occupants, size, omitted, kinds(evs))
+	}
+	if r := state(t, m); r.StaleOccupants != 41 {
+		t.Fatalf("room %+v: not every occupant was marked", r)
+	}
+	checkModel(t, m)
+}
