@@ -58,6 +58,10 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// NetConn returns the connection the limiter reads from: a *tls.Conn once
+// TLS is up, as tls.Conn.NetConn returns the one under TLS.
+func (c *limitConn) NetConn() net.Conn { return c.Conn }
+
 // ConnectionState returns the TLS state of the connection, for channel
 // binding; the zero value before TLS.
 func (c *limitConn) ConnectionState() tls.ConnectionState {
