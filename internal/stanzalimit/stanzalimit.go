@@ -45,14 +45,14 @@ type Scanner struct {
 type state uint8
 
 const (
-	stText    state = iota
-	stLT            // after '<'
-	stTag           // in a start or end tag
-	stBang          // after "<!"
-	stComment       // in a comment, up to "-->"
-	stCDATA         // in a CDATA section, up to "]]>"
-	stDecl          // in a declaration, up to '>'
-	stPI            // in a processing instruction, up to "?>"
+	stText     state = iota
+	stLT             // after '<'
+	stTag            // in a start or end tag
+	stBang           // after "<!"
+	stBangDash       // after "<!-"
+	stComment        // in a comment, up to "-->"
+	stCDATA          // in a CDATA section, up to "]]>"
+	stPI             // in a processing instruction, up to "?>"
 )
 
 // Scan checks the next bytes of the stream. Once it has returned an error,
@@ -92,20 +92,27 @@ func (s *Scanner) Scan(p []byte) error {
 		case stBang:
 			switch c {
 			case '-':
-				s.st, s.match = stComment, 0
+				s.st = stBangDash
 			case '[':
 				s.st, s.match = stCDATA, 0
 			default:
-				s.st = stDecl
+				// A DTD or another directive, which XMPP forbids (RFC 6120
+				// §11.1). Its nesting rules differ enough from the scanner's
+				// that following it could let a stanza past the limits.
+				s.err = fmt.Errorf("%w: a directive (<!%c)", ErrLimit, c)
+				return s.err
 			}
+		case stBangDash:
+			if c != '-' {
+				// Not a comment; the decoder refuses it.
+				s.err = fmt.Errorf("%w: malformed comment", ErrLimit)
+				return s.err
+			}
+			s.st, s.match = stComment, 0
 		case stComment:
 			s.st, s.match = terminate(s.st, s.match, c, '-')
 		case stCDATA:
 			s.st, s.match = terminate(s.st, s.match, c, ']')
-		case stDecl:
-			if c == '>' {
-				s.st = stText
-			}
 		case stPI:
 			switch {
 			case c == '?':

@@ -65,6 +65,11 @@ func TestOverLimits(t *testing.T) {
 		"comment":      header + `<message><!--` + strings.Repeat("x", 300) + `--></message>`,
 		"cdata":        header + `<message><![CDATA[` + strings.Repeat("]", 300) + `]]></message>`,
 		"fake restart": header + `<message>` + strings.Repeat(`<stream:stream>`, 20) + `</message>`,
+		// A directive's nesting rules are not the scanner's: refused.
+		"directive": header + `<message><!DOCTYPE x [ ">" </message> ]>`,
+		// "<!--->" does not end the comment it opens: the bytes after it are
+		// in the comment, and count.
+		"comment end": header + `<message><!---> </message>` + strings.Repeat(`<x/>`+strings.Repeat("y", 100), 3) + `--></message>`,
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
