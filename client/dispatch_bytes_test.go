@@ -96,3 +96,38 @@ func TestDispatcherBytesBatch(t *testing.T) {
 		t.Fatalf("delivered %v, want %s", got, want)
 	}
 }
+
+// When the stream drops, the stale events of a large roster are built only
+// up to the queue's byte budget; the others are reported as an overflow,
+// and every resource is marked all the same.
+func TestDisconnectedWithinQueueBytes(t *testing.T) {
+	leaktest.Check(t)
+	var stale, dropped int
+	tr, err := NewTracker(jid.MustParse("romeo@montague.lit/lane"),
+		WithQueueBytes(64<<10),
+		OnRoster(func(e roster.Event) {
+			if e.Kind == roster.EventStale {
+				stale++
+			}
+		}),
+		OnOverflow(func(n int) { dropped += n }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := strings.Repeat("x", 1000)
+	for i := range 200 {
+		p, err := presence.Unmarshal([]byte(fmt.Sprintf(`<presence from="c%d@capulet.lit/x"><status>%s</status></presence>`, i, status)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.Roster().ApplyPresence(&p)
+	}
+	tr.Disconnected()
+	tr.Close() // delivers what was queued
+	if stale == 0 || stale+dropped != 200 || stale*1000 > 64<<10 {
+		t.Fatalf("%d stale events delivered, %d dropped", stale, dropped)
+	}
+	if s := tr.Roster().Stats(); s.Stale != 200 {
+		t.Fatalf("stats %+v", s)
+	}
+}
