@@ -47,13 +47,26 @@ func Start(tb interface {
 	Cleanup(func())
 }, srv map[string][]SRV, addr map[string][]netip.Addr) *Server {
 	tb.Helper()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
-	if err != nil {
+	// The TCP listener takes the UDP socket's port number, which may be the
+	// local port of a client socket in TIME-WAIT on a busy machine: try
+	// other ports then.
+	var (
+		udp net.PacketConn
+		tcp net.Listener
+		err error
+	)
+	for range 50 {
+		udp, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tcp, err = net.Listen("tcp", udp.LocalAddr().String())
+		if err == nil {
+			break
+		}
 		udp.Close()
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
 	s := &Server{udp: udp, tcp: tcp, srv: map[string][]SRV{}, addr: map[string][]netip.Addr{}, conns: map[net.Conn]struct{}{}}
