@@ -156,7 +156,9 @@ func (c *Client) JID() jid.JID {
 }
 
 // Session returns the current mellium session, or nil while reconnecting.
-// Use it to send IQs of your own; do not close it or call Serve.
+// Use it to send IQs of your own; do not close it or call Serve. Its Conn
+// is the client's stanza limiter around the connection: read the TLS state
+// with the session's ConnectionState.
 func (c *Client) Session() *xmpp.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -164,10 +164,11 @@ func negotiate(ctx context.Context, conn net.Conn, account jid.JID, password str
 	var (
 		features []xmpp.StreamFeature
 		state    xmpp.SessionState
+		lc       = newLimitConn(conn, cfg) // the stanza limits
 	)
 	switch cfg.tlsMode {
 	case StartTLS:
-		features = append(features, xmpp.StartTLS(tlsConfig(account, cfg)), saslFeature(account, password, true))
+		features = append(features, lc.startTLS(xmpp.StartTLS(tlsConfig(account, cfg)), cfg), saslFeature(account, password, true))
 	case DirectTLS:
 		state = xmpp.Secure
 		features = append(features, saslFeature(account, password, true))
@@ -179,7 +180,7 @@ func negotiate(ctx context.Context, conn net.Conn, account jid.JID, password str
 	}
 	features = append(features, BindResource(cfg.resource))
 	origin := account.Bare()
-	return xmpp.NewSession(ctx, account.Domain(), origin, conn, state, xmpp.NewNegotiator(
+	return xmpp.NewSession(ctx, account.Domain(), origin, lc, state, xmpp.NewNegotiator(
 		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: features}
 		}))

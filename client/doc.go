@@ -65,6 +65,18 @@
 //     failure (ErrNoResponse). So a frozen server is noticed within 45 s by
 //     default (WithKeepalive).
 //
+// What a peer sends can cost this process only so much memory. The client
+// reads stanzas of at most WithMaxStanzaSize bytes (4 MiB by default)
+// nested at most WithMaxStanzaDepth deep (64), checked on the bytes before
+// they are decoded: a larger or deeper one ends the session with
+// ErrStanzaLimit, and the client reconnects. The queue of events holds at
+// most WithQueueSize events and WithQueueBytes bytes (32 MiB, estimated from
+// the strings the events hold), a disconnect's stale events included. The
+// roster bounds the presence of strangers and of everyone in bytes
+// (roster.WithMaxStrangerBytes, 8 MiB; roster.WithMaxBytes, 256 MiB), each
+// room the bytes of its occupants (mucwatch.WithMaxRoomBytes, 32 MiB); past
+// a budget, presence is rejected with an ErrLimit event, never stored.
+//
 // # When the connection drops
 //
 // Every roster entry is marked psa.LocalDisconnected (one batch of stale

@@ -159,5 +159,5 @@ func isTransport(err error) bool {
 	var tlsErr tls.RecordHeaderError
 	return errors.As(err, &netErr) || errors.As(err, &syntaxErr) || errors.As(err, &tlsErr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrStanzaLimit)
 }

@@ -39,6 +39,10 @@ const (
 	// DefaultQueueSize is how many events may wait for the callbacks before
 	// further events are dropped (see OnOverflow).
 	DefaultQueueSize = 100_000
+	// DefaultQueueBytes is how much memory the events waiting for the
+	// callbacks may hold, estimated from the strings they refer to, before
+	// further events are dropped (see OnOverflow): 32 MiB.
+	DefaultQueueBytes = 32 << 20
 	// DefaultVerifyRate is how many verifications per second the restore
 	// policy sends at most.
 	DefaultVerifyRate = 10
@@ -81,6 +85,10 @@ type config struct {
 	onPresence func(presence.Presence)
 	onOverflow func(dropped int)
 	queueSize  int
+	queueBytes int
+
+	maxStanzaSize  int
+	maxStanzaDepth int
 
 	verify     VerifyPolicy
 	verifyRate float64
@@ -104,6 +112,9 @@ func newConfig(opts []Option) config {
 		keepaliveTimeout:  DefaultKeepaliveTimeout,
 		writeTimeout:      WriteTimeout,
 		queueSize:         DefaultQueueSize,
+		queueBytes:        DefaultQueueBytes,
+		maxStanzaSize:     DefaultMaxStanzaSize,
+		maxStanzaDepth:    DefaultMaxStanzaDepth,
 		verify:            VerifyPing,
 		verifyRate:        DefaultVerifyRate,
 		roomPolicy:        DefaultRoomPolicy(),
@@ -217,6 +228,29 @@ func OnOverflow(f func(dropped int)) Option { return func(c *config) { c.onOverf
 // (DefaultQueueSize). Besides them, the events being delivered are held: at
 // most as many again.
 func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n, 1) } }
+
+// WithQueueBytes sets how much memory the events waiting for the callbacks
+// may hold (DefaultQueueBytes), estimated from the strings each refers to:
+// once it is reached, further model events are dropped and counted for
+// OnOverflow, as with WithQueueSize. Besides them, the events being
+// delivered are held: at most as much again. A disconnect's stale events
+// are built only up to this figure; the resources past it are marked all
+// the same, and counted as dropped.
+func WithQueueBytes(n int) Option { return func(c *config) { c.queueBytes = max(n, 1) } }
+
+// WithMaxStanzaSize sets the most bytes a stanza read from the server may
+// have (DefaultMaxStanzaSize), counted on the wire, from the '<' that opens
+// it to the '>' that closes it; the text between two stanzas counts
+// against it as well. A larger stanza ends the session with ErrStanzaLimit
+// before the XML decoder buffers it, and the client reconnects. Raise it
+// for a roster of more than about 20,000 items, which the server sends as
+// one stanza.
+func WithMaxStanzaSize(n int) Option { return func(c *config) { c.maxStanzaSize = max(n, 1) } }
+
+// WithMaxStanzaDepth sets how deep the elements of a stanza read from the
+// server may nest, the stanza itself included (DefaultMaxStanzaDepth).
+// Deeper nesting ends the session with ErrStanzaLimit, as WithMaxStanzaSize.
+func WithMaxStanzaDepth(n int) Option { return func(c *config) { c.maxStanzaDepth = max(n, 1) } }
 
 // WithVerify sets the restore policy (VerifyPing by default) and how many
 // verifications per second it may send.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -101,7 +102,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		verify:   cfg.onVerify,
 		presence: cfg.onPresence,
 		overflow: cfg.onOverflow,
-	}), cfg.queueSize)
+	}), cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
 	t.policy = newRoomPolicy(t, cfg.roomPolicy)
 	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority
@@ -285,6 +286,11 @@ func readItems(r xml.TokenReader) ([]roster.Item, error) {
 		it, err := readItem(r, t)
 		switch {
 		case err == nil:
+			if len(items) == cap(items) {
+				// Double: append grows a large slice by a quarter, which allocates
+				// five times the final size over a large roster.
+				items = slices.Grow(items, max(len(items), 16))
+			}
 			items = append(items, it)
 		case errors.Is(err, errBadItem):
 			bad = err
@@ -483,8 +489,12 @@ func (t *Tracker) Disconnected() {
 	t.mu.Unlock()
 	t.verify.reset()
 	t.policy.sessionEnded()
-	t.disp.pushRoster(t.roster.MarkDisconnected())
-	t.disp.pushRoom(t.rooms.MarkDisconnected())
+	evs, omitted := t.roster.MarkDisconnectedUpTo(t.cfg.queueBytes)
+	t.disp.pushRoster(evs)
+	t.disp.omit(kindRoster, omitted)
+	revs, omitted := t.rooms.MarkDisconnectedUpTo(t.cfg.queueBytes)
+	t.disp.pushRoom(revs)
+	t.disp.omit(kindRoom, omitted)
 }
 
 // Sweep removes the resources that still carry psa.LocalDisconnected, with
