@@ -33,6 +33,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/internal/cliconn"
 )
@@ -49,6 +51,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "psawatch:", clean(err.Error()))
 		os.Exit(1)
 	}
+}
+
+// isTerminal reports whether w is a terminal, which gets a table redrawn in
+// place; anything else gets one table after another.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // run is psawatch until ctx ends (Ctrl-C) or the client stops for good.
@@ -73,7 +82,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	if *asJSON {
 		out = newJSONOutput(stdout)
 	} else {
-		out = newTableOutput(stdout)
+		out = newTableOutput(stdout, isTerminal(stdout))
 	}
 	defer out.close()
 	opts = append(opts, out.options()...)
