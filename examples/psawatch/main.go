@@ -1,19 +1,95 @@
 // Command psawatch connects to an XMPP server and shows the live roster with
 // the staleness of every presence: which is fresh, which is stale, why, since
-// when, and by whose word (XEP-0310 Presence State Annotations).
+// when, and by whose word (XEP-0310 Presence State Annotations). With -room
+// it also joins rooms and shows their occupants.
 //
 // Usage:
 //
 //	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-json] [-room room@service/nick ...]
 //
-// Without -json it draws a table that refreshes as presence changes. With
-// -json it prints one JSON object per event, one per line, with the fields
-// time, event, jid, condition, by, fresh, description, show and status, and
-// room for the events of the rooms joined with -room (occupant-available,
-// occupant-unavailable, occupant-stale, occupant-restored, room-joined,
-// room-stale, room-restored, self-ping, rejoined, room-left, and the others
-// of package mucwatch), whose jid is the occupant JID. Ctrl-C leaves the
-// rooms, sends unavailable presence and exits.
+// The password comes from the environment variable PSAKIT_PASSWORD, or is
+// asked for on the terminal. Ctrl-C leaves the rooms, sends unavailable
+// presence and exits.
+//
+// # The table
+//
+// Without -json psawatch draws a table of the roster and of the rooms. On a
+// terminal it redraws it in place as presence changes, and every second
+// while something is stale so that "STALE ... for 1m30s" counts up. Written
+// to a file or a pipe, it prints a new table after each change, without
+// terminal control codes.
+//
+// # JSON lines
+//
+// With -json psawatch prints one JSON object per event, one per line. Every
+// object has "time", when psawatch saw the event (RFC 3339 with fractional
+// seconds, e.g. 2026-12-01T21:00:00.123456789Z), and "event", its kind. The
+// other fields depend on the kind, and are left out when empty.
+//
+// Where a kind has "fresh", "condition", "by" and "description", they say
+// what the presence is after the event: "fresh" is true or false; when it
+// is false, "condition" (a XEP-0310 condition such as server-unavailable,
+// or local-disconnected while our own stream is down), "by" (the annotator:
+// a server, a MUC service, or our own bare JID for local-disconnected) and
+// "description" (the annotator's text, if any) describe the mark that makes
+// it stale. "cleared" is an object with "condition", "by" and "description"
+// of the mark a restored event removed.
+//
+// Contacts (roster events):
+//
+//	event          fields
+//	available      jid (full JID), fresh, condition, by, description, show, status
+//	updated        jid, fresh, condition, by, description, show, status
+//	stale          jid, fresh (false), condition, by, description: the mark set
+//	restored       jid, fresh, condition, by, description, cleared, show, status
+//	unavailable    jid, status (also for a resource removed after a reconnect)
+//	item-added     jid (bare JID), subscription (none, to, from, both), name
+//	item-updated   jid, subscription, name
+//	item-removed   jid, subscription (remove), name
+//	rejected       jid (the sender), error: an annotation or presence not applied
+//
+// Rooms (joined with -room; jid is an occupant JID, room@service/nick):
+//
+//	event                  fields
+//	occupant-available     room, jid, fresh, condition, by, description, show, status
+//	occupant-updated       room, jid, fresh, condition, by, description, show, status
+//	occupant-stale         room, jid, fresh (false), condition, by, description
+//	occupant-restored      room, jid, fresh, condition, by, description, cleared, show, status
+//	occupant-unavailable   room, jid, status, codes (MUC status codes), actor, reason
+//	nick-changed           room, jid (the new one), old_nick
+//	joining, rejoining     room
+//	leaving                room
+//	room-joined            room, jid (ours)
+//	rejoined               room, jid: room-joined after a rejoin
+//	room-created           room, jid
+//	room-stale             room, fresh (false), condition, by, description; no
+//	                       condition when a self-ping found us out of the room
+//	room-restored          room, fresh (true), cleared (when a mark was removed)
+//	room-left              room, jid, codes, actor, reason
+//	room-kicked            room, jid, codes, actor, reason
+//	room-dropped           room, jid, codes, actor, reason
+//	room-destroyed         room, jid, reason, venue (the alternate room)
+//	room-join-failed       room, jid (the one asked for), error
+//	room-error             room, jid, error
+//	rejected               room, jid, error
+//	self-ping              room, reason (why it was sent), verdict, error
+//	rejoin                 room, reason, attempt
+//	gave-up                room, reason, attempt, error
+//	configured             room, error
+//
+// The connection:
+//
+//	event          fields
+//	connected      jid (the bound full JID)
+//	disconnected   error
+//	reconnecting   attempt, delay (e.g. "1.5s")
+//	resynced       swept: resources removed because the server did not send them again
+//	closed         error, if psawatch stopped for one
+//	verify-alive, verify-gone, verify-unknown, verify-probed
+//	               jid, error: a restored resource checked with a ping or probe
+//	overflow       dropped: events lost because psawatch fell behind
+//
+// # Hostile strings
 //
 // Everything shown comes from the network, and anyone who can send us
 // presence chooses its status text. The table replaces control characters,
