@@ -15,6 +15,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +24,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/cliconn"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/psa/psatest"
 	"github.com/psakit/psakit/roster"
@@ -40,12 +42,28 @@ const password = "wherefore-art-thou"
 
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	cancel()
+	code := cliconn.ExitCode(err)
+	if code == 1 {
 		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
+
+// about is what -h says.
+const about = `demo shows psakit at work with no server to set up: it starts an in-process
+XMPP server, connects a psakit client to it, and plays the three cases of
+XEP-0310 Presence State Annotations: a remote server becomes unreachable; a
+contact's session is paused; the client's own connection is lost, and a
+room occupant's server becomes unreachable from the room. It prints a
+timeline of what the client shows: which presence is fresh, which is
+stale, why, and by whose word. It needs no password and takes no flags.
+
+Usage:
+
+  go run ./examples/demo
+`
 
 // event is anything the client's callbacks reported.
 type event struct {
@@ -194,7 +212,13 @@ func isConn(kind client.ConnEventKind) func(event) bool {
 	return func(e event) bool { return e.conn != nil && e.conn.Kind == kind }
 }
 
-func run(ctx context.Context, w io.Writer) error {
+// run parses args, then plays the demo, writing the timeline to w.
+func run(ctx context.Context, args []string, w, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := cliconn.Parse(fs, about, args); err != nil {
+		return err
+	}
 	srv := psatest.NewServer(psatest.WithUser("romeo", password))
 	defer srv.Close()
 	srv.SetRoster(romeo, "1",

@@ -122,12 +122,28 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	code := cliconn.ExitCode(err)
+	if code == 1 {
 		// The error may carry a server's text.
 		fmt.Fprintln(os.Stderr, "psawatch:", clean(err.Error()))
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
+
+// about is what -h says before the flags.
+const about = `psawatch shows the live roster of an XMPP account with the staleness of
+every presence (XEP-0310 Presence State Annotations): which is fresh, which
+is stale, why, since when, and by whose word. With -room it also joins rooms
+and shows their occupants. It draws a table, or with -json prints one JSON
+object per event. Ctrl-C leaves the rooms and exits.
+
+Usage:
+
+  PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [flags]
+
+The password comes from the environment variable PSAKIT_PASSWORD, or is
+asked for on the terminal.
+`
 
 // isTerminal reports whether w is a terminal, which gets a table redrawn in
 // place; anything else gets one table after another.
@@ -143,13 +159,13 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	conn := cliconn.Register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per event instead of a table")
 	rooms := cliconn.RegisterRooms(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := cliconn.Parse(fs, about, args); err != nil {
 		return err
 	}
 	account, opts, password, err := conn.Connection(stdin, stderr)
+	if errors.Is(err, cliconn.ErrUsage) {
+		return cliconn.Usage(fs, err)
+	}
 	if err != nil {
 		return err
 	}
