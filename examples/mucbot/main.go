@@ -138,7 +138,7 @@ func logRoom(log *slog.Logger, e mucwatch.Event) {
 	attrs := []any{"room", e.Room}
 	switch e.Kind {
 	case mucwatch.EventRoomStale, mucwatch.EventRoomRestored:
-		attrs = append(attrs, "condition", e.Mark.Condition, "by", e.Mark.By)
+		attrs = append(attrs, "fresh", e.Fresh(), "condition", e.Mark.Condition, "by", e.Mark.By)
 	case mucwatch.EventRoomKicked, mucwatch.EventRoomDropped, mucwatch.EventRoomDestroyed:
 		attrs = append(attrs, "codes", e.Removal.Codes, "reason", e.Removal.Reason)
 		if e.Removal.Venue.String() != "" {
