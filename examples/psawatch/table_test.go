@@ -3,11 +3,13 @@ package main
 import (
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/psakit/psakit/internal/leaktest"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/roster"
 )
@@ -108,4 +110,25 @@ func TestTableNotTerminal(t *testing.T) {
 	if isTerminal(w) {
 		t.Error("a pipe is taken for a terminal")
 	}
+}
+
+// The table's goroutine and its ticker end with close.
+func TestTableClose(t *testing.T) {
+	leaktest.Check(t)
+	var b safeBuilder
+	o := newTableOutput(&b, true)
+	o.attach(fakeModels{roster: staleRoster(t, time.Now()), rooms: mucwatch.New(jid.MustParse("romeo@montague.lit/lane"))})
+	o.close()
+}
+
+// safeBuilder is a strings.Builder for the table's goroutine to write to.
+type safeBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *safeBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
 }
