@@ -128,7 +128,7 @@ func (e *DisconnectError) Fatal() bool {
 // classify turns what Session.Serve (or connecting) returned into a
 // DisconnectError. mellium reports a clean close as nil, a stream error as
 // stream.Error, and a network failure as whatever the read or write failed
-// with (notes/mellium-v0.22.md §1).
+// with.
 func classify(err error) *DisconnectError {
 	var se stream.Error
 	var de *DisconnectError

@@ -10,7 +10,7 @@
 // updates, so a user interface can render the model while the client feeds
 // it.
 //
-// The staleness rules (also in psakit's DESIGN.md):
+// The staleness rules:
 //   - A trusted annotation from annotator A sets or replaces A's mark on the
 //     resource; an empty annotation from A removes A's mark only. A resource
 //     is fresh when no mark is left.

@@ -66,17 +66,17 @@ func (f *Flags) Connection(stdin *os.File, stderr io.Writer) (jid.JID, []client.
 	return account, opts, password, nil
 }
 
-// Account parses -jid.
+// Account parses -jid. Its errors are *FlagError.
 func (f *Flags) Account() (jid.JID, error) {
 	if f.JID == "" {
-		return jid.JID{}, errors.New("-jid is required")
+		return jid.JID{}, &FlagError{Flag: "jid", Problem: "an account JID is required, such as romeo@montague.lit"}
 	}
-	j, err := jid.Parse(f.JID)
+	j, err := parseJID("jid", f.JID)
 	if err != nil {
-		return jid.JID{}, fmt.Errorf("-jid: %w", err)
+		return jid.JID{}, err
 	}
 	if j.Localpart() == "" {
-		return jid.JID{}, fmt.Errorf("-jid %s: an account JID has a local part (user@domain)", j)
+		return jid.JID{}, &FlagError{Flag: "jid", Value: f.JID, Problem: "an account JID has a local part: user@domain, such as romeo@" + j.Domainpart()}
 	}
 	return j, nil
 }
@@ -96,7 +96,7 @@ func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
 	case "none":
 		opts = append(opts, client.WithTLS(client.PlainText))
 	default:
-		return nil, fmt.Errorf("-tls %q: want starttls, direct or none", f.TLS)
+		return nil, &FlagError{Flag: "tls", Value: f.TLS, Problem: "want starttls, direct or none"}
 	}
 	if f.Insecure {
 		opts = append(opts, client.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
@@ -132,12 +132,16 @@ func (r *Rooms) String() string {
 
 // Set implements flag.Value.
 func (r *Rooms) Set(v string) error {
-	j, err := jid.Parse(v)
+	// package flag says which flag and value: the error says what is wrong.
+	j, err := parseJID("room", v)
 	if err != nil {
-		return err
+		return errors.New(err.(*FlagError).Problem)
 	}
-	if j.Localpart() == "" || j.Resourcepart() == "" {
-		return fmt.Errorf("%s: want room@service/nick", v)
+	switch {
+	case j.Localpart() == "":
+		return errors.New("the room's name, before the @, is missing: want room@service/nick")
+	case j.Resourcepart() == "":
+		return errors.New("the nick, after the /, is missing: want room@service/nick")
 	}
 	*r = append(*r, j)
 	return nil
