@@ -19,9 +19,9 @@ import (
 // BindResource returns a stream feature that binds the resource name on the
 // client side of a session, or lets the server choose when name is empty.
 //
-// mellium's xmpp.BindResource always asks for an empty resource
-// (notes/mellium-v0.22.md §0.4), so the server picks one; this feature sends
-// the name. The server may still assign another resource: read
+// mellium v0.22's xmpp.BindResource writes the session's JID where the
+// resource belongs, which is always empty on the client side, so the server
+// picks one; this feature sends the name. The server may still assign another resource: read
 // Session.LocalAddr after negotiation. A bound JID whose bare part is not
 // the session's (the account's) fails the negotiation with a *BindError.
 func BindResource(name string) xmpp.StreamFeature { return bind.Feature(name) }

@@ -46,9 +46,9 @@ const (
 //	...
 //	t.Close()
 //
-// The Handler wrapper is what decodes presence: mux calls presence handlers
-// once per child element (notes/mellium-v0.22.md §2), so presence tracking
-// cannot be a mux option; it sits in front of the mux instead and passes
+// The Handler wrapper is what decodes presence: mellium's mux calls
+// presence handlers once per child element of a presence, not once per
+// stanza, so presence tracking cannot be a mux option; it sits in front of the mux instead and passes
 // every other stanza on.
 type Tracker struct {
 	cfg    config

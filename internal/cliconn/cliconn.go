@@ -102,7 +102,7 @@ func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
 		opts = append(opts, client.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
 	}
 	if f.Keepalive < 0 {
-		return nil, fmt.Errorf("-keepalive %v: want a duration of 0 (off) or more", f.Keepalive)
+		return nil, &FlagError{Flag: "keepalive", Value: f.Keepalive.String(), Problem: "want a duration of 0 (off) or more"}
 	}
 	opts = append(opts, client.WithKeepalive(f.Keepalive, 0))
 	if r := account.Resourcepart(); r != "" {

@@ -32,8 +32,13 @@ func TestKeepaliveFlag(t *testing.T) {
 		if f.Keepalive != tc.want {
 			t.Errorf("%v: Keepalive = %v, want %v", tc.args, f.Keepalive, tc.want)
 		}
-		if _, err := f.Options(account); (err != nil) != tc.bad {
+		_, err := f.Options(account)
+		if (err != nil) != tc.bad {
 			t.Errorf("%v: Options error %v", tc.args, err)
+		}
+		if tc.bad && ExitCode(err) != 2 {
+			// A wrong flag value is a wrong command line, as for every other flag.
+			t.Errorf("%v: exit code %d for %v, want 2", tc.args, ExitCode(err), err)
 		}
 	}
 }
