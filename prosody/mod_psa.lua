@@ -215,14 +215,21 @@ local function filter_from_s2s(event)
 	keep_annotations_from(stanza, s2s_speaks_for(origin, domain) and domain or nil);
 end
 
--- Presence from a component of this server (a MUC service) reaches the
--- user host directly: the component speaks for its own domain only if it
--- runs mod_psa, which strips what occupants send into its rooms.
-local function filter_from_component(event)
+-- Presence from another host of this server reaches the user host directly,
+-- without s2s and without this host's pre-presence events: from a component
+-- (a MUC service), from a user of another VirtualHost, or from that
+-- VirtualHost itself (a probe answer). The other host speaks for its own
+-- domain only if it runs mod_psa, which strips what its clients and
+-- occupants put in; a VirtualHost without it would let its users annotate
+-- in this host's name.
+local function filter_from_other_host(event)
 	local origin, stanza = event.origin, event.stanza;
-	if origin.type ~= "component" then return; end
+	local t = origin.type;
+	if t ~= "component" and t ~= "c2s" and t ~= "local" then return; end
+	local by = origin.host;
+	if by == host then return; end -- our own clients: stripped in pre-presence
 	local domain = jid_host(stanza.attr.from);
-	local trusted = domain ~= nil and domain == origin.host and is_module_loaded(domain, "psa");
+	local trusted = by ~= nil and domain == by and is_module_loaded(by, "psa");
 	keep_annotations_from(stanza, trusted and domain or nil);
 end
 
@@ -756,7 +763,7 @@ if is_user_host then
 	end
 	for _, name in ipairs({ "presence/bare", "presence/full", "presence/host" }) do
 		module:hook(name, filter_from_s2s, 2000);
-		module:hook(name, filter_from_component, 2000);
+		module:hook(name, filter_from_other_host, 2000);
 	end
 
 	-- Caps of the session's broadcast presence; directed presence bookkeeping.

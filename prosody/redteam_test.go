@@ -1,0 +1,99 @@
+package prosody_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/psakit/psakit/internal/prosodytest"
+	"github.com/psakit/psakit/internal/rawclient"
+)
+
+// verona is a second VirtualHost of montague.lit's Prosody process.
+const verona = "verona.lit"
+
+// withVerona adds the VirtualHost verona.lit to the process of spec, with
+// mod_psa or without.
+func withVerona(spec *prosodytest.Spec, psa bool) {
+	spec.ExtraConfig += "\nVirtualHost \"" + verona + "\"\n"
+	if !psa {
+		spec.ExtraConfig += "\tmodules_disabled = { \"psa\" }\n"
+	}
+}
+
+// registerOn creates user@domain on a VirtualHost of srv's process that
+// prosodytest does not know about, the way Server.Register does.
+func registerOn(t *testing.T, srv *prosodytest.Server, domain, user string) {
+	t.Helper()
+	dir := filepath.Join(srv.Dir, "data", "verona%2elit", "accounts")
+	if domain != verona {
+		t.Fatalf("registerOn: only %s", verona)
+	}
+	must(t, os.MkdirAll(dir, 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, user+".dat"), []byte("return {\n\t[\"password\"] = \""+pw+"\";\n};\n"), 0o600))
+}
+
+// A user of another VirtualHost of the same Prosody process, one that does
+// not load mod_psa, sends romeo a presence annotated in the name of romeo's
+// own server. It never crosses s2s and is not sent by a client of
+// montague.lit: montague.lit must still strip it, or romeo's client believes
+// his own server.
+func TestForgedAnnotationFromOtherVirtualHost(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) { withVerona(mont, false) })
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+	registerOn(t, mont, verona, "mercutio")
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	plain := client(ctx, t, mont, "romeo", "plain", rawclient.Config{Features: []string{"urn:xmpp:other"}})
+	must(t, plain.SendPresence(ctx, ""))
+	mercutio, err := rawclient.Dial(ctx, rawclient.Config{
+		Addr: mont.C2SAddr, Domain: verona, User: "mercutio", Password: pw, Resource: "square", NoCaps: true,
+	})
+	must(t, err)
+	t.Cleanup(func() { _ = mercutio.Close() })
+
+	for _, to := range []string{romeo.JID(), romeo.Bare()} {
+		must(t, mercutio.Sendf("<presence to='%s'><status>to %s</status>%s%s</presence>", to, to,
+			forged(montague, "server-unavailable"), forged(verona, "connection-paused")))
+		expectUnannotated(ctx, t, romeo, "mercutio's presence annotated in montague.lit's name", withStatus(mercutio.JID(), "", "to "+to))
+	}
+	// A session without annotations sees the presence, without the annotation.
+	expectUnannotated(ctx, t, plain, "mercutio's presence to the bare JID", withStatus(mercutio.JID(), "", "to "+romeo.Bare()))
+}
+
+// The same VirtualHost with mod_psa: its own annotations (a hibernating
+// session's connection-paused) reach romeo, what its users forge does not.
+func TestAnnotationFromOtherVirtualHostWithPSA(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		withVerona(mont, true)
+		mont.HibernationTime = 30 * time.Second
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+	registerOn(t, mont, verona, "mercutio")
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	mercutio, err := rawclient.Dial(ctx, rawclient.Config{
+		Addr: mont.C2SAddr, Domain: verona, User: "mercutio", Password: pw, Resource: "square",
+		NoCaps: true, StreamManagement: true,
+	})
+	must(t, err)
+	t.Cleanup(func() { _ = mercutio.Close() })
+	mfull := mercutio.JID()
+
+	must(t, mercutio.Send("<presence/>"))
+	must(t, mercutio.Sendf("<presence to='%s'><status>forged</status>%s%s</presence>", romeo.JID(),
+		forged(montague, "server-unavailable"), forged(verona, "connection-paused")))
+	expectUnannotated(ctx, t, romeo, "mercutio's forged presence", withStatus(mfull, "", "forged"))
+
+	must(t, mercutio.Drop())
+	expect(ctx, t, romeo, "connection-paused from verona.lit", annotated(mfull, verona, "connection-paused"))
+	must(t, mercutio.Resume(ctx))
+	expect(ctx, t, romeo, "the empty annotation from verona.lit", annotated(mfull, verona, ""))
+}
