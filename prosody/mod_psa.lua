@@ -263,13 +263,27 @@ local function deliver_to_session(stanza)
 	prosody.core_post_stanza(hosts[host], stanza);
 end
 
+-- resent_by_us tells whether every annotation of stanza is this host's:
+-- then it is a re-send that mod_psa made of a presence the recipient has.
+-- An annotation that another domain kept is not that: a remote server or
+-- MUC service without mod_psa lets its users put one in their very first
+-- presence.
+local function resent_by_us(stanza)
+	for tag in stanza:childtags("state-annotation", xmlns_psa) do
+		if tag.attr.from ~= host then return false; end
+	end
+	return true;
+end
+
 -- for_session_without_psa is what a session that did not ask for
 -- annotations gets instead of an annotated presence: the plain presence for
 -- an unavailable or error (it must learn that the entity left), nothing for
--- an available one (an annotated available presence re-sends one it has).
+-- an available one that mod_psa re-sends (the session has it), and the plain
+-- presence for one annotated by another domain (it may be the first: dropped,
+-- its sender would be invisible to the session).
 local function for_session_without_psa(stanza, session)
 	local t = stanza.attr.type;
-	if t == nil then
+	if t == nil and resent_by_us(stanza) then
 		module:log("debug", "Dropping annotated presence from %s to %s: annotations not enabled",
 			stanza.attr.from or "?", session.full_jid or "?");
 		return nil;

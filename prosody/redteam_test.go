@@ -97,3 +97,41 @@ func TestAnnotationFromOtherVirtualHostWithPSA(t *testing.T) {
 	must(t, mercutio.Resume(ctx))
 	expect(ctx, t, romeo, "the empty annotation from verona.lit", annotated(mfull, verona, ""))
 }
+
+// A server or MUC service without mod_psa lets its users put an annotation
+// in their own presence in its name, and montague.lit keeps it (it speaks
+// for them). Such a presence is no re-send: it may be the first one a
+// session gets from that JID. A session that did not ask for annotations
+// must still see it, without the annotation, or the contact (or occupant)
+// is invisible to it: online for everyone else, absent for it.
+func TestForeignAnnotationDoesNotHideFromPlainSessions(t *testing.T) {
+	t.Parallel()
+	const capConference = "conference." + capulet
+	n := shakespeare(t, func(_, capu *prosodytest.Spec) {
+		capu.WithoutPSA = true
+		capu.MUC = capConference
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "tomb@" + capConference
+
+	plain := client(ctx, t, mont, "romeo", "plain", rawclient.Config{Features: []string{"urn:xmpp:other"}})
+	must(t, plain.SendPresence(ctx, ""))
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	// JoinMUC would wait for the service to ask for caps: this one does not.
+	must(t, plain.Sendf("<presence to='%s/Romeo'><x xmlns='%s'/></presence>", room, rawclient.NSMUC))
+	expect(ctx, t, plain, "his own occupant presence", plainPresence(room+"/Romeo", ""))
+
+	// Juliet comes online with an annotation in her server's name.
+	juliet := client(ctx, t, capu, "juliet", "balcony", noCaps)
+	must(t, juliet.Send("<presence><status>hidden?</status>"+forged(capulet, "connection-paused")+"</presence>"))
+	expect(ctx, t, romeo, "juliet's annotated presence", withStatus(juliet.JID(), "", "hidden?"))
+	expectUnannotated(ctx, t, plain, "juliet's presence", withStatus(juliet.JID(), "", "hidden?"))
+
+	// Tybalt joins the room with an annotation in the service's name.
+	tybalt := client(ctx, t, capu, "tybalt", "street", noCaps)
+	must(t, tybalt.Sendf("<presence to='%s/Tybalt'><x xmlns='%s'/><status>lurking</status>%s</presence>",
+		room, rawclient.NSMUC, forged(capConference, "server-unavailable")))
+	expectUnannotated(ctx, t, plain, "tybalt's occupant presence", withStatus(room+"/Tybalt", "", "lurking"))
+}
