@@ -135,3 +135,68 @@ func TestForeignAnnotationDoesNotHideFromPlainSessions(t *testing.T) {
 		room, rawclient.NSMUC, forged(capConference, "server-unavailable")))
 	expectUnannotated(ctx, t, plain, "tybalt's occupant presence", withStatus(room+"/Tybalt", "", "lurking"))
 }
+
+// forgedAs is forged with the element written with a namespace prefix,
+// which parsers must treat exactly as the default-namespace form.
+func forgedAs(by, cond string) string {
+	return "<psa:state-annotation xmlns:psa='" + rawclient.NSPSA + "' from='" + by + "'><psa:" + cond + "/></psa:state-annotation>"
+}
+
+// Wire tricks by clients: a prefixed element, presence types other than
+// available, presence to the sender's own bare JID or another resource of
+// it, and, over s2s from a server without mod_psa, spellings of
+// montague.lit (upper case, trailing dot) that a client normalizing JIDs
+// would take for its own server, and an error presence (a bounce echoes the
+// original stanza's children). None keeps an annotation in another
+// domain's name.
+func TestForgedAnnotationSpellings(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(_, capu *prosodytest.Spec) { capu.WithoutPSA = true })
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	second := client(ctx, t, mont, "romeo", "second", psaFeatures)
+	must(t, second.SendPresence(ctx, ""))
+	mercutio := client(ctx, t, mont, "mercutio", "square", noCaps)
+	must(t, mercutio.SendPresence(ctx, ""))
+	juliet := client(ctx, t, capu, "juliet", "balcony", noCaps)
+	must(t, juliet.SendPresence(ctx, ""))
+	expect(ctx, t, romeo, "juliet's presence", plainPresence(juliet.JID(), ""))
+
+	withType := func(from, typ string) func(*rawclient.Element) bool {
+		return func(e *rawclient.Element) bool {
+			return e.Is(rawclient.NSClient, "presence") && e.Attr("from") == from && e.Attr("type") == typ
+		}
+	}
+
+	// A prefixed element from a local client.
+	must(t, mercutio.Sendf("<presence to='%s'><status>prefixed</status>%s</presence>", romeo.JID(), forgedAs(montague, "server-unavailable")))
+	expectUnannotated(ctx, t, romeo, "prefixed annotation", withStatus(mercutio.JID(), "", "prefixed"))
+	// Other types from a local client.
+	must(t, mercutio.Sendf("<presence type='subscribe' to='%s'>%s</presence>", romeo.Bare(), forged(montague, "server-unavailable")))
+	expectUnannotated(ctx, t, romeo, "type subscribe", withType(mercutio.Bare(), "subscribe"))
+	for _, typ := range []string{"error", "unavailable"} {
+		must(t, mercutio.Sendf("<presence type='%s' to='%s'>%s</presence>", typ, romeo.JID(), forged(montague, "server-unavailable")))
+		expectUnannotated(ctx, t, romeo, "type "+typ, withType(mercutio.JID(), typ))
+	}
+	// To his own bare JID and to another resource of his.
+	must(t, second.Sendf("<presence to='%s'><status>own bare</status>%s</presence>", romeo.Bare(), forged(montague, "server-unavailable")))
+	expectUnannotated(ctx, t, romeo, "presence to the own bare JID", withStatus(second.JID(), "", "own bare"))
+	must(t, second.Sendf("<presence to='%s'><status>own resource</status>%s</presence>", romeo.JID(), forgedAs(montague, "connection-paused")))
+	expectUnannotated(ctx, t, romeo, "presence to another own resource", withStatus(second.JID(), "", "own resource"))
+
+	// Over s2s, montague.lit spelled otherwise, and prefixed.
+	for i, by := range []string{"MONTAGUE.LIT", montague + ".", "Montague.Lit."} {
+		status := "spelling " + by
+		must(t, juliet.Sendf("<presence><status>%s</status>%s%s</presence>", status, forged(by, "server-unavailable"), forgedAs(by, "connection-paused")))
+		p := expect(ctx, t, romeo, status, withStatus(juliet.JID(), "", status))
+		if got := annotationsBy(p); len(got) > 0 {
+			t.Errorf("%d: %s kept: %s", i, by, p)
+		}
+	}
+	must(t, juliet.Sendf("<presence type='error' to='%s'><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>%s</presence>",
+		romeo.JID(), forged(montague, "connection-paused")))
+	expectUnannotated(ctx, t, romeo, "an error presence echoing montague.lit's annotation", withType(juliet.JID(), "error"))
+}
