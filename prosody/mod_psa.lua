@@ -794,11 +794,38 @@ if is_user_host then
 		end
 	end, 1000);
 
+	-- Contacts a session appears offline to: its roster contacts (or its own
+	-- account) that it sent a directed unavailable since its last available
+	-- presence to them (a broadcast re-sends one to every contact). A pause
+	-- must not show them its presence. Bounded by the roster.
+	local hidden_from = setmetatable({}, { __mode = "k" }); -- session -> { [bare JID] = true }
+
+	local function track_hidden(origin, to, t)
+		local bare = jid_bare(to);
+		local hidden = hidden_from[origin];
+		if t == nil then
+			if hidden then hidden[bare] = nil; end
+			return;
+		end
+		local item = origin.roster and origin.roster[bare];
+		local contact = item and (item.subscription == "both" or item.subscription == "from");
+		if contact or bare == origin.username.."@"..origin.host then
+			if not hidden then
+				hidden = {};
+				hidden_from[origin] = hidden;
+			end
+			hidden[bare] = true;
+		end
+	end
+
 	local function track_directed(event)
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
 		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
 		local t = stanza.attr.type;
+		if t == nil or t == "unavailable" then
+			track_hidden(origin, to, t);
+		end
 		local store = directed_store[origin];
 		if t == nil then
 			if not store then
@@ -839,14 +866,16 @@ if is_user_host then
 		local list = {};
 		local base = session.presence;
 		if base then
+			local hidden = hidden_from[session] or {};
 			for contact, item in pairs(session.roster or {}) do
-				if contact and (item.subscription == "both" or item.subscription == "from") then
+				if contact and (item.subscription == "both" or item.subscription == "from") and not hidden[contact] then
 					list[#list + 1] = { to = contact, stanza = base };
 				end
 			end
-			local user = bare_sessions[session.username.."@"..session.host];
+			local self_bare = session.username.."@"..session.host;
+			local user = bare_sessions[self_bare];
 			for _, res in pairs(user and user.sessions or {}) do
-				if res ~= session and res.presence then
+				if res ~= session and res.presence and not hidden[self_bare] then
 					list[#list + 1] = { to = res.full_jid, stanza = base };
 				end
 			end
@@ -964,6 +993,7 @@ if is_user_host then
 		local session = event.session;
 		safely("unbind", forget_session_presences, session);
 		psa_state[session], paused[session], directed_store[session], bosh[session] = nil, nil, nil, nil;
+		hidden_from[session] = nil;
 	end);
 
 	-- Outage hooks.

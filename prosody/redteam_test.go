@@ -200,3 +200,54 @@ func TestForgedAnnotationSpellings(t *testing.T) {
 		romeo.JID(), forged(montague, "connection-paused")))
 	expectUnannotated(ctx, t, romeo, "an error presence echoing montague.lit's annotation", withType(juliet.JID(), "error"))
 }
+
+// Benvolio appears offline to romeo, his contact: after his broadcast he
+// sends romeo a directed unavailable. When his session hibernates, romeo
+// must not get his presence back, annotated connection-paused, nor the
+// empty annotation on resumption: that would tell romeo he is online.
+// Mercutio, another contact, gets both.
+func TestPauseRespectsDirectedUnavailable(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 30 * time.Second
+		mont.Roster["benvolio"]["mercutio@"+montague] = "both"
+		mont.Roster["mercutio"] = map[string]string{"benvolio@" + montague: "both"}
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	mercutio := client(ctx, t, mont, "mercutio", "square", psaFeatures)
+	must(t, mercutio.SendPresence(ctx, ""))
+	benvolio := client(ctx, t, mont, "benvolio", "street", rawclient.Config{StreamManagement: true})
+	must(t, benvolio.SendPresence(ctx, "<status>He ran this way</status>"))
+	bfull := benvolio.JID()
+	expect(ctx, t, romeo, "benvolio's presence", plainPresence(bfull, ""))
+	expect(ctx, t, mercutio, "benvolio's presence", plainPresence(bfull, ""))
+	must(t, benvolio.Sendf("<presence type='unavailable' to='%s'/>", romeo.Bare()))
+	expect(ctx, t, romeo, "benvolio's directed unavailable", plainPresence(bfull, "unavailable"))
+	hidden := len(romeo.History())
+
+	leaked := func(step string) {
+		t.Helper()
+		must(t, romeo.Ping(ctx, ""))
+		for _, e := range romeo.History()[hidden:] {
+			if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == bfull {
+				t.Errorf("%s: romeo, to whom benvolio is offline, got his presence: %s", step, e)
+			}
+		}
+	}
+	must(t, benvolio.Drop())
+	expect(ctx, t, mercutio, "connection-paused", annotated(bfull, montague, "connection-paused"))
+	leaked("hibernation")
+	must(t, benvolio.Resume(ctx))
+	expect(ctx, t, mercutio, "empty annotation", annotated(bfull, montague, ""))
+	leaked("resumption")
+
+	// His next broadcast reaches romeo again, and so does the next pause.
+	must(t, benvolio.SendPresence(ctx, "<status>Back</status>"))
+	expect(ctx, t, romeo, "benvolio's next broadcast", withStatus(bfull, "", "Back"))
+	must(t, benvolio.Drop())
+	expect(ctx, t, romeo, "connection-paused after the broadcast", annotated(bfull, montague, "connection-paused"))
+}
