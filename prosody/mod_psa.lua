@@ -914,9 +914,18 @@ if is_user_host then
 	end
 
 	local function resume(session, why)
-		local list = paused[session];
-		if not list then return; end
+		local was = paused[session];
+		if not was then return; end
 		paused[session] = nil;
+		-- Only those who may still see the presence: a contact whose
+		-- subscription was cancelled meanwhile (by another resource), or
+		-- to whom the session now appears offline, got an unavailable.
+		local still = {};
+		for _, r in ipairs(presence_recipients(session)) do still[r.to] = true; end
+		local list = {};
+		for _, r in ipairs(was) do
+			if still[r.to] then list[#list + 1] = r; end
+		end
 		module:log("debug", "%s %s: clearing the annotation for %d entities", session.full_jid, why, #list);
 		send_pause_state(session, list, nil);
 	end

@@ -248,3 +248,45 @@ func TestPauseRespectsDirectedUnavailable(t *testing.T) {
 	must(t, benvolio.Drop())
 	expect(ctx, t, romeo, "connection-paused after the broadcast", annotated(bfull, montague, "connection-paused"))
 }
+
+// While benvolio's session hibernates, his other resource cancels romeo's
+// subscription to him: romeo gets his unavailable. The resumption must not
+// send romeo his presence again (with the empty annotation): romeo may no
+// longer see it. Mercutio, still a contact, gets it.
+func TestResumeRespectsRevokedSubscription(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 30 * time.Second
+		mont.Roster["benvolio"]["mercutio@"+montague] = "both"
+		mont.Roster["mercutio"] = map[string]string{"benvolio@" + montague: "both"}
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	mercutio := client(ctx, t, mont, "mercutio", "square", psaFeatures)
+	must(t, mercutio.SendPresence(ctx, ""))
+	benvolio := client(ctx, t, mont, "benvolio", "street", rawclient.Config{StreamManagement: true})
+	must(t, benvolio.SendPresence(ctx, "<status>He ran this way</status>"))
+	other := client(ctx, t, mont, "benvolio", "other", noCaps)
+	bfull := benvolio.JID()
+	expect(ctx, t, romeo, "benvolio's presence", plainPresence(bfull, ""))
+	expect(ctx, t, mercutio, "benvolio's presence", plainPresence(bfull, ""))
+
+	must(t, benvolio.Drop())
+	expect(ctx, t, romeo, "connection-paused", annotated(bfull, montague, "connection-paused"))
+	expect(ctx, t, mercutio, "connection-paused", annotated(bfull, montague, "connection-paused"))
+	must(t, other.Sendf("<presence type='unsubscribed' to='%s'/>", romeo.Bare()))
+	expect(ctx, t, romeo, "benvolio's unavailable after the cancellation", plainPresence(bfull, "unavailable"))
+	revoked := len(romeo.History())
+
+	must(t, benvolio.Resume(ctx))
+	expect(ctx, t, mercutio, "empty annotation", annotated(bfull, montague, ""))
+	must(t, romeo.Ping(ctx, ""))
+	for _, e := range romeo.History()[revoked:] {
+		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == bfull && e.Attr("type") == "" {
+			t.Errorf("romeo, no longer subscribed, got benvolio's presence: %s", e)
+		}
+	}
+}
