@@ -918,8 +918,8 @@ if is_user_host then
 		if not was then return; end
 		paused[session] = nil;
 		-- Only those who may still see the presence: a contact whose
-		-- subscription was cancelled meanwhile (by another resource), or
-		-- to whom the session now appears offline, got an unavailable.
+		-- subscription another resource cancelled meanwhile got an
+		-- unavailable.
 		local still = {};
 		for _, r in ipairs(presence_recipients(session)) do still[r.to] = true; end
 		local list = {};
