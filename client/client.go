@@ -22,8 +22,8 @@ import (
 const (
 	connectTimeout = 30 * time.Second
 	// closeTimeout bounds ending a session politely: then the connection
-	// is cut.
-	closeTimeout = CloseTimeout / 2
+	// is cut. The rest of CloseTimeout is for the callbacks.
+	closeTimeout = 5 * time.Second
 )
 
 // ErrNotConnected is returned by Send and SetPresence while the client has
@@ -208,8 +208,8 @@ func (c *Client) Err() error {
 // and waits until every goroutine of the client has ended and the callbacks
 // have received the events queued before it.
 //
-// Close returns within CloseTimeout (10 s) whatever the server does: after
-// half of it the connection is cut if the server has not closed its side,
+// Close returns within CloseTimeout (8 s) whatever the server does: after
+// 5 s the connection is cut if the server has not closed its side,
 // or stopped reading. If a callback is still running when CloseTimeout has
 // passed, Close returns ErrCloseTimeout; the callbacks then receive no
 // further event, and the client's last goroutine ends as soon as that

@@ -24,11 +24,13 @@ const (
 	// times (1+2+4+8 s of initial retransmission timeouts): a peer that
 	// takes nothing for that long is not merely slow.
 	WriteTimeout = 15 * time.Second
-	// CloseTimeout bounds Client.Close: half of it for ending the session
-	// politely (unavailable presence, stream close, waiting for the server
-	// to close its side) before the connection is cut, the rest for the
-	// callbacks to receive the events still queued.
-	CloseTimeout = 10 * time.Second
+	// CloseTimeout bounds Client.Close: up to 5 s of it for ending the
+	// session politely (unavailable presence, stream close, waiting for the
+	// server to close its side) before the connection is cut, the rest for
+	// the callbacks to receive the events still queued. 8 s leaves a program
+	// that closes on SIGINT or SIGTERM time to exit before a supervisor's
+	// usual 10 s grace period ends, even when a callback is stuck.
+	CloseTimeout = 8 * time.Second
 )
 
 // guardedConn is the TCP connection under everything else (TLS, mellium):

@@ -55,7 +55,7 @@
 //   - Every write has a deadline of WriteTimeout (15 s); a write that misses
 //     it ends the connection as a network failure. Send and SetPresence
 //     also return when their context ends.
-//   - Close returns within CloseTimeout (10 s): the session is given 5 s to
+//   - Close returns within CloseTimeout (8 s): the session is given 5 s to
 //     end politely, then the connection is cut; the callbacks get what is
 //     left. A callback still running then makes Close return
 //     ErrCloseTimeout; the client's last goroutine ends when that callback

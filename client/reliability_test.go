@@ -18,7 +18,7 @@ import (
 )
 
 // boundWait bounds the waits of these tests for a call that must return
-// whatever the server does: above every documented bound (Close: 10 s), so
+// whatever the server does: above every documented bound (Close: 8 s), so
 // that only a hang fails it.
 const boundWait = 20 * time.Second
 

@@ -201,6 +201,7 @@ func run(ctx context.Context, bin, kind string, scale float64) error {
 		return err
 	}
 	// Ctrl-C: does psawatch end, with its callback blocked or not?
+	signalled := time.Now()
 	cmd.Process.Signal(syscall.SIGINT)
 	exited := make(chan error, 1)
 	go func() {
@@ -209,9 +210,10 @@ func run(ctx context.Context, bin, kind string, scale float64) error {
 		_, err := cmd.Process.Wait()
 		exited <- err
 	}()
-	exit := note + "exited on SIGINT"
+	var exit string
 	select {
 	case <-exited:
+		exit = fmt.Sprintf("%sexited %.1f s after SIGINT", note, time.Since(signalled).Seconds())
 	case <-time.After(10 * time.Second):
 		exit = note + "still running 10 s after SIGINT"
 		cmd.Process.Kill()
