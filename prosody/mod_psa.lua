@@ -68,9 +68,12 @@ local function number_option(name, default, min, max)
 end
 
 -- Seconds between reachability checks of a domain in outage; doubles after
--- every failed check up to psa_recheck_max_interval.
-local recheck_interval = number_option("psa_recheck_interval", 15, 0.01);
-local recheck_max_interval = math_max(recheck_interval, number_option("psa_recheck_max_interval", 300, 0.01));
+-- every failed check up to psa_recheck_max_interval. The maximum bounds how
+-- late a heal that no s2s session reveals is noticed (one interval plus a
+-- ping), whatever the outage's length: 20 s keeps it within 30 s. An s2s
+-- session established with the domain is noticed at once.
+local recheck_interval = number_option("psa_recheck_interval", 5, 0.01);
+local recheck_max_interval = math_max(recheck_interval, number_option("psa_recheck_max_interval", 20, 0.01));
 -- Seconds to wait for the answer to a reachability ping.
 local ping_timeout = number_option("psa_ping_timeout", 30, 0.1);
 -- Seconds between keepalive pings to the remote domains this host has an
@@ -338,14 +341,20 @@ local function classify_ping_error(err)
 	return true, cond;
 end
 
-local function schedule_recheck(domain, link)
+-- schedule_recheck re-checks domain after delay seconds, or, without a
+-- delay, after the next interval of the backoff (which doubles up to
+-- recheck_max_interval).
+local function schedule_recheck(domain, link, delay, why)
 	if link.timer then link.timer:stop(); end
-	local delay = link.interval or recheck_interval;
-	link.interval = math_min(delay * 2, recheck_max_interval);
+	if not delay then
+		delay = link.interval or recheck_interval;
+		link.interval = math_min(delay * 2, recheck_max_interval);
+	end
+	link.timer_due = time_now() + delay;
 	link.timer = module:add_timer(delay, function ()
-		link.timer = nil;
+		link.timer, link.timer_due = nil, nil;
 		if links[domain] == link and not stopping then
-			check_domain(domain, "periodic re-check");
+			check_domain(domain, why or "periodic re-check");
 		end
 	end);
 end
@@ -371,7 +380,14 @@ local function set_down(domain, link, why)
 	else
 		module:log("debug", "Link %s -> %s is still down (%s)", host, domain, why);
 	end
-	schedule_recheck(domain, link);
+	local again = link.again;
+	link.again = nil;
+	if again then
+		-- Evidence that it is back came while the failed ping was out.
+		check_domain(domain, again);
+	else
+		schedule_recheck(domain, link);
+	end
 end
 
 function check_domain(domain, why)
@@ -418,14 +434,28 @@ local function link_lost(domain, direction)
 	check_domain(domain, direction.." s2s session lost");
 end
 
--- Evidence that domain may be reachable again.
+-- Evidence that domain may be reachable again. certain: an outgoing s2s
+-- session to it was established, so it is. Otherwise (an incoming session,
+-- a presence from it: it reaches us, which says nothing about our way to
+-- it) ping it now, or as soon as the ping in flight fails, or, if one was
+-- sent less than a second ago, a second after it: the evidence is never
+-- dropped, however far away the next scheduled re-check is.
 local function link_maybe_back(domain, why, certain)
 	local link = links[domain];
 	if not link or link.state ~= "down" then return; end
 	if certain then
 		set_up(domain, link, why);
-	elseif not link.inflight and (time_now() - (link.last_check or 0)) >= math_min(recheck_interval, 1) then
+		return;
+	end
+	if link.inflight then
+		link.again = why;
+		return;
+	end
+	local wait = math_min(recheck_interval, 1) - (time_now() - (link.last_check or 0));
+	if wait <= 0 then
 		check_domain(domain, why);
+	elseif not (link.timer and link.timer_due and link.timer_due <= time_now() + wait) then
+		schedule_recheck(domain, link, wait, why);
 	end
 end
 
@@ -443,17 +473,34 @@ module:hook("s2sin-destroyed", function (event)
 	end
 end);
 
-module:hook("s2sout-established", function (event)
+-- mod_s2s (a global module) fires these on the global bus, and again on the
+-- host's; the global ones are the ones every version fires.
+module:hook_global("s2sout-established", function (event)
 	local session = event.session;
 	if session.from_host == host then
 		safely("s2sout-established", link_maybe_back, session.to_host, "outgoing s2s session established", true);
 	end
 end);
 
-module:hook("s2sin-established", function (event)
+module:hook_global("s2sin-established", function (event)
 	local session = event.session;
 	if session.to_host == host then
 		safely("s2sin-established", link_maybe_back, session.from_host, "incoming s2s session established", false);
+	end
+end);
+
+-- mod_dialback and mod_saslauth (host modules) fire this on the host's bus
+-- when a stream is authenticated for a domain, which comes before it counts
+-- as established.
+module:hook("s2s-authenticated", function (event)
+	local session, domain = event.session, event.host;
+	if not domain then return; end
+	if session.type == "s2sout" or session.direction == "outgoing" then
+		if session.from_host == host then
+			safely("s2s-authenticated", link_maybe_back, domain, "outgoing s2s stream authenticated", true);
+		end
+	elseif session.to_host == host then
+		safely("s2s-authenticated", link_maybe_back, domain, "incoming s2s stream authenticated", false);
 	end
 end);
 
