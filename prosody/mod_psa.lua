@@ -1021,16 +1021,78 @@ if is_user_host then
 		module:log("info", "Sent %d presences annotated server-unavailable for %s", n, domain);
 	end
 
+	-- gone tells session that full is unavailable (its unavailable was lost
+	-- in the outage) and forgets it, unless a newer presence replaced entry.
+	local function gone(session, full, entry)
+		local mem = memory[session];
+		if session.destroyed or not mem or mem:get(full) ~= entry then return; end
+		forget(session, full);
+		module:log("debug", "%s was not confirmed after the restore: unavailable to %s", full, session.full_jid);
+		deliver_to_session(st.presence({ type = "unavailable", from = full, to = session.full_jid }));
+	end
+
+	-- A directed-presence sender cannot be probed (its server would answer
+	-- a non-subscriber `unsubscribed`): ask its resource for disco#info.
+	-- Its server answers service-unavailable or recipient-unavailable for a
+	-- resource that is not online; a live client answers disco#info.
+	local gone_conditions = { ["service-unavailable"] = true, ["recipient-unavailable"] = true, ["item-not-found"] = true };
+	local function check_directed(domain, full, waiting)
+		local iq = st.iq({ type = "get", from = host, to = full, id = "psa-res-"..new_id() })
+			:tag("query", { xmlns = xmlns_disco_info }):up();
+		module:send_iq(iq, nil, ping_timeout):next(nil, function (err)
+			if links[domain] then return; end -- down again: the next restore decides
+			local reply = err and err.context and err.context.stanza;
+			if not (reply and reply.attr.from == full and gone_conditions[err.condition]) then return; end
+			for session, entry in pairs(waiting) do
+				gone(session, full, entry);
+			end
+		end);
+	end
+
+	-- settle runs once the answers to the probes sent after a restore are
+	-- in: the domain handles the probes and then our ping in order, and
+	-- sends the answers and the pong over the same connection, so they reach
+	-- us in that order. A remembered resource of a probed contact that was
+	-- not confirmed by then is gone; directed-presence senders are asked.
+	local function settle(domain, probed, directed)
+		local iq = st.iq({ type = "get", from = host, to = domain, id = "psa-settle-"..new_id() })
+			:tag("ping", { xmlns = xmlns_ping }):up();
+		local function answered()
+			if links[domain] then return; end -- down again: the next restore decides
+			for session, entries in pairs(probed) do
+				for full, entry in pairs(entries) do
+					gone(session, full, entry);
+				end
+			end
+			for full, waiting in pairs(directed) do
+				check_directed(domain, full, waiting);
+			end
+		end
+		module:send_iq(iq, nil, ping_timeout):next(answered, function (err)
+			if classify_ping_error(err) then answered(); end
+		end);
+	end
+
 	function hooks.on_restore(domain)
 		local n, probes = 0, {};
+		local probed, directed, any = {}, {}, false;
 		each_entry_of(domain, function (session, entry)
 			resend(session, entry, nil);
 			n = n + 1;
 			local from = entry.stanza.attr.from;
 			local contact = jid_bare(from);
 			local item = session.roster and session.roster[contact];
-			if probe_after_restore and item and (item.subscription == "both" or item.subscription == "to") then
-				probes[session.full_jid.." "..contact] = { from = session.full_jid, to = contact };
+			if item and (item.subscription == "both" or item.subscription == "to") then
+				if probe_after_restore then
+					probes[session.full_jid.." "..contact] = { from = session.full_jid, to = contact };
+					probed[session] = probed[session] or {};
+					probed[session][from] = entry;
+					any = true;
+				end
+			elseif probe_after_restore then
+				directed[from] = directed[from] or {};
+				directed[from][session] = entry;
+				any = true;
 			end
 		end);
 		local np = 0;
@@ -1038,6 +1100,7 @@ if is_user_host then
 			module:send(st.presence({ type = "probe", from = p.from, to = p.to }));
 			np = np + 1;
 		end
+		if any then settle(domain, probed, directed); end
 		module:log("info", "Sent %d presences with an empty annotation and %d probes for %s", n, np, domain);
 	end
 
