@@ -809,9 +809,16 @@ if is_user_host then
 	-- Caps of the session's broadcast presence; directed presence bookkeeping.
 	local directed_store = setmetatable({}, { __mode = "k" }); -- session -> { [jid] = { stanza, muc } }
 
+	-- Broadcast presences of local sessions: mod_presence posts the same
+	-- stanza object again, with a `to`, to every resource and roster contact
+	-- (and a session's stored presence to its new sibling resources). Those
+	-- are not directed presences.
+	local broadcasts = setmetatable({}, { __mode = "k" });
+
 	module:hook("pre-presence/bare", function (event)
 		local origin, stanza = event.origin, event.stanza;
 		if origin.type ~= "c2s" or stanza.attr.to ~= nil or not event.to_self then return; end
+		broadcasts[stanza] = true;
 		local t = stanza.attr.type;
 		if t == nil then
 			safely("caps", resolve_caps, origin, stanza:get_child("c", xmlns_caps));
@@ -823,7 +830,13 @@ if is_user_host then
 	local function track_directed(event)
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
-		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
+		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] or broadcasts[stanza] then return; end
+		-- What mod_presence counts as directed: not to a contact that has a
+		-- subscription to the user's presence, nor to the user's own resources.
+		local to_bare = jid_bare(to);
+		if to_bare == origin.username.."@"..origin.host then return; end
+		local item = origin.roster and origin.roster[to_bare];
+		if item and (item.subscription == "both" or item.subscription == "from") then return; end
 		local t = stanza.attr.type;
 		local store = directed_store[origin];
 		if t == nil then
@@ -877,14 +890,15 @@ if is_user_host then
 				end
 			end
 		end
+		-- Directed presences: only those remembered (and so known not to be
+		-- room joins). Never to MUC rooms: they would re-broadcast it to every
+		-- occupant. One that did not fit psa_max_directed_per_session may be a
+		-- room: it gets nothing.
 		local store = directed_store[session];
 		for to in pairs(session.directed or {}) do
 			local d = store and store[to];
-			if not (d and d.muc) then -- never to MUC rooms: they would re-broadcast it
-				local pres = d and d.stanza or base;
-				if pres then
-					list[#list + 1] = { to = to, stanza = pres };
-				end
+			if d and not d.muc then
+				list[#list + 1] = { to = to, stanza = d.stanza };
 			end
 		end
 		return list;
