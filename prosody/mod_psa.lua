@@ -1130,6 +1130,7 @@ if is_muc then
 	-- Caps of occupants' real JIDs, as seen from the MUC host.
 	local jid_caps = new_cache(max_muc_tracked); -- real full JID -> { node, ver, status, gen }
 	local current_annotation; -- set while publicising an annotated presence
+	local left_room; -- forward
 
 	local function jid_enabled(real_jid)
 		local state = jid_caps:get(real_jid);
@@ -1185,6 +1186,44 @@ if is_muc then
 		end);
 	end
 
+	-- The rooms each real JID is in: its caps verdict is forgotten when it
+	-- has left the last one, not when it leaves one.
+	local jid_rooms = new_cache(max_muc_tracked); -- real full JID -> { [room JID] = true }
+
+	local function joined_room(real_jid, room_jid)
+		local rooms = jid_rooms:get(real_jid);
+		if not rooms then
+			rooms = {};
+			jid_rooms:set(real_jid, rooms);
+		end
+		rooms[room_jid] = true;
+	end
+
+	left_room = function (real_jid, room_jid)
+		local rooms = jid_rooms:get(real_jid);
+		if rooms then
+			rooms[room_jid] = nil;
+			if next(rooms) then return; end
+			jid_rooms:set(real_jid, nil);
+		end
+		jid_caps:set(real_jid, nil);
+	end
+
+	module:hook("muc-occupant-session-new", function (event)
+		if event.jid and event.room then joined_room(event.jid, event.room.jid); end
+	end, 1000);
+
+	-- An occupant kicked or gone with its last session: its sessions left.
+	module:hook("muc-occupant-left", function (event)
+		local occupant, room = event.occupant, event.room;
+		if not (occupant and room) then return; end
+		safely("occupant left", function ()
+			for real_jid in occupant:each_session() do
+				left_room(real_jid, room.jid);
+			end
+		end);
+	end);
+
 	-- Presences to rooms carry the occupants' caps.
 	local function presence_to_room(event)
 		local origin, stanza = event.origin, event.stanza;
@@ -1194,7 +1233,7 @@ if is_muc then
 		if t == nil then
 			safely("occupant caps", resolve_jid_caps, from, stanza:get_child("c", xmlns_caps));
 		elseif t == "unavailable" then
-			jid_caps:set(from, nil);
+			safely("occupant left", left_room, from, jid_bare(stanza.attr.to));
 		end
 		-- An error bounced by our own s2s layer (the link to the occupant's
 		-- server failed) would make the room kick the occupant: swallow it,
