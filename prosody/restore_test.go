@@ -9,11 +9,20 @@ import (
 	"github.com/psakit/psakit/internal/rawclient"
 )
 
-// awaitBounce waits until srv gave up delivering over the cut link what it
-// queued after mark (the unavailable of a resource that left), so that a
-// heal cannot deliver it late.
-func awaitBounce(ctx context.Context, t *testing.T, srv *prosodytest.Server, mark int) {
+// leaveDuringCut closes c (a capulet.lit client) while the link is cut, and
+// waits until its server gave up delivering its unavailable to montague.lit,
+// so that a heal cannot deliver it late. It first makes the server notice
+// the cut (a ping to montague.lit fails): the unavailable then goes into a
+// new connection attempt, not into a connection reset a moment ago.
+func leaveDuringCut(ctx context.Context, t *testing.T, srv *prosodytest.Server, c *rawclient.Client) {
 	t.Helper()
+	e, err := c.IQ(ctx, "get", montague, "<ping xmlns='"+rawclient.NSPing+"'/>")
+	must(t, err)
+	if e.Attr("type") != "error" {
+		t.Fatalf("montague.lit answered through the cut: %s", e)
+	}
+	mark := srv.LogMark()
+	must(t, c.Close())
 	if _, _, err := srv.WaitLog(ctx, mark, "because of failed outgoing connection to "+montague); err != nil {
 		t.Fatalf("%s never gave up the queued unavailable: %v", srv.Domain, err)
 	}
@@ -37,9 +46,7 @@ func TestRestoreResourceGoneDuringOutage(t *testing.T) {
 	must(t, n.Cut(montague, capulet))
 	expectEach(ctx, t, romeo, "server-unavailable for both resources",
 		annotated(jfull, montague, "server-unavailable"), annotated(cfull, montague, "server-unavailable"))
-	mark := n.Server(capulet).LogMark()
-	must(t, chamber.Close())
-	awaitBounce(ctx, t, n.Server(capulet), mark)
+	leaveDuringCut(ctx, t, n.Server(capulet), chamber)
 
 	must(t, n.Heal(montague, capulet))
 	expect(ctx, t, romeo, "unavailable for the resource that left", plainPresence(cfull, "unavailable"))
@@ -73,9 +80,7 @@ func TestRestoreDirectedSenderGoneDuringOutage(t *testing.T) {
 	must(t, n.Cut(montague, capulet))
 	expectEach(ctx, t, romeo, "server-unavailable for both of tybalt's resources",
 		annotated(tfull, montague, "server-unavailable"), annotated(hfull, montague, "server-unavailable"))
-	mark := n.Server(capulet).LogMark()
-	must(t, tybalt.Close())
-	awaitBounce(ctx, t, n.Server(capulet), mark)
+	leaveDuringCut(ctx, t, n.Server(capulet), tybalt)
 
 	must(t, n.Heal(montague, capulet))
 	expectEach(ctx, t, romeo, "the restore",
