@@ -117,6 +117,18 @@ end
 
 module:add_feature(xmlns_psa);
 
+-- Statistics (Prosody's statistics API; a no-op unless `statistics` is
+-- configured). Names as they appear: mod_psa/<name>, labelled with the host.
+local measure_annotations = module:measure("annotations_sent", "counter"); -- annotated presences sent
+local measure_outage = module:measure("outages", "rate"); -- domains that went into outage
+local measure_restore = module:measure("restores", "rate"); -- outages that ended
+local measure_checks = module:measure("checks_inflight", "amount"); -- reachability pings in flight
+local measure_requests = module:measure("requests_inflight", "amount"); -- disco#info, keepalive and resource checks in flight
+local measure_queued = module:measure("requests_queued", "amount"); -- the same, waiting for room
+local measure_disco_retry = module:measure("disco_retries", "rate"); -- disco#info asked again after a transient failure
+local measure_ping_undecided = module:measure("pings_undecided", "rate"); -- pings that failed locally and were sent again
+local measure_unconfirmed = module:measure("unconfirmed_unavailable", "counter"); -- unavailables for resources gone during an outage
+
 ---------------------------------------------------------------------------
 -- Helpers
 ---------------------------------------------------------------------------
@@ -315,6 +327,143 @@ local function verify_caps(query, ver)
 end
 
 ---------------------------------------------------------------------------
+-- Requests in flight
+--
+-- Prosody tracks at most 256 module:send_iq requests per module and host;
+-- beyond that it rejects the oldest with resource-constraint. Bulk requests
+-- (disco#info of caps, keepalive pings, resource checks after a restore) go
+-- through a queue that keeps at most max_bulk_inflight of them in flight, so
+-- that they never evict one another and reachability checks find room.
+---------------------------------------------------------------------------
+
+local max_bulk_inflight = 128;
+local max_bulk_queued = 10000;
+local bulk_inflight, bulk_queue, bulk_head, bulk_tail = 0, {}, 1, 0;
+local pump_bulk; -- forward
+
+local function send_bulk(iq, timeout, on_result, on_error)
+	if bulk_inflight >= max_bulk_inflight then
+		if bulk_tail - bulk_head + 1 >= max_bulk_queued then
+			safely("iq error", on_error, { type = "wait", condition = "resource-constraint", text = "mod_psa request queue full" });
+			return;
+		end
+		bulk_tail = bulk_tail + 1;
+		bulk_queue[bulk_tail] = { iq, timeout, on_result, on_error };
+		measure_queued(bulk_tail - bulk_head + 1);
+		return;
+	end
+	bulk_inflight = bulk_inflight + 1;
+	measure_requests(bulk_inflight);
+	module:send_iq(iq, nil, timeout):next(function (event)
+		bulk_inflight = bulk_inflight - 1;
+		safely("iq result", on_result, event);
+		pump_bulk();
+	end, function (err)
+		bulk_inflight = bulk_inflight - 1;
+		safely("iq error", on_error, err);
+		pump_bulk();
+	end);
+end
+
+function pump_bulk()
+	while bulk_inflight < max_bulk_inflight and bulk_head <= bulk_tail do
+		local r = bulk_queue[bulk_head];
+		bulk_queue[bulk_head] = nil;
+		bulk_head = bulk_head + 1;
+		send_bulk(r[1], r[2], r[3], r[4]);
+	end
+	measure_requests(bulk_inflight);
+	measure_queued(bulk_tail - bulk_head + 1);
+end
+
+-- A failed request worth repeating: it never got an answer (evicted, timed
+-- out, queue full) or the answer says to wait.
+local function is_transient(err)
+	if not (err and err.context and err.context.stanza) then return true; end
+	return err.type == "wait";
+end
+
+---------------------------------------------------------------------------
+-- Caps: one disco#info query per ver, whoever announces it
+--
+-- Every session (or MUC occupant) that announces a ver not in the cache
+-- waits on the query for that ver. The query goes to one of them; the
+-- answer is verified against the ver (XEP-0115 §5.4, as Prosody's mod_pep
+-- does), so any announcer's answer is as good as another's, and a liar can
+-- only fail its own verification: then the next one is asked. A transient
+-- failure is retried (each announcer up to #caps_retry_delays times, after
+-- the next delay), so a burst of logins does not leave sessions without
+-- annotations for good.
+---------------------------------------------------------------------------
+
+local caps_retry_delays = { 1, 5, 15 };
+local caps_queries = {}; -- ver -> { waiters = { waiter... }, asking = bool }
+local ask_caps_next; -- forward
+
+-- waiter = { to = full JID, node = caps node, tries = 0,
+--            valid = function () -> bool, done = function (has_psa, why) }
+function ask_caps_next(ver)
+	local q = caps_queries[ver];
+	if not q or q.asking then return; end
+	local waiters = q.waiters;
+	while waiters[1] and not waiters[1].valid() do
+		table.remove(waiters, 1);
+	end
+	local w = waiters[1];
+	if not w then
+		caps_queries[ver] = nil;
+		return;
+	end
+	q.asking = true;
+	local iq = st.iq({ type = "get", from = host, to = w.to, id = "psa-disco-"..new_id() })
+		:tag("query", { xmlns = xmlns_disco_info, node = w.node.."#"..ver }):up();
+	send_bulk(iq, disco_timeout, function (event)
+		q.asking = false;
+		local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
+		if verified then
+			caps_cache:set(ver, has_psa);
+			caps_queries[ver] = nil;
+			for _, x in ipairs(waiters) do
+				if x.valid() then x.done(has_psa, "disco#info verified"); end
+			end
+			return;
+		end
+		if waiters[1] == w then table.remove(waiters, 1); end
+		module:log("info", "Caps of %s do not verify (ver %s): no annotations", w.to, ver);
+		if w.valid() then w.done(false, "caps hash mismatch"); end
+		ask_caps_next(ver);
+	end, function (err)
+		q.asking = false;
+		if waiters[1] == w then table.remove(waiters, 1); end
+		w.tries = (w.tries or 0) + 1;
+		local cond = tostring(err and err.condition);
+		if is_transient(err) and w.tries <= #caps_retry_delays and w.valid() then
+			-- Ask again later, the others first if there are others.
+			measure_disco_retry();
+			waiters[#waiters + 1] = w;
+			module:log("debug", "disco#info of %s failed (%s): asking again in %gs", w.to, cond, caps_retry_delays[w.tries]);
+			module:add_timer(caps_retry_delays[w.tries], function ()
+				if caps_queries[ver] == q then ask_caps_next(ver); end
+			end);
+			if waiters[1] ~= w then ask_caps_next(ver); end
+			return;
+		end
+		if w.valid() then w.done(false, "disco#info failed: "..cond); end
+		ask_caps_next(ver);
+	end);
+end
+
+local function ask_caps(ver, waiter)
+	local q = caps_queries[ver];
+	if not q then
+		q = { waiters = {}, asking = false };
+		caps_queries[ver] = q;
+	end
+	q.waiters[#q.waiters + 1] = waiter;
+	ask_caps_next(ver);
+end
+
+---------------------------------------------------------------------------
 -- Link monitor: is a remote domain reachable from this host?
 --
 -- State per remote domain: no entry = up; "checking" = an s2s session was
@@ -327,15 +476,25 @@ local stopping = false;
 local hooks = {}; -- filled below: relevant(domain), on_outage(domain), on_restore(domain)
 
 local check_domain; -- forward
+local checks_inflight = 0;
 
+-- classify_ping_error returns reachable (true, false, or nil when the ping
+-- says nothing) and a detail.
 local function classify_ping_error(err)
+	local cond = err and err.condition;
+	local answered = err and err.context and err.context.stanza;
+	-- Prosody's own send_iq failures (the request evicted from its 256
+	-- tracked requests, an id conflict, a tracking error) never reached the
+	-- domain: undecided, ask again.
+	if not answered and (cond == "resource-constraint" or cond == "conflict" or cond == "internal-server-error") then
+		return nil, cond;
+	end
 	-- A locally generated bounce (connection refused, stream failure) or a
 	-- timeout means unreachable; any other error was answered by the domain.
-	local cond = err and err.condition;
 	if cond == "remote-server-not-found" or cond == "remote-server-timeout" then
 		return false, cond;
 	end
-	if not (err and err.context and err.context.stanza) then
+	if not answered then
 		return false, cond or "timeout";
 	end
 	return true, cond;
@@ -364,6 +523,7 @@ local function set_up(domain, link, why)
 	links[domain] = nil;
 	if link.state == "down" then
 		module:log("info", "Link %s -> %s is up (%s) after %.3fs of outage", host, domain, why, time_now() - link.since);
+		measure_restore();
 		safely("restore", hooks.on_restore, domain);
 	else
 		module:log("info", "Link %s -> %s is up (%s): the lost s2s session was not an outage", host, domain, why);
@@ -376,6 +536,7 @@ local function set_down(domain, link, why)
 		link.since = time_now();
 		link.interval = nil;
 		module:log("info", "Link %s -> %s is down (%s): annotating", host, domain, why);
+		measure_outage();
 		safely("outage", hooks.on_outage, domain);
 	else
 		module:log("debug", "Link %s -> %s is still down (%s)", host, domain, why);
@@ -405,16 +566,26 @@ function check_domain(domain, why)
 	local function done(reachable, detail)
 		if links[domain] ~= link or link.gen ~= gen then return; end -- superseded
 		link.inflight = nil;
-		if reachable then
+		if reachable == nil then
+			module:log("debug", "Reachability ping to %s failed locally (%s): asking again", domain, tostring(detail));
+			measure_ping_undecided();
+			schedule_recheck(domain, link, 1, why);
+		elseif reachable then
 			set_up(domain, link, "ping answered"..(detail and (": "..detail) or ""));
 		else
 			set_down(domain, link, detail or "unreachable");
 		end
 	end
 	link.inflight = true;
+	checks_inflight = checks_inflight + 1;
+	measure_checks(checks_inflight);
 	module:send_iq(iq, nil, ping_timeout):next(function ()
+		checks_inflight = checks_inflight - 1;
+		measure_checks(checks_inflight);
 		done(true);
 	end, function (err)
+		checks_inflight = checks_inflight - 1;
+		measure_checks(checks_inflight);
 		done(classify_ping_error(err));
 	end);
 end
@@ -533,9 +704,9 @@ local function keepalive()
 		if not links[domain] and not hosts[domain] and hooks.relevant(domain) then
 			local iq = st.iq({ type = "get", from = host, to = domain, id = "psa-keepalive-"..new_id() })
 				:tag("ping", { xmlns = xmlns_ping }):up();
-			module:send_iq(iq, nil, ping_timeout):catch(function (err)
+			send_bulk(iq, ping_timeout, function () end, function (err)
 				local reachable, detail = classify_ping_error(err);
-				if not reachable then
+				if reachable == false then
 					safely("keepalive", keepalive_failed, domain, detail);
 				end
 			end);
@@ -607,22 +778,15 @@ local function resolve_caps(session, c)
 	end
 	state.status = "pending";
 	local gen = state.gen;
-	local iq = st.iq({ type = "get", from = host, to = session.full_jid, id = "psa-disco-"..new_id() })
-		:tag("query", { xmlns = xmlns_disco_info, node = node.."#"..ver }):up();
-	module:send_iq(iq, nil, disco_timeout):next(function (event)
-		if psa_state[session] ~= state or state.gen ~= gen then return; end
-		local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
-		if verified then
-			caps_cache:set(ver, has_psa);
-			set_status(session, state, has_psa and "on" or "off", "disco#info verified");
-		else
-			module:log("info", "Caps of %s do not verify (ver %s): no annotations", session.full_jid, ver);
-			set_status(session, state, "off", "caps hash mismatch");
-		end
-	end, function (err)
-		if psa_state[session] ~= state or state.gen ~= gen then return; end
-		set_status(session, state, "off", "disco#info failed: "..tostring(err and err.condition));
-	end);
+	ask_caps(ver, {
+		to = session.full_jid, node = node;
+		valid = function ()
+			return psa_state[session] == state and state.gen == gen and not session.destroyed;
+		end;
+		done = function (has_psa, why)
+			set_status(session, state, has_psa and "on" or "off", why);
+		end;
+	});
 end
 
 ---------------------------------------------------------------------------
@@ -719,6 +883,7 @@ local function resend(session, entry, condition, text)
 		stanza:tag("delay", { xmlns = xmlns_delay, from = host, stamp = entry.received }):up();
 	end
 	annotate(stanza, host, condition, text);
+	measure_annotations(1);
 	deliver_to_session(stanza);
 end
 
@@ -750,6 +915,7 @@ local function c2s_out_filter(stanza, session)
 			if link and link.state == "down" then
 				local copy = st.clone(stanza);
 				annotate(copy, host, "server-unavailable", describe(text_server, domain));
+				measure_annotations(1);
 				return copy;
 			end
 		end
@@ -910,6 +1076,7 @@ if is_user_host then
 				local pres = strip_annotations(st.clone(r.stanza));
 				pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, r.to, nil;
 				annotate(pres, host, condition, condition and describe(text_paused, host));
+				measure_annotations(1);
 				send_as(session, pres);
 			end
 		end
@@ -1041,6 +1208,7 @@ if is_user_host then
 		local mem = memory[session];
 		if session.destroyed or not mem or mem:get(full) ~= entry then return; end
 		forget(session, full);
+		measure_unconfirmed(1);
 		module:log("debug", "%s was not confirmed after the restore: unavailable to %s", full, session.full_jid);
 		deliver_to_session(st.presence({ type = "unavailable", from = full, to = session.full_jid }));
 	end
@@ -1053,7 +1221,7 @@ if is_user_host then
 	local function check_directed(domain, full, waiting)
 		local iq = st.iq({ type = "get", from = host, to = full, id = "psa-res-"..new_id() })
 			:tag("query", { xmlns = xmlns_disco_info }):up();
-		module:send_iq(iq, nil, ping_timeout):next(nil, function (err)
+		send_bulk(iq, ping_timeout, function () end, function (err)
 			if links[domain] then return; end -- down again: the next restore decides
 			local reply = err and err.context and err.context.stanza;
 			if not (reply and reply.attr.from == full and gone_conditions[err.condition]) then return; end
@@ -1063,12 +1231,13 @@ if is_user_host then
 		end);
 	end
 
+	local settle; -- recursive
 	-- settle runs once the answers to the probes sent after a restore are
 	-- in: the domain handles the probes and then our ping in order, and
 	-- sends the answers and the pong over the same connection, so they reach
 	-- us in that order. A remembered resource of a probed contact that was
 	-- not confirmed by then is gone; directed-presence senders are asked.
-	local function settle(domain, probed, directed)
+	function settle(domain, probed, directed, tries)
 		local iq = st.iq({ type = "get", from = host, to = domain, id = "psa-settle-"..new_id() })
 			:tag("ping", { xmlns = xmlns_ping }):up();
 		local function answered()
@@ -1083,7 +1252,13 @@ if is_user_host then
 			end
 		end
 		module:send_iq(iq, nil, ping_timeout):next(answered, function (err)
-			if classify_ping_error(err) then answered(); end
+			local reachable = classify_ping_error(err);
+			if reachable then
+				answered();
+			elseif reachable == nil and (tries or 0) < 3 and not links[domain] then
+				-- Failed locally (evicted): another ping, still after the probes.
+				settle(domain, probed, directed, (tries or 0) + 1);
+			end
 		end);
 	end
 
@@ -1169,21 +1344,15 @@ if is_muc then
 		end
 		state.status = "pending";
 		local gen = state.gen;
-		local iq = st.iq({ type = "get", from = host, to = real_jid, id = "psa-disco-"..new_id() })
-			:tag("query", { xmlns = xmlns_disco_info, node = node.."#"..ver }):up();
-		module:send_iq(iq, nil, disco_timeout):next(function (event)
-			if jid_caps:get(real_jid) ~= state or state.gen ~= gen then return; end
-			local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
-			if verified then
-				caps_cache:set(ver, has_psa);
-				set(has_psa and "on" or "off", "disco#info verified");
-			else
-				set("off", "caps hash mismatch");
-			end
-		end, function (err)
-			if jid_caps:get(real_jid) ~= state or state.gen ~= gen then return; end
-			set("off", "disco#info failed: "..tostring(err and err.condition));
-		end);
+		ask_caps(ver, {
+			to = real_jid, node = node;
+			valid = function ()
+				return jid_caps:get(real_jid) == state and state.gen == gen;
+			end;
+			done = function (has_psa, why)
+				set(has_psa and "on" or "off", why);
+			end;
+		});
 	end
 
 	-- The rooms each real JID is in: its caps verdict is forgotten when it
@@ -1316,6 +1485,7 @@ if is_muc then
 		end
 		if not any then return; end
 		local proxy = setmetatable({ sessions = sessions }, { __index = recipient });
+		for _ in pairs(sessions) do measure_annotations(1); end
 		current_annotation = annotation;
 		local ok, err = pcall(room.publicise_occupant_status, room, occupant,
 			st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }),
