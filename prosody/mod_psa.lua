@@ -117,6 +117,31 @@ end
 
 module:add_feature(xmlns_psa);
 
+-- State that outlives module:reload: which sessions get annotations, what
+-- they were sent, the domains in outage, pauses. Prosody keeps a module's
+-- shared tables while it reloads it. Cache eviction handlers dispatch
+-- through it, so that caches made before a reload call the new code.
+local S = module:shared("state");
+local function kept(name, make)
+	local v = S[name];
+	if v == nil then
+		v = make();
+		S[name] = v;
+	end
+	return v;
+end
+local function weak_table() return setmetatable({}, { __mode = "k" }); end
+local function kept_cache(name, size, on_evict_name)
+	local c = kept(name, function ()
+		return new_cache(size, on_evict_name and function (k, v)
+			local f = S[on_evict_name];
+			if f then return f(k, v); end
+		end or nil);
+	end);
+	c:resize(size);
+	return c;
+end
+
 -- Statistics (Prosody's statistics API; a no-op unless `statistics` is
 -- configured). Names as they appear: mod_psa/<name>, labelled with the host.
 local measure_annotations = module:measure("annotations_sent", "counter"); -- annotated presences sent
@@ -288,7 +313,7 @@ end
 -- Caps verification cache of this host: ver -> true when the verified
 -- features include urn:xmpp:psa, false otherwise. Only verified answers
 -- enter it.
-local caps_cache = new_cache(caps_cache_size);
+local caps_cache = kept_cache("caps_cache", caps_cache_size);
 
 -- verify_caps checks a disco#info <query/> against a sha-1 ver. It returns
 -- verified, has_psa. Ill-formed answers (XEP-0115 §5.4: duplicate
@@ -471,7 +496,7 @@ end
 -- outage and annotations were sent.
 ---------------------------------------------------------------------------
 
-local links = {};
+local links = kept("links", function () return {}; end);
 local stopping = false;
 local hooks = {}; -- filled below: relevant(domain), on_outage(domain), on_restore(domain)
 
@@ -725,10 +750,10 @@ end
 
 -- Per c2s session state, keyed by the session object (weak):
 --   status: "pending" (disco in flight), "on", "off"; node, ver, gen
-local psa_state = setmetatable({}, { __mode = "k" });
+local psa_state = kept("psa_state", weak_table);
 -- After an XEP-0198 resumption the filters of the session are called with the
 -- temporary session object: map it to the resumed one.
-local canonical = setmetatable({}, { __mode = "k" });
+local canonical = kept("canonical", weak_table);
 
 local function is_enabled(session)
 	local state = psa_state[session];
@@ -793,13 +818,13 @@ end
 -- VirtualHost: memory of remote presences, the c2s filter, outages
 ---------------------------------------------------------------------------
 
-local memory = setmetatable({}, { __mode = "k" }); -- session -> cache(from full JID -> entry)
-local total_remembered = 0;
-local remembered_by_domain = {}; -- domain -> count
+local memory = kept("memory", weak_table); -- session -> cache(from full JID -> entry)
+local counts = kept("counts", function () return { total = 0 }; end); -- total: presences remembered
+local remembered_by_domain = kept("remembered_by_domain", function () return {}; end); -- domain -> count
 local via_s2s = setmetatable({}, { __mode = "k" }); -- stanza -> true when it arrived over s2s
 
 local function count_entry(entry, delta)
-	total_remembered = total_remembered + delta;
+	counts.total = counts.total + delta;
 	local n = (remembered_by_domain[entry.domain] or 0) + delta;
 	remembered_by_domain[entry.domain] = n > 0 and n or nil;
 end
@@ -807,12 +832,17 @@ end
 local function session_memory(session, create)
 	local mem = memory[session];
 	if not mem and create then
-		mem = new_cache(max_per_session, function (_, entry)
-			count_entry(entry, -1);
+		mem = new_cache(max_per_session, function (k, entry)
+			local f = S.memory_evicted;
+			if f then return f(k, entry); end
 		end);
 		memory[session] = mem;
 	end
 	return mem;
+end
+
+S.memory_evicted = function (_, entry)
+	count_entry(entry, -1);
 end
 
 function forget_session_presences(session)
@@ -860,7 +890,7 @@ local function remember(session, stanza)
 	if not state or state.status == "off" then return; end -- never needs them
 	local mem = session_memory(session, true);
 	local old = mem:get(from);
-	if not old and total_remembered >= max_total then
+	if not old and counts.total >= max_total then
 		module:log("debug", "psa_max_presences (%d) reached, not remembering presence of %s", max_total, from);
 		return;
 	end
@@ -973,7 +1003,7 @@ if is_user_host then
 	end
 
 	-- Caps of the session's broadcast presence; directed presence bookkeeping.
-	local directed_store = setmetatable({}, { __mode = "k" }); -- session -> { [jid] = { stanza, muc } }
+	local directed_store = kept("directed_store", weak_table); -- session -> { [jid] = { stanza, muc } }
 
 	-- Broadcast presences of local sessions: mod_presence posts the same
 	-- stanza object again, with a `to`, to every resource and roster contact
@@ -1038,7 +1068,7 @@ if is_user_host then
 	end
 
 	-- Local session paused (XEP-0198 hibernation).
-	local paused = setmetatable({}, { __mode = "k" }); -- session -> list of { to, stanza }
+	local paused = kept("paused", weak_table); -- session -> list of { to, stanza }
 
 	local function presence_recipients(session)
 		local list = {};
@@ -1119,7 +1149,7 @@ if is_user_host then
 	-- session that held no request and made no new one (its rid did not
 	-- move) for psa_bosh_pause_after seconds is paused; its next request
 	-- ends the pause.
-	local bosh = setmetatable({}, { __mode = "k" }); -- session -> { rid, idle_since }
+	local bosh = kept("bosh", weak_table); -- session -> { rid, idle_since }
 
 	local function watch_bosh(session)
 		if session.bosh_version and not bosh[session] then
@@ -1303,7 +1333,7 @@ if is_muc then
 	local muc = module:depends("muc");
 
 	-- Caps of occupants' real JIDs, as seen from the MUC host.
-	local jid_caps = new_cache(max_muc_tracked); -- real full JID -> { node, ver, status, gen }
+	local jid_caps = kept_cache("jid_caps", max_muc_tracked); -- real full JID -> { node, ver, status, gen }
 	local current_annotation; -- set while publicising an annotated presence
 	local left_room; -- forward
 
@@ -1357,7 +1387,7 @@ if is_muc then
 
 	-- The rooms each real JID is in: its caps verdict is forgotten when it
 	-- has left the last one, not when it leaves one.
-	local jid_rooms = new_cache(max_muc_tracked); -- real full JID -> { [room JID] = true }
+	local jid_rooms = kept_cache("jid_rooms", max_muc_tracked); -- real full JID -> { [room JID] = true }
 
 	local function joined_room(real_jid, room_jid)
 		local rooms = jid_rooms:get(real_jid);
@@ -1555,6 +1585,41 @@ if is_muc then
 		end
 	end
 end
+
+-- After a reload: requests that the old code had in flight are lost (their
+-- answers go to hooks that are gone): ask again. Timers stopped with the old
+-- code: schedule the re-checks of domains in outage again.
+local function resume_after_reload()
+	for domain, link in pairs(links) do
+		link.timer, link.timer_due, link.inflight, link.again = nil, nil, nil, nil;
+		if link.state == "down" then
+			module:log("debug", "Domain %s is in outage since before the reload: re-checking", domain);
+			schedule_recheck(domain, link);
+		else
+			check_domain(domain, "reloaded during a check");
+		end
+	end
+	if is_user_host then
+		for _, session in pairs(prosody.full_sessions) do
+			local state = session.host == host and psa_state[session];
+			if state and state.status == "pending" then
+				state.status, state.ver = nil, nil;
+				resolve_caps(session, session.presence and session.presence:get_child("c", xmlns_caps));
+			end
+		end
+	end
+	if S.jid_caps then
+		local stale = {};
+		for real_jid, state in S.jid_caps:items() do
+			if state.status == "pending" then stale[#stale + 1] = real_jid; end
+		end
+		for _, real_jid in ipairs(stale) do S.jid_caps:set(real_jid, nil); end
+	end
+end
+if S.loaded then
+	safely("reload", resume_after_reload);
+end
+S.loaded = true;
 
 function module.unload()
 	for _, link in pairs(links) do
