@@ -6,7 +6,6 @@ import (
 	"time"
 )
 
-
 // module:reload keeps what mod_psa knows: which sessions get annotations,
 // the presences they got, and the domains in outage. A reload before a cut
 // still annotates; a reload during an outage still restores.
