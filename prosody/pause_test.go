@@ -2,6 +2,7 @@ package prosody_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,5 +47,36 @@ func TestPauseNotIntoRoomWithLargeRoster(t *testing.T) {
 		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == room+"/Romeo" {
 			t.Errorf("the pause reached the room: %s", e)
 		}
+	}
+}
+
+// The user's own other resources get one pause annotation and one empty
+// annotation, not two: mod_presence lists them among the session's directed
+// presences too.
+func TestPauseOnceToOwnResources(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 30 * time.Second
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+
+	desk := client(ctx, t, mont, "romeo", "desk", psaFeatures)
+	must(t, desk.SendPresence(ctx, ""))
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, ""))
+	expect(ctx, t, desk, "the other resource", plainPresence(lane.JID(), ""))
+
+	must(t, lane.Drop())
+	expect(ctx, t, desk, "connection-paused", annotated(lane.JID(), montague, "connection-paused"))
+	must(t, lane.Resume(ctx))
+	expect(ctx, t, desk, "empty annotation", annotated(lane.JID(), montague, ""))
+	must(t, desk.Ping(ctx, ""))
+	var got []string
+	for _, e := range annotations(desk.History()) {
+		got = append(got, e.String())
+	}
+	if len(got) != 2 {
+		t.Fatalf("want one pause and one resume, got %d annotations:\n%s", len(got), strings.Join(got, "\n"))
 	}
 }
