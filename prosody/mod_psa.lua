@@ -1504,16 +1504,23 @@ if is_muc then
 	end
 
 	-- Send occupant's presence, annotated, to the PSA sessions of recipient.
+	-- It returns the number of sessions it sent to.
 	local function publicise(room, occupant, recipient, annotation)
-		if recipient.bare_jid == occupant.bare_jid then return; end
-		local sessions, any = {}, false;
+		if recipient.bare_jid == occupant.bare_jid then return 0; end
+		-- Sent to one recipient, publicise_occupant_status skips the room's
+		-- presence-broadcast roles (XEP-0045 §10.2 presence broadcast): a
+		-- role whose presence the room does not broadcast gets no
+		-- annotation either.
+		local roles = room.get_presence_broadcast and room:get_presence_broadcast();
+		if roles and not roles[occupant.role or "none"] then return 0; end
+		local sessions, count = {}, 0;
 		for real_jid, pr in recipient:each_session() do
 			if pr.attr.type == nil and jid_enabled(real_jid) and not domain_down(jid_host(real_jid)) then
 				sessions[real_jid] = pr;
-				any = true;
+				count = count + 1;
 			end
 		end
-		if not any then return; end
+		if count == 0 then return 0; end
 		local proxy = setmetatable({ sessions = sessions }, { __index = recipient });
 		for _ in pairs(sessions) do measure_annotations(1); end
 		current_annotation = annotation;
@@ -1523,7 +1530,9 @@ if is_muc then
 		current_annotation = nil;
 		if not ok then
 			module:log("error", "Error publicising annotated presence of %s: %s", occupant.nick, tostring(err));
+			return 0;
 		end
+		return count;
 	end
 
 	local function each_annotated_pair(domain, f)
@@ -1549,16 +1558,20 @@ if is_muc then
 
 	function hooks.on_outage(domain)
 		local annotation = { condition = "server-unavailable", text = describe(text_muc, domain) };
+		local n = 0;
 		each_annotated_pair(domain, function (room, occupant, recipient)
-			publicise(room, occupant, recipient, annotation);
+			n = n + publicise(room, occupant, recipient, annotation);
 		end);
+		module:log("info", "Sent %d occupant presences annotated server-unavailable for %s", n, domain);
 	end
 
 	function hooks.on_restore(domain)
 		local annotation = { condition = nil };
+		local n = 0;
 		each_annotated_pair(domain, function (room, occupant, recipient)
-			publicise(room, occupant, recipient, annotation);
+			n = n + publicise(room, occupant, recipient, annotation);
 		end);
+		module:log("info", "Sent %d occupant presences with an empty annotation for %s", n, domain);
 	end
 
 	-- A session joining a room during an outage, with caps already known.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/psakit/psakit/internal/prosodytest"
 	"github.com/psakit/psakit/internal/rawclient"
 )
 
@@ -136,4 +137,35 @@ func rejoin(ctx context.Context, t *testing.T, c *rawclient.Client, room, nick s
 		}
 		return false
 	})
+}
+
+// In a room that broadcasts only moderators' presence, a participant's
+// annotated presence does not reach the other occupants either.
+func TestMUCAnnotationsFollowPresenceBroadcast(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.ExtraConfig = "muc_room_default_presence_broadcast = { moderator = true }"
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	must(t, romeo.JoinMUC(ctx, room, "Romeo")) // the creator: owner, moderator
+	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse")) // a participant
+
+	mark := mont.LogMark()
+	must(t, n.Cut(montague, capulet))
+	if _, _, err := mont.WaitLog(ctx, mark, "occupant presences annotated server-unavailable for capulet.lit"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, romeo.RoundTrip(ctx, conference))
+	for _, e := range romeo.History() {
+		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == room+"/Nurse" {
+			t.Errorf("a participant's presence reached another occupant: %s", e)
+		}
+	}
 }
