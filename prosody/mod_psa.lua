@@ -537,9 +537,15 @@ local function schedule_recheck(domain, link, delay, why)
 	link.timer_due = time_now() + delay;
 	link.timer = module:add_timer(delay, function ()
 		link.timer, link.timer_due = nil, nil;
-		if links[domain] == link and not stopping then
-			check_domain(domain, why or "periodic re-check");
+		if links[domain] ~= link or stopping then return; end
+		if not hooks.relevant(domain) then
+			-- Nobody has anything from it any more: nothing to restore.
+			links[domain] = nil;
+			module:log("info", "Forgetting %s: nothing depends on it any more (in outage for %.0fs)",
+				domain, time_now() - (link.since or time_now()));
+			return;
 		end
+		check_domain(domain, why or "periodic re-check");
 	end);
 end
 
