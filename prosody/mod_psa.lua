@@ -1393,7 +1393,23 @@ if is_muc then
 
 	-- The rooms each real JID is in: its caps verdict is forgotten when it
 	-- has left the last one, not when it leaves one.
-	local jid_rooms = kept_cache("jid_rooms", max_muc_tracked); -- real full JID -> { [room JID] = true }
+	-- It also counts, per domain, the (real JID, room) pairs from there, so
+	-- that "does any occupant come from this domain" (asked for every lost
+	-- s2s session and every keepalive) costs one lookup, not a scan of every
+	-- room and occupant.
+	local jid_rooms = kept_cache("jid_rooms", max_muc_tracked, "jid_rooms_evicted"); -- real full JID -> { [room JID] = true }
+	local by_domain = kept("occupants_by_domain", function () return {}; end); -- domain -> count
+
+	local function count_domain(real_jid, delta)
+		local domain = jid_host(real_jid);
+		if not domain then return; end
+		local n = (by_domain[domain] or 0) + delta;
+		by_domain[domain] = n > 0 and n or nil;
+	end
+
+	S.jid_rooms_evicted = function (real_jid, rooms)
+		for _ in pairs(rooms) do count_domain(real_jid, -1); end
+	end
 
 	local function joined_room(real_jid, room_jid)
 		local rooms = jid_rooms:get(real_jid);
@@ -1401,17 +1417,36 @@ if is_muc then
 			rooms = {};
 			jid_rooms:set(real_jid, rooms);
 		end
-		rooms[room_jid] = true;
+		if not rooms[room_jid] then
+			rooms[room_jid] = true;
+			count_domain(real_jid, 1);
+		end
 	end
 
 	left_room = function (real_jid, room_jid)
 		local rooms = jid_rooms:get(real_jid);
 		if rooms then
-			rooms[room_jid] = nil;
+			if rooms[room_jid] then
+				rooms[room_jid] = nil;
+				count_domain(real_jid, -1);
+			end
 			if next(rooms) then return; end
 			jid_rooms:set(real_jid, nil);
 		end
 		jid_caps:set(real_jid, nil);
+	end
+
+	-- Occupants that joined before the module was loaded (or before the
+	-- index existed): index them once.
+	if not S.rooms_indexed then
+		for room in muc.live_rooms() do
+			for _, occupant in room:each_occupant() do
+				for real_jid in occupant:each_session() do
+					joined_room(real_jid, room.jid);
+				end
+			end
+		end
+		S.rooms_indexed = true;
 	end
 
 	module:hook("muc-occupant-session-new", function (event)
@@ -1554,6 +1589,9 @@ if is_muc then
 	end
 
 	function hooks.relevant(domain)
+		if (by_domain[domain] or 0) > 0 then return true; end
+		if jid_rooms:count() < max_muc_tracked then return false; end
+		-- The index is full and may have dropped some: look.
 		for room in muc.live_rooms() do
 			for _, occupant in room:each_occupant() do
 				if jid_host(occupant.bare_jid) == domain then return true; end

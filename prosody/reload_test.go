@@ -35,3 +35,30 @@ func TestReloadKeepsState(t *testing.T) {
 	must(t, n.Heal(montague, capulet))
 	expect(ctx, t, romeo, "empty annotation after a reload during the outage", annotated(jfull, montague, ""))
 }
+
+// The same on a MUC component: after a reload the service still knows which
+// occupants get annotations and which domains they come from.
+func TestReloadKeepsMUCState(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
+	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+
+	out, err := mont.Shell(ctx, `module:reload("psa", "`+conference+`")`)
+	must(t, err)
+	if !strings.Contains(out, "Module reloaded") {
+		t.Fatalf("reload: %s", out)
+	}
+	must(t, n.Cut(montague, capulet))
+	expect(ctx, t, romeo, "server-unavailable from the MUC after a reload", annotated(room+"/Nurse", conference, "server-unavailable"))
+	must(t, n.Heal(montague, capulet))
+	expect(ctx, t, romeo, "empty annotation from the MUC", annotated(room+"/Nurse", conference, ""))
+}
