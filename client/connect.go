@@ -22,7 +22,8 @@ import (
 // mellium's xmpp.BindResource always asks for an empty resource
 // (notes/mellium-v0.22.md §0.4), so the server picks one; this feature sends
 // the name. The server may still assign another resource: read
-// Session.LocalAddr after negotiation.
+// Session.LocalAddr after negotiation. A bound JID whose bare part is not
+// the session's (the account's) fails the negotiation with a *BindError.
 func BindResource(name string) xmpp.StreamFeature { return bind.Feature(name) }
 
 // saslFeature returns the SASL feature with the mechanisms allowed on this

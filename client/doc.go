@@ -50,8 +50,9 @@
 // current. The client reconnects with exponential backoff and full jitter,
 // re-fetches the roster by version, sends its presence again, and after a
 // settle window (WithSettle) removes, with unavailable events, the entries
-// the server did not send again. Authentication failures and resource
-// conflicts are final: the client stops and Err says why.
+// the server did not send again. Authentication failures, resource
+// conflicts and a server that binds the session to another account's JID
+// (ErrBindMismatch) are final: the client stops and Err says why.
 //
 // # Restore policy
 //

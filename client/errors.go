@@ -10,6 +10,8 @@ import (
 	"net"
 
 	"mellium.im/xmpp/stream"
+
+	"github.com/psakit/psakit/internal/bind"
 )
 
 // Errors returned by Dial and Err, and carried by ConnEvent.Err. They wrap
@@ -32,7 +34,19 @@ var (
 	ErrConflict = errors.New("client: resource conflict")
 	// ErrClosed: the client was closed.
 	ErrClosed = errors.New("client: closed")
+	// ErrBindMismatch: the server bound the session to a JID whose bare part
+	// is not the account's (the error is a *BindError). The server may choose
+	// the resource, nothing else. Such a session is refused, and the client
+	// does not reconnect.
+	ErrBindMismatch = bind.ErrMismatch
 )
+
+// A BindError says that the server bound a session to Bound, which is not a
+// resource of Account: a misconfigured or hostile server. It matches
+// ErrBindMismatch. Believing such a server would be dangerous: the bound JID's
+// domain would become the account's own server, whose annotations are
+// trusted on every presence.
+type BindError = bind.MismatchError
 
 // DisconnectReason classifies how a session ended.
 type DisconnectReason uint8
@@ -47,7 +61,8 @@ const (
 	ReasonStreamError
 	// ReasonNetwork: the connection failed: reset, timeout, end of file.
 	ReasonNetwork
-	// ReasonAuth: authentication failed (ErrAuth).
+	// ReasonAuth: authentication failed (ErrAuth), or the server bound the
+	// session to another account's JID (ErrBindMismatch).
 	ReasonAuth
 	// ReasonLocal: we closed the session: Close was called.
 	ReasonLocal
@@ -86,8 +101,9 @@ func (e *DisconnectError) Error() string {
 // Unwrap returns the underlying error.
 func (e *DisconnectError) Unwrap() error { return e.Err }
 
-// Fatal reports whether reconnecting is pointless: authentication failed or
-// another session took our resource.
+// Fatal reports whether reconnecting is pointless: authentication failed,
+// the server bound another account's JID, or another session took our
+// resource.
 func (e *DisconnectError) Fatal() bool {
 	return e.Reason == ReasonAuth || errors.Is(e.Err, ErrConflict) || e.Reason == ReasonLocal
 }
@@ -104,7 +120,7 @@ func classify(err error) *DisconnectError {
 		return &DisconnectError{Reason: ReasonClosed}
 	case errors.As(err, &de):
 		return de
-	case errors.Is(err, ErrAuth):
+	case errors.Is(err, ErrAuth), errors.Is(err, ErrBindMismatch):
 		return &DisconnectError{Reason: ReasonAuth, Err: err}
 	case errors.As(err, &se):
 		if errors.Is(err, stream.Conflict) {

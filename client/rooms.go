@@ -120,7 +120,11 @@ type RoomAction struct {
 	Reason  string           // why: "reconnect", "restored", "silence", "not-joined", "removed", "retry"
 	Verdict mucwatch.Verdict // ActionSelfPing
 	Attempt int              // ActionRejoin, from 1
-	Err     error            // the error answer or failure, if any
+	// Occupant is our own occupant JID that a self-ping was sent to, or that
+	// a rejoin asked for: room@service/nick with the nick the service last
+	// confirmed with status 110.
+	Occupant jid.JID
+	Err      error // the error answer or failure, if any
 }
 
 // JoinOption configures a join.
@@ -568,7 +572,8 @@ func (rp *roomPolicy) react(in policyInput) {
 			rp.start(r, "configure")
 		}
 	case mucwatch.EventRoomRestored:
-		// A mark that concerned the room cleared. If its annotator only says
+		// A mark on the room or on our own occupant cleared (a mark on
+		// another occupant never flips the room). If its annotator only says
 		// its link is back, the service may have dropped us meanwhile: ask.
 		if e.Resent {
 			rp.schedule(r, "ping", "restored", 0)
@@ -680,8 +685,8 @@ func (rp *roomPolicy) start(r *policyRoom, action string) {
 	}
 }
 
-// selfJID is our occupant JID: the nick the room gave us, else the one we
-// asked for.
+// selfJID is our occupant JID: the nick of our own occupant, which only a
+// presence with status 110 sets, else the one we asked for.
 func (rp *roomPolicy) selfJID(r *policyRoom) jid.JID {
 	if room, ok := rp.t.rooms.Room(r.room); ok && room.Nick != "" {
 		if j, err := r.room.WithResource(room.Nick); err == nil {
@@ -700,7 +705,7 @@ func (rp *roomPolicy) selfPing(ctx context.Context, s *xmpp.Session, room, occup
 		return // the session ended, or the client closes: no verdict
 	}
 	v := SelfPingVerdict(room, err)
-	rp.t.disp.pushAction(RoomAction{Kind: ActionSelfPing, Room: room, Reason: reason, Verdict: v, Err: err})
+	rp.t.disp.pushAction(RoomAction{Kind: ActionSelfPing, Room: room, Reason: reason, Verdict: v, Occupant: occupant, Err: err})
 	rp.t.disp.pushRoom(rp.t.rooms.SelfPinged(room, v))
 	rp.input(policyInput{result: &actionResult{room: room.String(), verdict: v, err: err}})
 }
@@ -750,7 +755,7 @@ func (rp *roomPolicy) rejoin(ctx context.Context, s *xmpp.Session, room, occupan
 		evs = rp.t.rooms.Join(occupant)
 	}
 	rp.t.disp.pushRoom(evs)
-	rp.t.disp.pushAction(RoomAction{Kind: ActionRejoin, Room: room, Reason: reason, Attempt: attempt})
+	rp.t.disp.pushAction(RoomAction{Kind: ActionRejoin, Room: room, Reason: reason, Attempt: attempt, Occupant: occupant})
 	if err := s.Send(ctx, rp.t.joinPresence(occupant, p)); err != nil && !errors.Is(err, context.Canceled) {
 		rp.t.log.Warn("psakit: rejoin not sent", "room", room, "err", err)
 	}

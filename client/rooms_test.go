@@ -111,44 +111,143 @@ func TestJoinAssignedNickAndPassword(t *testing.T) {
 	}
 }
 
-// Marks from the MUC service stay on the occupant; a mark from our own
-// server on the room's occupants makes the room stale, and when it clears
-// the client self-pings.
+// noRoomFlip reads room events until one of kind want for occupant (""
+// for any), failing on a room-stale or room-restored event before it.
+func noRoomFlip(ctx context.Context, t *testing.T, rec *recorder, want mucwatch.EventKind, occupant string) mucwatch.Event {
+	t.Helper()
+	for {
+		select {
+		case e := <-rec.room:
+			switch {
+			case e.Kind == want && (occupant == "" || e.JID.String() == occupant):
+				return e
+			case e.Kind == mucwatch.EventRoomStale || e.Kind == mucwatch.EventRoomRestored:
+				t.Fatalf("%s while waiting for %s of %s: %+v", e.Kind, want, occupant, e)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %s room event for %s", want, occupant)
+		}
+	}
+}
+
+// Marks on another occupant stay on that occupant, whoever set them: the
+// room is not stale, and their toggling makes no self-ping. A mark from
+// our own server on our own occupant makes the room stale, and when it
+// clears the client self-pings.
 func TestRoomStaleAndSelfPing(t *testing.T) {
 	_, room, c, rec, ctx := joined(t, fastPolicy())
 	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	julietOcc := orchard.String() + "/Juliet"
 
 	muc := jid.MustParse(mucDomain)
-	if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: muc, Condition: psa.ServerUnavailable}); err != nil {
-		t.Fatal(err)
-	}
-	e := rec.nextRoom(ctx, t, mucwatch.EventOccupantStale)
-	if e.Mark.Condition != psa.ServerUnavailable || !e.Mark.By.Equal(muc) {
-		t.Fatalf("occupant stale %+v", e)
-	}
-	if r, _ := c.Rooms().Room(orchard); r.Stale {
-		t.Fatal("the service's mark on another occupant made the room stale")
+	for range 3 {
+		for _, by := range []jid.JID{muc, montague} {
+			if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: by, Condition: psa.ServerUnavailable}); err != nil {
+				t.Fatal(err)
+			}
+			e := noRoomFlip(ctx, t, rec, mucwatch.EventOccupantStale, julietOcc)
+			if e.Mark.Condition != psa.ServerUnavailable || !e.Mark.By.Equal(by) {
+				t.Fatalf("occupant stale %+v", e)
+			}
+			if r, _ := c.Rooms().Room(orchard); r.Stale {
+				t.Fatalf("a mark by %s on another occupant made the room stale", by)
+			}
+		}
+		for _, by := range []jid.JID{montague, muc} {
+			if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: by}); err != nil {
+				t.Fatal(err)
+			}
+			noRoomFlip(ctx, t, rec, mucwatch.EventOccupantRestored, julietOcc)
+		}
 	}
 
-	// Our own server loses its link to the MUC service.
-	if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: montague, Condition: psa.ServerUnavailable}); err != nil {
+	// Our own server loses its link to the MUC service: it marks our own
+	// occupant too.
+	if err := room.Annotate(ctx, "Romeo", psa.Annotation{From: montague, Condition: psa.ServerUnavailable}); err != nil {
 		t.Fatal(err)
 	}
+	if e := noRoomFlip(ctx, t, rec, mucwatch.EventOccupantStale, romeoOcc.String()); !e.Occupant.Self {
+		t.Fatalf("occupant stale %+v", e)
+	}
 	rec.nextRoom(ctx, t, mucwatch.EventRoomStale)
-	if err := room.Annotate(ctx, "Juliet", psa.Annotation{From: montague}); err != nil {
+	if err := room.Annotate(ctx, "Romeo", psa.Annotation{From: montague}); err != nil {
 		t.Fatal(err)
 	}
 	if e := rec.nextRoom(ctx, t, mucwatch.EventRoomRestored); !e.Resent {
 		t.Fatalf("restored %+v", e)
 	}
+	// The first self-ping since the join is this one: none for Juliet's marks.
 	a := rec.nextAction(ctx, t, client.ActionSelfPing)
-	if a.Verdict != mucwatch.VerdictJoined || a.Reason != "restored" || !a.Room.Equal(orchard) {
+	if a.Verdict != mucwatch.VerdictJoined || a.Reason != "restored" || !a.Room.Equal(orchard) || !a.Occupant.Equal(romeoOcc) {
 		t.Fatalf("self-ping %+v", a)
 	}
-	// Juliet still carries the service's own mark.
-	if o, _ := c.Rooms().Occupant(jid.MustParse(orchard.String() + "/Juliet")); len(o.Marks) != 1 {
-		t.Fatalf("juliet's marks %+v", o.Marks)
+}
+
+// anyRoom returns the next room event, whatever its kind.
+func anyRoom(ctx context.Context, t *testing.T, rec *recorder) mucwatch.Event {
+	t.Helper()
+	select {
+	case e := <-rec.room:
+		return e
+	case <-ctx.Done():
+		t.Fatal("no room event")
 	}
+	return mucwatch.Event{}
+}
+
+// While we are Romeo, the nurse joins as ROMEO (a service may hold both),
+// then leaves: our nick, our own occupant and the target of our self-pings
+// stay ours.
+func TestCaseVariantNickKeepsOurOccupant(t *testing.T) {
+	_, room, c, rec, ctx := joined(t, fastPolicy())
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	// The room answers our own self-pings, and only those, with an error
+	// that still means joined: a ping to another occupant gets a result.
+	room.SetSelfPing(psatest.SelfPingReply{Condition: stanza.FeatureNotImplemented})
+	hers := jid.MustParse(orchard.String() + "/ROMEO")
+
+	ours := func(when string) {
+		t.Helper()
+		r, _ := c.Rooms().Room(orchard)
+		me, ok := c.Rooms().Self(orchard)
+		if r.Nick != "Romeo" || !r.Joined() || !ok || !me.JID.Equal(romeoOcc) {
+			t.Fatalf("%s: room %+v, our own occupant %+v (%v)", when, r, me, ok)
+		}
+	}
+	if err := room.AddOccupant(ctx, "ROMEO", nurse, "participant", "none"); err != nil {
+		t.Fatal(err)
+	}
+	if e := anyRoom(ctx, t, rec); e.Kind != mucwatch.EventOccupantAvailable || !e.JID.Equal(hers) || e.Occupant.Self {
+		t.Fatalf("her arrival: %+v", e)
+	}
+	ours("she is in")
+	if o, ok := c.Rooms().Occupant(hers); !ok || o.Self {
+		t.Fatalf("her occupant %+v (%v)", o, ok)
+	}
+	if err := room.RemoveOccupant(ctx, "ROMEO"); err != nil {
+		t.Fatal(err)
+	}
+	if e := anyRoom(ctx, t, rec); e.Kind != mucwatch.EventOccupantUnavailable || !e.JID.Equal(hers) {
+		t.Fatalf("her leaving: %+v", e)
+	}
+	ours("she left")
+
+	// A mark on our own occupant comes and goes: the client self-pings us,
+	// and the room answers for us.
+	if err := room.Annotate(ctx, "Romeo", psa.Annotation{From: montague, Condition: psa.ServerUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomStale)
+	if err := room.Annotate(ctx, "Romeo", psa.Annotation{From: montague}); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomRestored)
+	a := rec.nextAction(ctx, t, client.ActionSelfPing)
+	var se stanza.Error
+	if !errors.As(a.Err, &se) || se.Condition != stanza.FeatureNotImplemented || !a.Occupant.Equal(romeoOcc) || a.Verdict != mucwatch.VerdictJoined {
+		t.Fatalf("self-ping %+v, want one to %s answered by the room for us", a, romeoOcc)
+	}
+	ours("after the self-ping")
 }
 
 // The room dropped us while the link was down: the self-ping says so and

@@ -435,6 +435,10 @@ func textElement(name, text string) xml.TokenReader {
 // account's available presence with caps. Call it after Serve was started
 // on s with the Tracker's Handler, from another goroutine: it waits for
 // answers that Serve delivers.
+//
+// Start returns a *BindError (matching ErrBindMismatch) and does nothing
+// else when s is bound to a JID that is not a resource of the Tracker's
+// account: the application should close such a session.
 func (t *Tracker) Start(ctx context.Context, s *xmpp.Session) error {
 	return t.start(ctx, s, nil)
 }
@@ -443,6 +447,12 @@ func (t *Tracker) Start(ctx context.Context, s *xmpp.Session) error {
 // and before our presence is sent: the contacts' presence, which answers
 // it, then comes after whatever ready delivers.
 func (t *Tracker) start(ctx context.Context, s *xmpp.Session, ready func()) error {
+	// The account's bare JID never changes (only bound JIDs of the same bare
+	// JID are recorded), and its domain is the server the trust rule
+	// believes: a session bound elsewhere must not move it.
+	if account, bound := t.roster.Account(), s.LocalAddr(); !bound.Bare().Equal(account.Bare()) {
+		return &BindError{Account: account, Bound: bound}
+	}
 	t.roster.SetAccount(s.LocalAddr())
 	if err := t.fetchRoster(ctx, s); err != nil {
 		return err

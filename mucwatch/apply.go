@@ -20,7 +20,9 @@ import (
 // Presence from a room we are not in (left, kicked or destroyed) is handled
 // and ignored, except our own unavailable presence that confirms a Leave.
 // Presence from the room's bare JID (room avatars, XEP-0486) concerns no
-// occupant and is ignored, unless it is an error answering our join.
+// occupant and is ignored, unless it is an error answering our join. A
+// presence without status 110 never changes our own occupant: from our own
+// occupant JID, it is refused with an EventRejected event (ErrNotSelf).
 func (m *Model) ApplyPresence(p *presence.Presence) (events []Event, handled bool) {
 	return m.AppendPresence(nil, p)
 }
@@ -97,20 +99,22 @@ func (c *cause) note(kind psa.MarkChange, mk psa.Mark) {
 
 func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now time.Time, c *cause) []Event {
 	_, nick := presence.SplitJID(p.FromString())
-	key := nickKey(nick)
 	self := p.MUC.Has(110)
-	o := r.occupants[key]
+	o := r.occupants[nick]
+	if o != nil && o.Self && !self {
+		return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: ErrNotSelf})
+	}
 	added := o == nil
 	if added {
 		if !self && m.full(r) {
 			return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: errLimit("occupants per room", m.maxOccupants)})
 		}
-		o = &occ{key: key}
+		o = &occ{}
 		o.JID, o.Nick = p.From, nick
-		r.occupants[key] = o
+		r.occupants[nick] = o
 		m.stats.Occupants++
 	}
-	changed := o.update(p, nick)
+	changed := o.update(p)
 	o.Updated = now
 	o.epoch = r.epoch
 	r.updated = now
@@ -133,14 +137,16 @@ func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now t
 		if ch.Kind == psa.MarkRemoved {
 			kind = EventOccupantRestored
 		}
-		if o.Self || ch.Mark.By.Equal(m.domain) {
+		if o.Self {
+			// Only marks on our own occupant concern the room: a mark on
+			// another occupant, whoever set it, is about that occupant.
 			c.note(ch.Kind, ch.Mark)
 		}
 		dst = append(dst, Event{Kind: kind, Room: r.jid, JID: o.JID, Occupant: snap, Mark: ch.Mark, Resent: c.resent})
 	}
 	if o.Self && o.Nick != r.nick {
 		// Our nick is the one of our own occupant, as the service spells it:
-		// assigned (210), changed by the service, or respelled.
+		// assigned (210) or changed by the service.
 		old := r.nick
 		r.nick = o.Nick
 		dst = append(dst, Event{Kind: EventNickChanged, Room: r.jid, JID: o.JID, Occupant: o.Occupant, OldNick: old, Codes: codesOf(p)})
@@ -153,14 +159,9 @@ func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now t
 
 // update applies the content of the available presence p to o and reports
 // whether anything a user sees changed.
-func (o *occ) update(p *presence.Presence, nick string) bool {
+func (o *occ) update(p *presence.Presence) bool {
 	changed := !o.State.SameContent(p.State)
 	o.State = p.State
-	if !o.JID.Equal(p.From) {
-		// The same nick under PRECIS, spelled differently.
-		o.JID, o.Nick = p.From, nick
-		changed = true
-	}
 	if p.MUC != nil {
 		it := &p.MUC.Item
 		if it.Role != "" && it.Role != o.Role {
@@ -245,7 +246,10 @@ func (m *Model) applyUnavailable(dst []Event, r *room, p *presence.Presence, now
 		return m.exit(dst, r, p, StateDestroyed, EventRoomDestroyed, c)
 	}
 	_, nick := presence.SplitJID(p.FromString())
-	o := r.occupants[nickKey(nick)]
+	o := r.occupants[nick]
+	if o != nil && o.Self && !self {
+		return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: ErrNotSelf})
+	}
 	if p.MUC.Has(303) && p.MUC.Item.Nick != "" {
 		return m.rename(dst, r, o, p, now, c)
 	}
@@ -282,17 +286,21 @@ func (m *Model) rename(dst []Event, r *room, o *occ, p *presence.Presence, now t
 		// nick, with status 110, tells our nick.
 		return dst
 	}
-	newKey := nickKey(newNick)
-	if newKey != o.key {
-		if other := r.occupants[newKey]; other != nil {
-			// The service says the nick is o's now: whoever we had under it
-			// left without our seeing it.
-			dst = m.removeOccupant(dst, r, other, Event{Kind: EventOccupantUnavailable}, c)
+	newNick = newJID.Resourcepart() // as the occupant's JID spells it: the key
+	if other := r.occupants[newNick]; other != nil && other != o {
+		if other.Self && !self {
+			// Our own occupant is ours until a presence with 110 says
+			// otherwise: o is gone from under its old nick, and presence from
+			// our JID without 110 will be refused.
+			dst = m.removeOccupant(dst, r, o, Event{Kind: EventOccupantUnavailable, Codes: codes, Removal: removalOf(p)}, c)
+			return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: ErrNotSelf})
 		}
-		delete(r.occupants, o.key)
-		o.key = newKey
-		r.occupants[newKey] = o
+		// The service says the nick is o's now: whoever we had under it left
+		// without our seeing it.
+		dst = m.removeOccupant(dst, r, other, Event{Kind: EventOccupantUnavailable}, c)
 	}
+	delete(r.occupants, o.Nick)
+	r.occupants[newNick] = o
 	old := o.Nick
 	o.JID, o.Nick = newJID, newNick
 	o.Updated = now

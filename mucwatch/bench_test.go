@@ -31,14 +31,14 @@ func BenchmarkOccupantPresence(b *testing.B) {
 
 // BenchmarkMarkStaleBurst measures the burst an outage causes: the
 // account's server loses its link to the MUC service and re-sends all
-// 10,000 occupants of a room annotated. One op is the whole burst; the link
-// coming back is applied between ops, untimed.
+// 10,000 occupants of a room annotated, and our own occupant. One op is the
+// whole burst; the link coming back is applied between ops, untimed.
 func BenchmarkMarkStaleBurst(b *testing.B) {
 	m, _ := newModel(b)
 	joinBig(b, m, bigRoom)
-	down := bigPresences(b, bigRoom, ann(ownSrv, "server-unavailable"))
-	up := bigPresences(b, bigRoom, ann(ownSrv, ""))
-	dst := make([]mucwatch.Event, 0, bigRoom+1)
+	down := append(bigPresences(b, bigRoom, ann(ownSrv, "server-unavailable")), avail(b, "romeo", x(moderator, 110), ann(ownSrv, "server-unavailable")))
+	up := append(bigPresences(b, bigRoom, ann(ownSrv, "")), avail(b, "romeo", x(moderator, 110), ann(ownSrv, "")))
+	dst := make([]mucwatch.Event, 0, bigRoom+2)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -47,7 +47,7 @@ func BenchmarkMarkStaleBurst(b *testing.B) {
 			dst, _ = m.AppendPresence(dst, p)
 		}
 		b.StopTimer()
-		if len(dst) != bigRoom+1 || m.Stats().StaleOccupants != bigRoom {
+		if len(dst) != bigRoom+2 || m.Stats().StaleOccupants != bigRoom+1 || m.Stats().StaleRooms != 1 {
 			b.Fatalf("%d events, %+v", len(dst), m.Stats())
 		}
 		dst = dst[:0]

@@ -5,8 +5,8 @@ import (
 	"github.com/psakit/psakit/psa"
 )
 
-// The bookkeeping below keeps the counts (Stats, and each room's stale and
-// own-marked occupants) in step with every change, so that staleness is
+// The bookkeeping below keeps the counts (Stats, and each room's stale
+// occupants) in step with every change, so that staleness is
 // known in O(1) after each presence.
 
 // setState moves r to state s, keeping Stats.Joined in step.
@@ -32,12 +32,6 @@ func (m *Model) full(r *room) bool {
 	return n >= m.maxOccupants
 }
 
-// ownMark reports whether ms holds a mark from the account's own server.
-func (m *Model) ownMark(ms psa.Marks) bool {
-	_, ok := ms.Get(m.domain)
-	return ok
-}
-
 // setMarks replaces o's marks with next.
 func (m *Model) setMarks(r *room, o *occ, next psa.Marks) {
 	switch was, is := o.Marks.Stale(), next.Stale(); {
@@ -48,27 +42,17 @@ func (m *Model) setMarks(r *room, o *occ, next psa.Marks) {
 		r.staleOcc--
 		m.stats.StaleOccupants--
 	}
-	switch had, has := m.ownMark(o.Marks), m.ownMark(next); {
-	case has && !had:
-		r.ownMarked++
-	case had && !has:
-		r.ownMarked--
-	}
 	o.Marks = next
 }
 
 // removeOccupant removes o from r and appends ev, completed with o's last
 // state.
 func (m *Model) removeOccupant(dst []Event, r *room, o *occ, ev Event, c *cause) []Event {
-	delete(r.occupants, o.key)
+	delete(r.occupants, o.Nick)
 	m.stats.Occupants--
 	if o.Marks.Stale() {
 		r.staleOcc--
 		m.stats.StaleOccupants--
-	}
-	if own, ok := o.Marks.Get(m.domain); ok {
-		r.ownMarked--
-		c.note(psa.MarkRemoved, own)
 	}
 	if r.self == o {
 		r.self = nil
@@ -99,7 +83,7 @@ func (m *Model) clearRoom(r *room) {
 	// A new map, so that the memory of a large room goes with it.
 	r.occupants = make(map[string]*occ)
 	r.self = nil
-	r.staleOcc, r.ownMarked = 0, 0
+	r.staleOcc = 0
 	r.marks = nil
 	r.verdict = VerdictNone
 	r.leavePending = false
@@ -129,8 +113,11 @@ func (m *Model) settle(dst []Event, r *room, c *cause) []Event {
 	if r.state == StateNone {
 		return dst
 	}
+	// Only what concerns our own place: the room's marks, our own
+	// occupant's, and the self-ping verdict. A mark on another occupant is
+	// about that occupant, and may be its own forgery.
 	isStale := r.state.in() &&
-		(r.marks.Stale() || (r.self != nil && r.self.Marks.Stale()) || r.ownMarked > 0 || r.verdict == VerdictNotJoined)
+		(r.marks.Stale() || (r.self != nil && r.self.Marks.Stale()) || r.verdict == VerdictNotJoined)
 	switch {
 	case r.state == StateJoined && isStale:
 		m.setState(r, StateStale)

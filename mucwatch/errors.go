@@ -21,6 +21,11 @@ var (
 	// ErrAlreadyJoined: Join was called for a room that is joined or being
 	// joined. Call Rejoining to join it again, or Forget it first.
 	ErrAlreadyJoined = errors.New("mucwatch: room already joined or being joined")
+	// ErrNotSelf: a presence about our own occupant JID without status 110
+	// was not applied. The service marks every presence about ourselves with
+	// 110 (XEP-0045); without it the presence is not ours to believe, and
+	// only a presence with 110 changes our own occupant.
+	ErrNotSelf = errors.New("mucwatch: presence for our own occupant without status 110")
 )
 
 // Sentinel errors matched by a *JoinError with errors.Is, one per error

@@ -85,7 +85,8 @@ const (
 	EventRoomDestroyed
 	// EventRejected: an annotation, a presence or an intent was not applied;
 	// Err says why (psa.ErrUntrusted, psa.ErrMalformed, psa.ErrExcluded,
-	// ErrLimit, ErrNotOccupantJID, ErrUnknownRoom, ErrAlreadyJoined).
+	// ErrLimit, ErrNotOccupantJID, ErrUnknownRoom, ErrAlreadyJoined,
+	// ErrNotSelf).
 	EventRejected
 )
 

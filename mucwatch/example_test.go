@@ -47,13 +47,22 @@ func ExampleModel_ApplyPresence() {
 		   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant'/></x></presence>`,
 		`<presence from='orchard@chats.shakespeare.lit/Romeo'>
 		   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant'/><status code='110'/></x></presence>`,
-		// montague.lit cannot reach the MUC service any more.
+		// montague.lit cannot reach the MUC service any more: it re-sends
+		// every presence it has from the room, annotated. Our own (110) makes
+		// the room stale.
 		`<presence from='orchard@chats.shakespeare.lit/Juliet'><status>Ay me!</status>
 		   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant'/></x>
 		   <state-annotation xmlns='urn:xmpp:psa' from='montague.lit'><server-unavailable/></state-annotation></presence>`,
-		// The link is back: time for a self-ping.
+		`<presence from='orchard@chats.shakespeare.lit/Romeo'>
+		   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant'/><status code='110'/></x>
+		   <state-annotation xmlns='urn:xmpp:psa' from='montague.lit'><server-unavailable/></state-annotation></presence>`,
+		// The link is back: when our own occupant is restored, the room is,
+		// and it is time for a self-ping.
 		`<presence from='orchard@chats.shakespeare.lit/Juliet'><status>Ay me!</status>
 		   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant'/></x>
+		   <state-annotation xmlns='urn:xmpp:psa' from='montague.lit'/></presence>`,
+		`<presence from='orchard@chats.shakespeare.lit/Romeo'>
+		   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='member' role='participant'/><status code='110'/></x>
 		   <state-annotation xmlns='urn:xmpp:psa' from='montague.lit'/></presence>`,
 	)
 	// Output:
@@ -62,8 +71,10 @@ func ExampleModel_ApplyPresence() {
 	// occupant-available orchard@chats.shakespeare.lit Romeo
 	// room-joined        orchard@chats.shakespeare.lit Romeo
 	// occupant-stale     orchard@chats.shakespeare.lit Juliet (server-unavailable by montague.lit)
+	// occupant-stale     orchard@chats.shakespeare.lit Romeo (server-unavailable by montague.lit)
 	// room-stale         orchard@chats.shakespeare.lit (server-unavailable by montague.lit)
 	// occupant-restored  orchard@chats.shakespeare.lit Juliet (server-unavailable by montague.lit)
+	// occupant-restored  orchard@chats.shakespeare.lit Romeo (server-unavailable by montague.lit)
 	// room-restored      orchard@chats.shakespeare.lit (server-unavailable by montague.lit)
 }
 

@@ -3,11 +3,13 @@ package mucwatch_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
@@ -15,11 +17,16 @@ import (
 
 // FuzzModel applies an arbitrary sequence of operations — presences with
 // any mix of status codes, annotations and types, and every intent — drawn
-// from small pools of rooms and nicks so that they collide (nicks that are
-// one under PRECIS included), and checks after each one that the model's
-// counts and derived staleness match its contents and that no limit is
-// exceeded.
+// from small pools of rooms and nicks so that they collide (nicks that
+// differ only in case or width included), and checks after each one that
+// the model's counts and derived staleness match its contents, that no
+// limit is exceeded, and that a presence without status 110 changed neither
+// our own occupant nor our place in the room.
 func FuzzModel(f *testing.F) {
+	// We join as romeo; Romeo, without 110, is someone else, and leaves.
+	f.Add([]byte{5, 0, 0, 1, 0, 0, 0, 6, 0, 0, 6, 0x60})
+	// We join as romeo; our own server's mark on juliet is about juliet.
+	f.Add([]byte{5, 0, 0, 1, 0, 0, 0x90, 12, 0})
 	f.Add([]byte{5, 0, 0, 0, 1, 0, 0, 0x40, 1, 9, 0, 0, 6, 0, 0, 0, 1, 0, 0, 0x40, 1})
 	f.Add([]byte{5, 0, 0, 0, 0x10, 0x20, 0, 0x40, 0x81, 0, 0x30, 0x22, 0, 0x40, 0x84, 11, 0, 2, 7, 0, 0, 0, 0x40, 0x88})
 	f.Add([]byte{5, 8, 0, 0, 0x18, 0x41, 0, 0x48, 0x41, 1, 0x18, 0x0f, 2, 0x48, 0xff, 10, 8, 0, 9, 0, 0})
@@ -57,10 +64,24 @@ func runOps(t *testing.T, ops []byte) {
 		case 0, 1, 2, 3, 4:
 			p := genPresence(t, room, nick, b, op, a)
 			tracked := m.Tracks(p.From)
+			me, hadMe := m.Self(roomJID)
+			before, _ := m.Room(roomJID)
 			var handled bool
 			evs, handled = m.ApplyPresence(p)
 			if handled != tracked {
 				t.Fatalf("presence from %s: handled %v, tracked %v", p.From, handled, tracked)
+			}
+			if !p.MUC.Has(110) && p.Type != stanza.ErrorPresence && (p.MUC == nil || p.MUC.Destroy == nil) {
+				// Without 110, a presence changes neither our own occupant nor
+				// our place in the room (a destruction concerns the whole room,
+				// an error may answer our join).
+				got, hasMe := m.Self(roomJID)
+				after, _ := m.Room(roomJID)
+				if hasMe != hadMe || !reflect.DeepEqual(got, me) || after.Nick != before.Nick || after.State != before.State ||
+					after.Stale != before.Stale || after.Verdict != before.Verdict {
+					t.Fatalf("presence from %s without 110 (%s) changed our own place: %+v %+v, was %+v %+v",
+						p.From, kinds(evs), after, got, before, me)
+				}
 			}
 		case 5:
 			evs = m.Join(jid.MustParse(room + "/" + nick))

@@ -34,22 +34,29 @@
 // Our own presence is recognized by status code 110 only, never by nick, and
 // our current nick is the one of the last 110 presence (status 210: the
 // service chose it). Nick changes (303) rename an occupant in place.
-// Occupants are keyed by nick compared with the PRECIS Nickname profile
-// (RFC 8266), so "Juliet" and "juliet" are one occupant.
+// Occupants are keyed by their exact occupant JID, as the service keys them:
+// a service may hold "Romeo" and "ROMEO" as two occupants, and while we are
+// Romeo, ROMEO is someone else. A presence without status 110 never changes
+// our own occupant: one from our own occupant JID is refused (EventRejected,
+// ErrNotSelf), and so is another occupant's nick change into our nick.
 //
 // Occupants carry staleness marks exactly as roster resources do (the rules
 // are shared, see package roster): the MUC service marks an occupant whose
 // server it cannot reach, the account's own server marks occupants when its
 // link to the MUC service is down; each annotator clears only its own mark.
-// A room is stale when
-//   - our own occupant carries any mark, or
-//   - any occupant carries a mark from the account's own server, or
+// Only what concerns our own place makes a room stale:
+//   - our own occupant carries any mark (when our server's link to the
+//     service is down, it marks ours with the others), or
 //   - our own stream dropped (MarkDisconnected: psa.LocalDisconnected on the
 //     room), until the rejoin completes, or
 //   - a self-ping said we are no longer in the room (SelfPinged NotJoined).
 //
-// EventRoomStale and EventRoomRestored report when that flips; a joined room
-// is then in StateStale.
+// A mark on another occupant makes that occupant stale, never the room,
+// whoever set it: the client cannot tell a server's mark from one an
+// occupant put in her own presence. EventRoomStale and EventRoomRestored
+// report when the room's staleness flips (a joined room is then in
+// StateStale); an EventRoomRestored after a re-send is when a client
+// self-pings (XEP-0410).
 //
 // After a reconnect the client rejoins every room. The service sends the
 // occupant list before our own presence (XEP-0045 §7.2.3), so when the 110
@@ -270,7 +277,6 @@ type Model struct {
 	now          func() time.Time
 	account      jid.JID
 	bare         jid.JID // the annotator of psa.LocalDisconnected marks
-	domain       jid.JID // the account's own server, as an annotator
 
 	mu    sync.RWMutex
 	rooms map[string]*room // by bare JID
@@ -295,10 +301,12 @@ type room struct {
 	updated time.Time
 	stale   bool
 
-	occupants map[string]*occ // by nick key
-	self      *occ            // our own occupant, nil when unknown
-	staleOcc  int             // occupants with a mark
-	ownMarked int             // occupants with a mark from the account's server
+	// occupants are keyed by nick exactly as the occupant JID spells it:
+	// the service keys them by occupant JID, and may hold "Romeo" and
+	// "ROMEO" as two occupants.
+	occupants map[string]*occ
+	self      *occ // our own occupant, nil when unknown
+	staleOcc  int  // occupants with a mark
 	// epoch counts Join and Rejoining calls; an occupant refreshed since the
 	// last one carries it.
 	epoch uint64
@@ -308,9 +316,8 @@ type room struct {
 
 // occ is a room's entry for one occupant.
 type occ struct {
-	Occupant
-	key   string
-	epoch uint64
+	Occupant // keyed by its Nick
+	epoch    uint64
 }
 
 func (r *room) snapshot() Room {
@@ -337,7 +344,6 @@ func New(account jid.JID, opts ...Option) *Model {
 		now:          time.Now,
 		account:      account,
 		bare:         account.Bare(),
-		domain:       account.Domain(),
 		rooms:        make(map[string]*room),
 	}
 	for _, o := range opts {
@@ -400,20 +406,20 @@ func (m *Model) Rooms() iter.Seq[Room] {
 }
 
 // Occupant returns a snapshot of the occupant with occupant JID j
-// (room@service/nick; the nick is compared with PRECIS).
+// (room@service/nick). Nicks are compared exactly, as the service compares
+// occupant JIDs: "ROMEO" is not "Romeo".
 func (m *Model) Occupant(j jid.JID) (Occupant, bool) {
 	nick := j.Resourcepart()
 	if nick == "" {
 		return Occupant{}, false
 	}
-	key := nickKey(nick)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	r := m.rooms[j.Bare().String()]
 	if r == nil {
 		return Occupant{}, false
 	}
-	if o := r.occupants[key]; o != nil {
+	if o := r.occupants[nick]; o != nil {
 		return o.Occupant, true
 	}
 	return Occupant{}, false

@@ -182,22 +182,27 @@ func TestNickChange(t *testing.T) {
 			t.Fatalf("nick-changed %+v (the mark goes with the occupant)", e)
 		}
 		expect(t, apply(t, m, avail(t, "Capulet", x(participant))), "occupant-restored")
-		// A change of case only is a change of spelling under PRECIS.
+		// A change of case only is a nick change like any other.
 		evs = apply(t, m, unavail(t, "Capulet", x(`<item affiliation="none" role="participant" nick="capulet"/>`, 303)))
 		expect(t, evs, "nick-changed")
 		if r := state(t, m); r.Occupants != 3 {
 			t.Fatalf("room %+v", r)
 		}
+		if _, ok := m.Occupant(occJID("Capulet")); ok {
+			t.Fatal("the old spelling is still an occupant")
+		}
 		// Into a nick we still list: the service says it is free, so the old
-		// holder is gone.
+		// holder is gone. A nick in another case is another nick.
 		evs = apply(t, m, unavail(t, "capulet", x(`<item affiliation="none" role="participant" nick="Nurse"/>`, 303)))
+		expect(t, evs, "nick-changed")
+		evs = apply(t, m, unavail(t, "Nurse", x(`<item affiliation="none" role="participant" nick="nurse"/>`, 303)))
 		expect(t, evs, "occupant-unavailable,nick-changed")
-		if evs[0].Occupant.Nick != "nurse" || evs[1].Occupant.Nick != "Nurse" {
+		if evs[0].Occupant.Nick != "nurse" || evs[1].Occupant.Nick != "nurse" || evs[1].OldNick != "Nurse" {
 			t.Fatalf("events %+v", evs)
 		}
 		// A new nick that is no valid resourcepart: the occupant just leaves.
 		// (U+0378 is unassigned, which PRECIS refuses.)
-		evs = apply(t, m, unavail(t, "Nurse", x(`<item affiliation="none" role="participant" nick="`+"\u0378"+`"/>`, 303)))
+		evs = apply(t, m, unavail(t, "nurse", x(`<item affiliation="none" role="participant" nick="`+"\u0378"+`"/>`, 303)))
 		expect(t, evs, "occupant-unavailable")
 		checkModel(t, m)
 	})
@@ -235,6 +240,7 @@ func TestSelfRemoval(t *testing.T) {
 			join(t, m, "firstwitch", "secondwitch")
 			// Make the room stale too: leaving it must not leave a stale count.
 			apply(t, m, avail(t, "firstwitch", x(participant), ann(ownSrv, "server-unavailable")))
+			apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, "server-unavailable")))
 			if !state(t, m).Stale {
 				t.Fatal("not stale")
 			}
@@ -351,8 +357,8 @@ func TestJoinErrors(t *testing.T) {
 
 // The two annotators of a room occupant: the MUC service (its link to the
 // occupant's server) and the account's own server (its link to the MUC
-// service). Each clears only its own mark; only the latter makes the room
-// stale.
+// service). Each clears only its own mark. On another occupant neither
+// makes the room stale; on our own occupant either does.
 func TestTwoAnnotatorsOnOneOccupant(t *testing.T) {
 	m, clk := newModel(t)
 	join(t, m, "juliet")
@@ -369,40 +375,54 @@ func TestTwoAnnotatorsOnOneOccupant(t *testing.T) {
 	}
 
 	evs = apply(t, m, avail(t, "juliet", x(participant), ann(ownSrv, "server-unavailable")))
-	expect(t, evs, "occupant-stale,room-stale")
-	if markBy(evs[1].Mark) != ownSrv+":server-unavailable" {
-		t.Fatalf("room-stale %+v", evs[1])
+	expect(t, evs, "occupant-stale")
+	if markBy(evs[0].Mark) != ownSrv+":server-unavailable" {
+		t.Fatalf("occupant-stale %+v", evs[0])
 	}
 	if o, _ := m.Occupant(occJID("juliet")); len(o.Marks) != 2 {
 		t.Fatalf("marks %+v", o.Marks)
 	}
-	if r := state(t, m); r.State != mucwatch.StateStale || !r.Stale {
-		t.Fatalf("room %+v", r)
+	if r := state(t, m); r.State != mucwatch.StateJoined || r.Stale {
+		t.Fatalf("our server's mark on another occupant made the room stale: %+v", r)
 	}
 	checkModel(t, m)
 
-	// The service's link is back: its mark goes, the room stays stale.
+	// The service's link is back: its mark goes, ours stays.
 	evs = apply(t, m, avail(t, "juliet", x(participant), ann(service, "")))
 	expect(t, evs, "occupant-restored")
-	if evs[0].Fresh() || markBy(evs[0].Mark) != service+":server-unavailable" || !state(t, m).Stale {
+	if evs[0].Fresh() || markBy(evs[0].Mark) != service+":server-unavailable" {
 		t.Fatalf("event %+v", evs[0])
 	}
-	// Our server's link is back: the room is restored, and the client
-	// self-pings.
 	evs = apply(t, m, avail(t, "juliet", x(participant), ann(ownSrv, "")))
-	expect(t, evs, "occupant-restored,room-restored")
-	if !evs[0].Fresh() || markBy(evs[1].Mark) != ownSrv+":server-unavailable" || !evs[1].Resent || !evs[0].Resent {
+	expect(t, evs, "occupant-restored")
+	if !evs[0].Fresh() || !evs[0].Resent {
 		t.Fatalf("events %+v", evs)
 	}
-	if r := state(t, m); r.State != mucwatch.StateJoined || r.Stale {
+
+	// On our own occupant: the room is stale from the first mark to the
+	// last, and restored (with Resent: the client self-pings) when the last
+	// goes.
+	evs = apply(t, m, avail(t, "romeo", x(moderator, 110), ann(service, "connection-paused")))
+	expect(t, evs, "occupant-stale,room-stale")
+	if markBy(evs[1].Mark) != service+":connection-paused" {
+		t.Fatalf("room-stale %+v", evs[1])
+	}
+	expect(t, apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, "server-unavailable"))), "occupant-stale")
+	expect(t, apply(t, m, avail(t, "romeo", x(moderator, 110), ann(service, ""))), "occupant-restored")
+	if r := state(t, m); r.State != mucwatch.StateStale || !r.Stale {
 		t.Fatalf("room %+v", r)
+	}
+	evs = apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, "")))
+	expect(t, evs, "occupant-restored,room-restored")
+	if markBy(evs[1].Mark) != ownSrv+":server-unavailable" || !evs[1].Resent {
+		t.Fatalf("events %+v", evs)
 	}
 	checkModel(t, m)
 
 	// A new delivery (no annotation) clears every mark at once.
-	apply(t, m, avail(t, "juliet", x(participant), ann(service, "connection-paused")))
-	apply(t, m, avail(t, "juliet", x(participant), ann(ownSrv, "server-unavailable")))
-	evs = apply(t, m, avail(t, "juliet", `<show>chat</show>`, x(participant)))
+	apply(t, m, avail(t, "romeo", x(moderator, 110), ann(service, "connection-paused")))
+	apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, "server-unavailable")))
+	evs = apply(t, m, avail(t, "romeo", `<show>chat</show>`, x(moderator, 110)))
 	expect(t, evs, "occupant-updated,occupant-restored,occupant-restored,room-restored")
 	if evs[3].Resent || evs[0].Resent {
 		t.Fatalf("a new delivery is no re-send: %+v", evs)
@@ -410,22 +430,23 @@ func TestTwoAnnotatorsOnOneOccupant(t *testing.T) {
 	checkModel(t, m)
 }
 
-// Our own server's marks on several occupants: the room is stale from the
-// first until the last is cleared.
+// Our own server marks every occupant of the room when its link to the
+// service is down, ours included: the room is stale because of our own
+// occupant's mark, and only that one.
 func TestOwnServerMarksRoom(t *testing.T) {
 	m, _ := newModel(t)
 	join(t, m, "a", "b", "c")
-	expect(t, apply(t, m, avail(t, "a", x(participant), ann(ownSrv, "server-unavailable"))), "occupant-stale,room-stale")
+	expect(t, apply(t, m, avail(t, "a", x(participant), ann(ownSrv, "server-unavailable"))), "occupant-stale")
+	expect(t, apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, "server-unavailable"))), "occupant-stale,room-stale")
 	expect(t, apply(t, m, avail(t, "b", x(participant), ann(ownSrv, "server-unavailable"))), "occupant-stale")
-	expect(t, apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, "server-unavailable"))), "occupant-stale")
 	expect(t, apply(t, m, avail(t, "a", x(participant), ann(ownSrv, ""))), "occupant-restored")
-	expect(t, apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, ""))), "occupant-restored")
-	// The last marked occupant leaves: that restores the room too.
-	evs := apply(t, m, unavail(t, "b", x(gone)))
-	expect(t, evs, "occupant-unavailable,room-restored")
-	if markBy(evs[1].Mark) != ownSrv+":server-unavailable" {
+	evs := apply(t, m, avail(t, "romeo", x(moderator, 110), ann(ownSrv, "")))
+	expect(t, evs, "occupant-restored,room-restored")
+	if markBy(evs[1].Mark) != ownSrv+":server-unavailable" || !evs[1].Resent {
 		t.Fatalf("room-restored %+v", evs[1])
 	}
+	// The last marked occupant leaves: nothing more about the room.
+	expect(t, apply(t, m, unavail(t, "b", x(gone))), "occupant-unavailable")
 	checkModel(t, m)
 }
 
@@ -606,38 +627,38 @@ func TestSpoofedAnnotations(t *testing.T) {
 	})
 }
 
-// Nicks are compared with the PRECIS Nickname profile (RFC 8266): case,
-// width and spaces do not make two occupants.
-func TestNickPRECIS(t *testing.T) {
+// Occupants are keyed by their exact occupant JID, as the service keys
+// them: nicks that differ in case, width or spaces are other occupants.
+func TestNicksExact(t *testing.T) {
 	m, _ := newModel(t)
 	join(t, m, "Juliet")
-	for _, spelling := range []string{"juliet", "JULIET", "Ｊｕｌｉｅｔ", "Juliet "} {
+	for _, spelling := range []string{"juliet", "JULIET", "Ｊｕｌｉｅｔ", "Juliet ", "Juliet2", "Julíet", "Jul iet"} {
 		evs := apply(t, m, avail(t, spelling, `<status>`+spelling+`</status>`, x(participant)))
-		expect(t, evs, "occupant-updated")
+		expect(t, evs, "occupant-available")
 		if o := evs[0].Occupant; o.Nick != spelling || o.JID.Resourcepart() != spelling {
 			t.Fatalf("%q: occupant %+v", spelling, o)
 		}
-		for _, lookup := range []string{"Juliet", "juliet", "ｊｕｌｉｅｔ"} {
-			if o, ok := m.Occupant(occJID(lookup)); !ok || o.Nick != spelling {
-				t.Fatalf("Occupant(%q) = %+v, %v", lookup, o, ok)
-			}
+		if o, ok := m.Occupant(occJID(spelling)); !ok || o.StatusText() != spelling {
+			t.Fatalf("Occupant(%q) = %+v, %v", spelling, o, ok)
 		}
 	}
-	// Other letters are other nicks.
-	for _, nick := range []string{"Juliet2", "Julíet", "Jul iet"} {
-		expect(t, apply(t, m, avail(t, nick, x(participant))), "occupant-available")
+	if o, ok := m.Occupant(occJID("Juliet")); !ok || o.StatusText() != "" {
+		t.Fatalf("Occupant(Juliet) = %+v, %v", o, ok)
 	}
-	if r := state(t, m); r.Occupants != 5 {
+	if r := state(t, m); r.Occupants != 9 {
 		t.Fatalf("room %+v", r)
 	}
 	expect(t, apply(t, m, unavail(t, "JULIET", x(gone))), "occupant-unavailable")
+	if _, ok := m.Occupant(occJID("Juliet")); !ok {
+		t.Fatal("JULIET left and took Juliet with her")
+	}
 	checkModel(t, m)
-	// Our own nick, confirmed in another case, is our nick as the service
-	// spells it.
+	// Our own presence (110) from our nick in another case: the service says
+	// that occupant is us now, so our nick is that one.
 	evs := apply(t, m, avail(t, "ROMEO", x(moderator, 110)))
-	expect(t, evs, "occupant-updated,nick-changed")
-	if state(t, m).Nick != "ROMEO" {
-		t.Fatal("nick")
+	expect(t, evs, "occupant-unavailable,occupant-available,nick-changed")
+	if evs[0].Occupant.Nick != "romeo" || evs[2].OldNick != "romeo" || state(t, m).Nick != "ROMEO" {
+		t.Fatalf("events %+v", evs)
 	}
 	checkModel(t, m)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -230,15 +229,18 @@ func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string,
 		if t.Name.Local != "state-annotation" {
 			return xmltok.Skip(r)
 		}
-		if p.annotationElements() >= MaxAnnotations {
-			if !slices.Contains(p.Problems, errTooManyAnnotations) {
+		// Counted apart from Problems, whose cap a stanza can fill first.
+		if len(p.Annotations)+len(p.Malformed) >= MaxAnnotations {
+			if p.DroppedAnnotations == 0 {
 				p.problem(errTooManyAnnotations)
 			}
+			p.DroppedAnnotations++
 			return xmltok.Skip(r)
 		}
 		a, err := d.annotations().DecodeElement(r, t)
 		switch {
 		case errors.Is(err, psa.ErrMalformed):
+			p.Malformed = append(p.Malformed, err)
 			p.problem(err)
 			return nil
 		case err != nil:
@@ -282,18 +284,6 @@ func (p *Presence) decodeChild(r xml.TokenReader, t xml.StartElement, ns string,
 		}
 	}
 	return xmltok.Skip(r)
-}
-
-// annotationElements counts the annotation elements decoded so far,
-// malformed ones included.
-func (p *Presence) annotationElements() int {
-	n := len(p.Annotations)
-	for _, err := range p.Problems {
-		if errors.Is(err, psa.ErrMalformed) {
-			n++
-		}
-	}
-	return n
 }
 
 // limitAttrs sets *dsts[i] to the unqualified attribute names[i] of t, in a

@@ -368,3 +368,38 @@ func TestDecodeCapsAttributes(t *testing.T) {
 		t.Errorf("problems %v, want one ErrLimit for ver", p.Problems)
 	}
 }
+
+// The annotation limit and the malformed annotations' reports do not depend
+// on the cap on Problems: a stanza that first fills Problems with junk still
+// has its annotations counted and its malformed ones reported.
+func TestDecodeAnnotationsPastProblemCap(t *testing.T) {
+	junk := strings.Repeat(`<delay xmlns="urn:xmpp:delay" stamp="yesterday"/>`, 8)
+	bad := `<state-annotation xmlns="urn:xmpp:psa" from="a@b.example"><server-unavailable/></state-annotation>`
+	ann := `<state-annotation xmlns="urn:xmpp:psa" from="b.example"><server-unavailable/></state-annotation>`
+
+	p, err := decode(t, `<presence from="a@b.example/c">`+junk+strings.Repeat(bad, 10)+`</presence>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Malformed) != presence.MaxAnnotations || p.DroppedAnnotations != 10-presence.MaxAnnotations {
+		t.Fatalf("%d malformed, %d dropped; want %d, %d", len(p.Malformed), p.DroppedAnnotations,
+			presence.MaxAnnotations, 10-presence.MaxAnnotations)
+	}
+	for _, e := range p.Malformed {
+		if !errors.Is(e, psa.ErrMalformed) {
+			t.Fatalf("Malformed holds %v", e)
+		}
+	}
+	if len(p.Problems) > 8 {
+		t.Fatalf("%d problems", len(p.Problems))
+	}
+
+	// Malformed annotations count towards the limit, whatever came before.
+	p, err = decode(t, `<presence from="a@b.example/c">`+junk+strings.Repeat(bad, 3)+strings.Repeat(ann, 10)+`</presence>`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Malformed) != 3 || len(p.Annotations) != presence.MaxAnnotations-3 || p.DroppedAnnotations != 9 {
+		t.Fatalf("%d malformed, %d annotations, %d dropped", len(p.Malformed), len(p.Annotations), p.DroppedAnnotations)
+	}
+}

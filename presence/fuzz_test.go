@@ -2,6 +2,7 @@ package presence_test
 
 import (
 	"encoding/xml"
+	"errors"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -24,6 +25,15 @@ func FuzzDecode(f *testing.F) {
 		}
 		if len(p.Status) > presence.MaxStatuses || len(p.Problems) > 8 {
 			t.Fatalf("%d statuses, %d problems", len(p.Status), len(p.Problems))
+		}
+		if len(p.Annotations)+len(p.Malformed) > presence.MaxAnnotations ||
+			(p.DroppedAnnotations > 0 && len(p.Annotations)+len(p.Malformed) != presence.MaxAnnotations) {
+			t.Fatalf("%d annotations, %d malformed, %d dropped", len(p.Annotations), len(p.Malformed), p.DroppedAnnotations)
+		}
+		for _, e := range p.Malformed {
+			if !errors.Is(e, psa.ErrMalformed) {
+				t.Fatalf("Malformed holds %v", e)
+			}
 		}
 		for _, s := range p.Status {
 			if len(s.Value) > presence.MaxStatusBytes || !utf8.ValidString(s.Value) {

@@ -12,8 +12,11 @@
 // Decoding is defensive: a hostile peer cannot make it panic or keep more
 // than the documented limits. Problems that leave the presence usable (a
 // malformed annotation, an invalid priority, an oversized status cut short)
-// are listed in Presence.Problems; only problems that make the stanza
-// unusable (not a presence, an invalid from or type) are returned as errors.
+// are listed in Presence.Problems, the first few of them. The models act on
+// malformed and dropped annotations, so those are also kept apart, whatever
+// came before them (Presence.Malformed, Presence.DroppedAnnotations). Only
+// problems that make the stanza unusable (not a presence, an invalid from or
+// type) are returned as errors.
 package presence
 
 import (
@@ -49,7 +52,8 @@ const (
 	// MaxAnnotations is the number of state-annotation elements decoded per
 	// presence, malformed ones included. A presence carries one per
 	// annotator, and a client trusts at most two annotators for any presence;
-	// further ones are dropped, with a problem.
+	// further ones are dropped and counted (Presence.DroppedAnnotations),
+	// with a problem.
 	MaxAnnotations = 4
 )
 
@@ -100,13 +104,22 @@ type Presence struct {
 	// Annotations are the presence's XEP-0310 state annotations, well formed
 	// but not yet checked for trust (psa.CheckTrust).
 	Annotations []psa.Annotation
+	// Malformed lists the state-annotation elements that could not be
+	// decoded, as errors matching psa.ErrMalformed, in stanza order. With
+	// Annotations they hold at most MaxAnnotations elements.
+	Malformed []error
+	// DroppedAnnotations counts the state-annotation elements past
+	// MaxAnnotations, which were not decoded.
+	DroppedAnnotations int
 
 	// Error is the stanza error of a presence of type error, nil otherwise.
 	Error *stanza.Error
 
 	// Problems lists what was wrong with the stanza but did not make it
 	// unusable: malformed annotations (matching the psa errors), an invalid
-	// priority, oversized values that were cut or dropped.
+	// priority, oversized values that were cut or dropped. It holds at most
+	// the first 8 problems: the annotation fields above, not Problems, say
+	// which annotations were malformed or dropped.
 	Problems []error
 
 	// fromKey is the string form of fromJID, the From the decoder set: the

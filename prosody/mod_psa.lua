@@ -1,4 +1,4 @@
--- mod_psa: XEP-0310 Presence State Annotations for Prosody 0.12
+-- mod_psa: XEP-0310 Presence State Annotations for Prosody 0.12 and 13
 --
 -- Part of psakit (https://github.com/psakit/psakit), MIT licensed.
 --
@@ -522,6 +522,12 @@ local function classify_ping_error(err)
 	if not answered then
 		return false, cond or "timeout";
 	end
+	-- Prosody 13 acknowledges s2s stanzas (XEP-0198): what a dying session
+	-- did not acknowledge bounces recipient-unavailable from our own host.
+	-- The ping was lost with that session: undecided (nil).
+	if cond == "recipient-unavailable" and err.context.origin == hosts[host] then
+		return nil, cond;
+	end
 	return true, cond;
 end
 
@@ -598,9 +604,17 @@ function check_domain(domain, why)
 		if links[domain] ~= link or link.gen ~= gen then return; end -- superseded
 		link.inflight = nil;
 		if reachable == nil then
-			module:log("debug", "Reachability ping to %s failed locally (%s): asking again", domain, tostring(detail));
 			measure_ping_undecided();
-			schedule_recheck(domain, link, 1, why);
+			if detail == "recipient-unavailable" then
+				-- Lost with its s2s session (Prosody 13): ask again on a new
+				-- one, unless the session's destroyed event already did.
+				module:log("debug", "Reachability ping to %s lost with its s2s session: asking again", domain);
+				schedule_recheck(domain, link, 0, "ping lost with its s2s session");
+			else
+				-- Failed inside Prosody (evicted from its request tracking).
+				module:log("debug", "Reachability ping to %s failed locally (%s): asking again", domain, tostring(detail));
+				schedule_recheck(domain, link, 1, why);
+			end
 		elseif reachable then
 			set_up(domain, link, "ping answered"..(detail and (": "..detail) or ""));
 		else
@@ -665,6 +679,17 @@ module:hook("s2sout-destroyed", function (event)
 	local session = event.session;
 	if session.from_host == host then
 		safely("s2sout-destroyed", link_lost, session.to_host, "outgoing");
+	end
+end);
+
+-- A failed connection attempt never became an authenticated s2sout session:
+-- Prosody (0.12 and 13) fires only the global s2s-destroyed for it. One that
+-- was not ours (a ping's failure is reported by the ping) means the domain
+-- may be unreachable, unless a check already runs.
+module:hook_global("s2s-destroyed", function (event)
+	local session = event.session;
+	if session.type == "s2sout_unauthed" and session.from_host == host then
+		safely("s2s-destroyed", link_lost, session.to_host, "failed outgoing");
 	end
 end);
 
@@ -737,7 +762,7 @@ local function keepalive()
 				:tag("ping", { xmlns = xmlns_ping }):up();
 			send_bulk(iq, ping_timeout, function () end, function (err)
 				local reachable, detail = classify_ping_error(err);
-				if reachable == false then
+				if reachable == false then -- nil: lost with its session, whose end checks, or evicted
 					safely("keepalive", keepalive_failed, domain, detail);
 				end
 			end);
@@ -1139,6 +1164,17 @@ if is_user_host then
 		safely("hibernation-start", pause, event.origin, "hibernates");
 	end);
 
+	-- Prosody 13 says when a session takes over another's connection (and
+	-- its filter chain), before the resumption completes (which SASL2 may
+	-- stage): the filter goes back on at once. 0.12 has no such event.
+	module:hook_global("c2s-session-updated", function (event)
+		local session = event.session;
+		if session and session.host == host then
+			if event.from_session then canonical[event.from_session] = session; end
+			install_filter(session);
+		end
+	end);
+
 	module:hook("smacks-hibernation-end", function (event)
 		local session, temporary = event.resumed, event.origin;
 		if not session then return; end
@@ -1261,6 +1297,11 @@ if is_user_host then
 			if links[domain] then return; end -- down again: the next restore decides
 			local reply = err and err.context and err.context.stanza;
 			if not (reply and reply.attr.from == full and gone_conditions[err.condition]) then return; end
+			-- Only the remote server's answer counts, not a bounce of our own
+			-- s2s layer (Prosody 13 bounces what a dying session did not
+			-- acknowledge as recipient-unavailable, "from" the full JID).
+			local origin = err.context.origin;
+			if not origin or origin.dummy or (origin.type ~= "s2sin" and origin.type ~= "s2sout") then return; end
 			for session, entry in pairs(waiting) do
 				gone(session, full, entry);
 			end
@@ -1509,6 +1550,20 @@ if is_muc then
 	for _, name in ipairs({ "message/full", "message/bare", "iq/full", "iq/bare" }) do
 		module:hook(name, bounce_guard, 1000);
 	end
+
+	-- Prosody 13 acknowledges s2s stanzas (XEP-0198): when an s2s session
+	-- dies, mod_smacks bounces what it did not acknowledge as
+	-- recipient-unavailable from this host, which would kick the occupants
+	-- it was for. Drop those stanzas instead (the session's destroyed event
+	-- checks the domain); our own pings still bounce, to end their wait.
+	module:hook("delivery/failure", function (event)
+		local session, stanza = event.session, event.stanza;
+		if not (session and (session.type or ""):match("^s2s")) then return; end
+		if stanza.name == "iq" and (stanza.attr.id or ""):match("^psa%-") then return; end
+		module:log("debug", "Dropping the unacknowledged %s to %s so that the occupant is not kicked",
+			stanza.name, stanza.attr.to or "?");
+		return true;
+	end, 1000);
 
 	-- No stanza is routed to a domain in outage, except our own pings, the
 	-- answers to IQs that came from there (a reply is never bounced, so it

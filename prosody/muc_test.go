@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/psakit/psakit/internal/prosodytest"
 	"github.com/psakit/psakit/internal/rawclient"
 )
 
@@ -143,9 +142,7 @@ func rejoin(ctx context.Context, t *testing.T, c *rawclient.Client, room, nick s
 // annotated presence does not reach the other occupants either.
 func TestMUCAnnotationsFollowPresenceBroadcast(t *testing.T) {
 	t.Parallel()
-	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
-		mont.ExtraConfig = "muc_room_default_presence_broadcast = { moderator = true }"
-	})
+	n := shakespeare(t, nil)
 	ctx := testContext(t, 60*time.Second)
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
@@ -153,6 +150,14 @@ func TestMUCAnnotationsFollowPresenceBroadcast(t *testing.T) {
 	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
 	must(t, romeo.SendPresence(ctx, ""))
 	must(t, romeo.JoinMUC(ctx, room, "Romeo")) // the creator: owner, moderator
+	// Only moderators' presence is broadcast (XEP-0045 room configuration).
+	res, err := romeo.IQ(ctx, "set", room, "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"+
+		"<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field></x></query>")
+	must(t, err)
+	if res.Attr("type") != "result" {
+		t.Fatalf("room configuration refused: %s", res)
+	}
 	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
 	must(t, nurse.SendPresence(ctx, ""))
 	must(t, nurse.JoinMUC(ctx, room, "Nurse")) // a participant

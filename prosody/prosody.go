@@ -1,5 +1,5 @@
 // Package prosody ships mod_psa, the server half of psakit: a module for
-// Prosody 0.12 that emits XEP-0310 Presence State Annotations.
+// Prosody 0.12 and 13 that emits XEP-0310 Presence State Annotations.
 //
 // No server in the world emits annotations by itself, so a client SDK alone
 // helps nobody. mod_psa makes Prosody annotate the presences a client already

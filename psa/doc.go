@@ -25,4 +25,9 @@
 // [MaxDescriptions] per annotation, unknown condition elements are kept by
 // name only, and malformed annotations yield errors that match the exported
 // sentinel errors with [errors.Is].
+//
+// The trust rule holds only because servers strip annotations their senders
+// had no right to write: a client cannot tell who wrote an annotation it
+// receives. SECURITY.md, at the root of the psakit module, describes the
+// threat model.
 package psa

@@ -598,3 +598,30 @@ func TestPresenceKeys(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// A presence that first fills the decoder's list of problems with junk and
+// then carries malformed annotations is still a re-send: its annotations are
+// rejected and the mark survives.
+func TestRejectedPastProblemCap(t *testing.T) {
+	m, _ := newModel(t)
+	m.ApplyPresence(ann(t, juliet.String(), "montague.lit", "server-unavailable"))
+	junk := strings.Repeat(`<delay xmlns="urn:xmpp:delay" stamp="yesterday"/>`, 8)
+	bad := strings.Repeat(`<state-annotation xmlns="urn:xmpp:psa" from="juliet@capulet.lit"/>`, 10)
+	evs := m.ApplyPresence(pres(t, `<presence from="%s"><status>Available</status>%s%s</presence>`, juliet, junk, bad))
+	var rejected int
+	for _, e := range evs {
+		switch {
+		case e.Kind == roster.EventRejected && errors.Is(e.Err, psa.ErrMalformed):
+			rejected++
+		case e.Kind == roster.EventRestored || e.Kind == roster.EventStale:
+			t.Fatalf("event %+v", e)
+		}
+	}
+	if rejected != presence.MaxAnnotations {
+		t.Fatalf("%d malformed annotations reported, want %d: %+v", rejected, presence.MaxAnnotations, evs)
+	}
+	if r, _ := m.Resource(juliet); r.Fresh() {
+		t.Fatal("the presence cleared montague.lit's mark")
+	}
+	checkStats(t, m)
+}

@@ -8,6 +8,9 @@
 #   PSAKIT_FUZZTIME          how long each fuzz target runs (default 20s; 0 skips fuzzing)
 #   PSAKIT_REQUIRE_PROSODY=1 make a missing Prosody a test failure instead of a skip
 #                            (.ci/run sets it)
+#   PSAKIT_PROSODY           the Prosody versions (or launcher paths) the Prosody tests
+#                            run against, e.g. "0.12 13" (.ci/run); default: every one
+#                            found (see internal/prosodytest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

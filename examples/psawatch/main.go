@@ -14,6 +14,12 @@
 // room-stale, room-restored, self-ping, rejoined, room-left, and the others
 // of package mucwatch), whose jid is the occupant JID. Ctrl-C leaves the
 // rooms, sends unavailable presence and exits.
+//
+// Everything shown comes from the network, and anyone who can send us
+// presence chooses its status text. The table replaces control characters,
+// line separators and bidi controls in every string with U+FFFD, so that no
+// peer can draw a row or move the cursor; the JSON lines keep the strings
+// exact and escape those characters (\uXXXX).
 package main
 
 import (
@@ -39,7 +45,8 @@ func main() {
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "psawatch:", err)
+		// The error may carry a server's text.
+		fmt.Fprintln(os.Stderr, "psawatch:", clean(err.Error()))
 		os.Exit(1)
 	}
 }
@@ -80,7 +87,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 		// A refusal is shown as a room-join-failed event; go on with the others.
 		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
 		if err := c.Join(jctx, occupant); err != nil {
-			fmt.Fprintf(stderr, "psawatch: joining %s: %v\n", occupant, err)
+			fmt.Fprintf(stderr, "psawatch: joining %s: %s\n", occupant, clean(err.Error()))
 		}
 		cancel()
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/mucwatch"
@@ -163,16 +166,49 @@ func verifyRecord(now time.Time, v client.VerifyResult) record {
 // jsonOutput prints one record per line. Callbacks run one at a time on the
 // client's dispatcher, so writes never interleave.
 type jsonOutput struct {
-	enc     *json.Encoder
+	w       io.Writer
+	buf     bytes.Buffer // the encoded record
+	line    []byte       // the record escaped
 	now     func() time.Time
 	rejoins rejoins
 }
 
 func newJSONOutput(w io.Writer) *jsonOutput {
-	return &jsonOutput{enc: json.NewEncoder(w), now: time.Now, rejoins: rejoins{}}
+	return &jsonOutput{w: w, now: time.Now, rejoins: rejoins{}}
 }
 
-func (o *jsonOutput) print(r record) { _ = o.enc.Encode(r) }
+// print writes r as one line. encoding/json escapes C0 controls, U+2028
+// and U+2029, but writes DEL, C1 controls and bidi controls raw, which a
+// terminal showing the lines would obey: they are escaped too.
+func (o *jsonOutput) print(r record) {
+	o.buf.Reset()
+	enc := json.NewEncoder(&o.buf)
+	if err := enc.Encode(r); err != nil {
+		return
+	}
+	o.line = appendJSONEscaped(o.line[:0], o.buf.Bytes())
+	_, _ = o.w.Write(o.line)
+}
+
+// appendJSONEscaped appends line, an encoding/json output, to dst with every
+// character unsafe on a terminal written as a \u escape. Outside strings
+// JSON output is ASCII punctuation, so only strings change, and they keep
+// their values.
+func appendJSONEscaped(dst, line []byte) []byte {
+	const hex = "0123456789abcdef"
+	for len(line) > 0 {
+		r, size := utf8.DecodeRune(line)
+		if r != '\n' && unsafeRune(r) {
+			// encoding/json writes valid UTF-8, and no such rune is outside
+			// the Basic Multilingual Plane.
+			dst = append(dst, '\\', 'u', hex[r>>12&0xf], hex[r>>8&0xf], hex[r>>4&0xf], hex[r&0xf])
+		} else {
+			dst = append(dst, line[:size]...)
+		}
+		line = line[size:]
+	}
+	return dst
+}
 
 func (o *jsonOutput) options() []client.Option {
 	return []client.Option{
@@ -210,7 +246,10 @@ func newTableOutput(w io.Writer) *tableOutput {
 	return o
 }
 
+// note records the header and footer lines; "" keeps one. Both may hold
+// peer strings (JIDs, conditions, server error texts): they are cleaned.
 func (o *tableOutput) note(conn, last string) {
+	conn, last = clean(conn), clean(last)
 	o.mu.Lock()
 	if conn != "" {
 		o.conn = conn
@@ -311,14 +350,14 @@ func renderRoster(w io.Writer, m *roster.Model, now time.Time) {
 	contacts := slices.Collect(m.Contacts())
 	slices.SortFunc(contacts, func(a, b roster.Contact) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "CONTACT\tRESOURCE\tSHOW\tSTATUS\tSTATE")
+	row(tw, "CONTACT", "RESOURCE", "SHOW", "STATUS", "STATE")
 	for _, c := range contacts {
 		name := c.JID.String()
 		if c.Item.Name != "" {
 			name = c.Item.Name + " <" + name + ">"
 		}
 		if !c.Online() {
-			fmt.Fprintf(tw, "%s\t-\toffline\t\t\n", name)
+			row(tw, name, "-", "offline", "", "")
 			continue
 		}
 		for _, r := range c.Resources {
@@ -326,7 +365,7 @@ func renderRoster(w io.Writer, m *roster.Model, now time.Time) {
 			if show == "" {
 				show = "online"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, r.JID.Resourcepart(), show, clip(r.StatusText(), 40), state(r.Marks, now))
+			row(tw, name, r.JID.Resourcepart(), show, clip(clean(r.StatusText()), 40), state(r.Marks, now))
 		}
 	}
 	_ = tw.Flush()
@@ -337,15 +376,15 @@ func renderRooms(w io.Writer, m *mucwatch.Model, now time.Time) {
 	rooms := slices.Collect(m.Rooms())
 	slices.SortFunc(rooms, func(a, b mucwatch.Room) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
 	for _, r := range rooms {
-		fmt.Fprintf(w, "\nROOM %s as %s: %s", r.JID, r.Nick, r.State)
+		line := fmt.Sprintf("ROOM %s as %s: %s", r.JID, r.Nick, r.State)
 		if r.Stale {
-			fmt.Fprintf(w, " (STALE: %s)", state(r.Marks, now))
+			line += fmt.Sprintf(" (STALE: %s)", state(r.Marks, now))
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "\n%s\n", clean(line))
 		occupants := slices.Collect(m.Occupants(r.JID))
 		slices.SortFunc(occupants, func(a, b mucwatch.Occupant) int { return cmp.Compare(a.Nick, b.Nick) })
 		tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
-		fmt.Fprintln(tw, "NICK\tROLE\tSHOW\tSTATUS\tSTATE")
+		row(tw, "NICK", "ROLE", "SHOW", "STATUS", "STATE")
 		for _, o := range occupants {
 			nick := o.Nick
 			if o.Self {
@@ -355,7 +394,7 @@ func renderRooms(w io.Writer, m *mucwatch.Model, now time.Time) {
 			if show == "" {
 				show = "online"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", nick, o.Role, show, clip(o.StatusText(), 40), state(o.Marks, now))
+			row(tw, nick, o.Role, show, clip(clean(o.StatusText()), 40), state(o.Marks, now))
 		}
 		_ = tw.Flush()
 	}
@@ -378,4 +417,44 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// row writes one table row, each cell cleaned.
+func row(w io.Writer, cells ...string) {
+	var b strings.Builder
+	for i, c := range cells {
+		if i > 0 {
+			b.WriteByte('\t')
+		}
+		b.WriteString(clean(c))
+	}
+	b.WriteByte('\n')
+	_, _ = io.WriteString(w, b.String())
+}
+
+// clean makes s, which may come from anyone on the network (nicknames,
+// status texts, roster names, JIDs, condition names, error texts), safe to
+// print on one line of a terminal: every character that could move the
+// cursor, start an escape sequence, break or reorder the line becomes
+// U+FFFD, as does invalid UTF-8.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, unsafeRune) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unsafeRune(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, s)
+}
+
+// unsafeRune reports whether r must not reach a terminal raw: C0 and C1
+// controls and DEL (tab and line breaks included), the line and paragraph
+// separators, the bidi controls (LRM, RLM, ALM, the embeddings and overrides
+// U+202A–U+202E, the isolates U+2066–U+2069), and the replacement of
+// invalid UTF-8.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) ||
+		r == utf8.RuneError
 }

@@ -26,9 +26,31 @@ const NS = "urn:ietf:params:xml:ns:xmpp-bind"
 
 var errServerSide = errors.New("bind: this stream feature is for the client side of a session")
 
+// ErrMismatch is what a *MismatchError matches with errors.Is.
+var ErrMismatch = errors.New("the server bound a JID of another account")
+
+// A MismatchError says that the server answered a bind request with a JID
+// whose bare part is not the account's. The server may choose the
+// resourcepart (RFC 6120 §7.6.2.1), nothing else. Believing it would make
+// the bound domain the account's own server, which psakit's trust rule lets
+// annotate any presence.
+type MismatchError struct {
+	Account jid.JID // the account the session logged in as
+	Bound   jid.JID // the JID the server answered with
+}
+
+// Error implements error.
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("bind: the server bound %s, which is not a resource of %s", e.Bound, e.Account.Bare())
+}
+
+// Is reports whether target is ErrMismatch.
+func (e *MismatchError) Is(target error) bool { return target == ErrMismatch }
+
 // Feature returns a stream feature that binds resource, or lets the server
 // choose when resource is empty. The server may assign another resource
-// anyway: read Session.LocalAddr after negotiation.
+// anyway: read Session.LocalAddr after negotiation. A bound JID of another
+// bare JID than the session's fails with a *MismatchError.
 func Feature(resource string) xmpp.StreamFeature {
 	return xmpp.StreamFeature{
 		Name:       xml.Name{Space: NS, Local: "bind"},
@@ -99,10 +121,24 @@ func negotiate(s *xmpp.Session, resource string) (xmpp.SessionState, io.ReadWrit
 	case reply.Type != string(stanza.ResultIQ):
 		return 0, nil, fmt.Errorf("bind: answered with type %q", reply.Type)
 	}
-	bound, err := jid.Parse(reply.JID)
-	if err != nil || bound.Resourcepart() == "" {
-		return 0, nil, fmt.Errorf("bind: the server bound an invalid JID %q: %v", reply.JID, err)
+	bound, err := checkBound(s.LocalAddr(), reply.JID)
+	if err != nil {
+		return 0, nil, err
 	}
 	s.UpdateAddr(bound)
 	return xmpp.Ready, nil, nil
+}
+
+// checkBound parses the JID the server bound for account: a full JID of the
+// same bare JID. JIDs are compared normalized (case-folded, IDNA), as
+// jid.Parse makes them.
+func checkBound(account jid.JID, raw string) (jid.JID, error) {
+	bound, err := jid.Parse(raw)
+	if err != nil || bound.Resourcepart() == "" {
+		return jid.JID{}, fmt.Errorf("bind: the server bound an invalid JID %q: %v", raw, err)
+	}
+	if !bound.Bare().Equal(account.Bare()) {
+		return jid.JID{}, &MismatchError{Account: account, Bound: bound}
+	}
+	return bound, nil
 }

@@ -2,9 +2,11 @@
 --
 -- Prosody 0.12.3 has no per-domain s2s address override. This module wraps
 -- net.resolvers.service.new (called by mod_s2s for every new outgoing s2s
--- connection) so that the domains of s2s_loopback_targets resolve to
--- 127.0.0.1:PORT without any DNS query. With s2s_loopback_only = true every
--- other domain fails at once instead of being looked up in DNS.
+-- connection, in 0.12 and 13 alike; 13 also asks it for "xmpps-server",
+-- which gets no target here) so that the domains of s2s_loopback_targets
+-- resolve to 127.0.0.1:PORT without any DNS query. With
+-- s2s_loopback_only = true every other domain fails at once instead of
+-- being looked up in DNS.
 --
 -- It also logs a fixed line when the server has started, so that the test
 -- harness can wait for readiness without polling.

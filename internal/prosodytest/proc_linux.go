@@ -20,3 +20,10 @@ var (
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }
+
+// childProcAttr makes the kernel kill a test binary that Main started when
+// Main's process dies; it stays in the same process group, so that a Ctrl-C
+// reaches it too.
+func childProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}

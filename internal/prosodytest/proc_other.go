@@ -17,3 +17,6 @@ var (
 
 // sysProcAttr has no parent-death signal outside Linux.
 func sysProcAttr() *syscall.SysProcAttr { return nil }
+
+// childProcAttr has no parent-death signal outside Linux.
+func childProcAttr() *syscall.SysProcAttr { return nil }

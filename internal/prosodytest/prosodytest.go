@@ -24,6 +24,13 @@
 // Tests skip when Prosody is not installed, unless the environment variable
 // PSAKIT_REQUIRE_PROSODY=1 is set (CI sets it): then they fail.
 //
+// Several Prosody versions can be installed side by side (0.12 as Debian's
+// package, 13 unpacked by scripts/install-prosody-13.sh): PSAKIT_PROSODY
+// selects them by version or launcher path ("0.12 13"), and a package whose
+// TestMain calls Main runs its tests once per selected installation. Start
+// uses the first; Network.Prosody says which, for the few tests whose
+// expectations depend on the version.
+//
 // Programs that are not tests (examples/localnet) use NewNetwork, which
 // returns errors instead of failing a test, and stop the servers with Close.
 package prosodytest
@@ -64,30 +71,50 @@ const startTimeout = 30 * time.Second
 
 var errExited = errors.New("prosodytest: prosody exited")
 
-// Installed returns the path of the prosody binary, or an error when
-// prosody or prosodyctl is not in PATH.
+// Installed returns the path of the prosody launcher that Start uses: the
+// first of Installations. It fails when none is found.
 func Installed() (string, error) {
-	path, err := exec.LookPath("prosody")
-	if err == nil {
-		_, err = exec.LookPath("prosodyctl")
-	}
-	return path, err
+	in, err := pick()
+	return in.Prosody, err
 }
 
-// Require returns the path of the prosody binary. It skips the test with a
-// clear message when Prosody is not installed, or fails it when
-// PSAKIT_REQUIRE_PROSODY=1.
+// pick returns the installation that Start uses: the first of
+// Installations. With PSAKIT_REQUIRE_PROSODY=1, an entry of PSAKIT_PROSODY
+// that matches nothing is an error even when others were found.
+func pick() (Installation, error) {
+	all, err := Installations()
+	if len(all) == 0 {
+		if err == nil {
+			err = errors.New("prosodytest: no Prosody selected")
+		}
+		return Installation{}, err
+	}
+	if err != nil && os.Getenv(EnvRequire) == "1" {
+		return Installation{}, err
+	}
+	return all[0], nil
+}
+
+// Require returns the path of the prosody launcher that Start uses. It
+// skips the test with a clear message when Prosody is not installed, or
+// fails it when PSAKIT_REQUIRE_PROSODY=1 (then also when a version that
+// PSAKIT_PROSODY names is missing).
 func Require(t testing.TB) string {
 	t.Helper()
-	path, err := Installed()
+	return require(t).Prosody
+}
+
+func require(t testing.TB) Installation {
+	t.Helper()
+	in, err := pick()
 	if err != nil {
-		msg := "Prosody is not installed (Debian: apt-get install prosody): " + err.Error()
+		msg := "Prosody is missing: " + err.Error()
 		if os.Getenv(EnvRequire) == "1" {
 			t.Fatalf("%s; %s=1 requires it", msg, EnvRequire)
 		}
 		t.Skipf("%s; skipping (set %s=1 to fail instead)", msg, EnvRequire)
 	}
-	return path
+	return in
 }
 
 // Spec describes one server of a Network.
@@ -142,7 +169,7 @@ func FastPSA() map[string]string {
 // forwarders.
 type Network struct {
 	logf    func(format string, args ...any)
-	prosody string
+	prosody Installation
 	dir     string
 	ca      *authority
 	servers []*Server
@@ -155,8 +182,9 @@ type Network struct {
 // client connections. It fails the test on error.
 func Start(t testing.TB, specs ...Spec) *Network {
 	t.Helper()
-	prosodyPath := Require(t)
-	n, err := start(context.Background(), prosodyPath, t.Logf, specs)
+	in := require(t)
+	t.Logf("prosodytest: %v", in)
+	n, err := start(context.Background(), in, t.Logf, specs)
 	if n != nil {
 		t.Cleanup(func() { n.shutdown(t.Failed()) })
 	}
@@ -172,14 +200,14 @@ func Start(t testing.TB, specs ...Spec) *Network {
 // not nil, receives the few messages Start would log to the test. Close
 // stops the servers and removes their directories.
 func NewNetwork(ctx context.Context, logf func(format string, args ...any), specs ...Spec) (*Network, error) {
-	prosodyPath, err := Installed()
+	in, err := pick()
 	if err != nil {
 		return nil, fmt.Errorf("prosodytest: Prosody is not installed (Debian: apt-get install prosody): %w", err)
 	}
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	n, err := start(ctx, prosodyPath, logf, specs)
+	n, err := start(ctx, in, logf, specs)
 	if err != nil {
 		if n != nil {
 			n.shutdown(true)
@@ -199,13 +227,13 @@ func (n *Network) Close() error {
 
 // start starts the network. It returns the Network, to be shut down, also
 // with an error when it got far enough to create one.
-func start(ctx context.Context, prosodyPath string, logf func(string, ...any), specs []Spec) (*Network, error) {
+func start(ctx context.Context, in Installation, logf func(string, ...any), specs []Spec) (*Network, error) {
 	// A short directory: the admin socket path must fit a sockaddr_un.
 	dir, err := os.MkdirTemp("", "psakit-prosody-")
 	if err != nil {
 		return nil, fmt.Errorf("prosodytest: %w", err)
 	}
-	n := &Network{logf: logf, prosody: prosodyPath, dir: dir, fwd: make(map[[2]string]*forwarder)}
+	n := &Network{logf: logf, prosody: in, dir: dir, fwd: make(map[[2]string]*forwarder)}
 
 	if n.ca, err = newAuthority(); err != nil {
 		return n, err
@@ -305,6 +333,9 @@ func (n *Network) Server(domain string) *Server {
 	}
 	return nil
 }
+
+// Prosody returns the Prosody installation the servers run.
+func (n *Network) Prosody() Installation { return n.prosody }
 
 // Dir returns the directory that holds every server's files.
 func (n *Network) Dir() string { return n.dir }
@@ -685,7 +716,7 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("prosodytest: %s is already running", s.Domain)
 	}
 	mark := s.logs.mark()
-	cmd := exec.Command(s.n.prosody, "-F", "--config", s.configPath())
+	cmd := exec.Command(s.n.prosody.Prosody, "-F", "--config", s.configPath())
 	cmd.Dir = s.Dir
 	cmd.Stdout = s.logs
 	cmd.Stderr = s.logs
@@ -799,7 +830,7 @@ func (s *Server) Restart(ctx context.Context) error {
 // running server, e.g. `s2s:close("montague.lit", "capulet.lit")`, and
 // returns its output.
 func (s *Server) Shell(ctx context.Context, command string) (string, error) {
-	cmd := exec.CommandContext(ctx, "prosodyctl", "--config", s.configPath(), "shell", command)
+	cmd := exec.CommandContext(ctx, s.n.prosody.Ctl, "--config", s.configPath(), "shell", command)
 	cmd.Dir = s.Dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -149,8 +149,16 @@ func TestNetwork(t *testing.T) {
 	t.Logf("s2s:show(): %s", strings.TrimSpace(out))
 }
 
-func TestRequireSkipsWithoutProsody(t *testing.T) {
+// noProsody hides every Prosody installation from the test: none in PATH,
+// none in the cache directory, none named by PSAKIT_PROSODY.
+func noProsody(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	t.Setenv(prosodytest.EnvProsody, "")
+}
+
+func TestRequireSkipsWithoutProsody(t *testing.T) {
+	noProsody(t)
 	t.Setenv(prosodytest.EnvRequire, "")
 	reached := false
 	t.Run("missing", func(t *testing.T) {
@@ -158,7 +166,7 @@ func TestRequireSkipsWithoutProsody(t *testing.T) {
 		reached = true
 	})
 	if reached {
-		t.Fatal("Require did not skip without prosody in PATH")
+		t.Fatal("Require did not skip without any Prosody")
 	}
 }
 
@@ -197,8 +205,8 @@ func TestNewNetworkAndClose(t *testing.T) {
 }
 
 func TestNewNetworkWithoutProsody(t *testing.T) {
-	t.Setenv("PATH", t.TempDir())
+	noProsody(t)
 	if _, err := prosodytest.NewNetwork(t.Context(), nil, prosodytest.Spec{Domain: "verona.lit"}); err == nil {
-		t.Fatal("NewNetwork without prosody in PATH did not fail")
+		t.Fatal("NewNetwork without any Prosody did not fail")
 	}
 }

@@ -22,7 +22,6 @@
 package stale
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,23 +62,14 @@ func (r *Result) Reset() {
 // Annotated reports whether p carries at least one state-annotation element,
 // well formed or not.
 func Annotated(p *presence.Presence) bool {
-	if len(p.Annotations) > 0 {
-		return true
-	}
-	for _, err := range p.Problems {
-		if errors.Is(err, psa.ErrMalformed) {
-			return true
-		}
-	}
-	return false
+	return len(p.Annotations) > 0 || len(p.Malformed) > 0 || p.DroppedAnnotations > 0
 }
 
-// rejectMalformed records the malformed annotations the decoder found in p.
+// rejectMalformed records the malformed annotations the decoder found in p
+// (presence.MaxAnnotations at most, for a decoded presence).
 func rejectMalformed(p *presence.Presence, res *Result) {
-	for _, err := range p.Problems {
-		if errors.Is(err, psa.ErrMalformed) {
-			res.Rejected = append(res.Rejected, Rejected{Err: err})
-		}
+	for _, err := range p.Malformed {
+		res.Rejected = append(res.Rejected, Rejected{Err: err})
 	}
 }
 

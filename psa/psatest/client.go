@@ -19,7 +19,8 @@ import (
 // and xmpp.BindCustom always asks for an empty resource (a bug), so the
 // server picks one. Use ClientBind in place of them in a client's stream
 // features, with any server. It is the same feature as
-// client.BindResource.
+// client.BindResource: it refuses a bound JID whose bare part is not the
+// session's (an error matching client.ErrBindMismatch).
 func ClientBind(resource string) xmpp.StreamFeature { return bind.Feature(resource) }
 
 // Dial connects a mellium client session to the server as user, with

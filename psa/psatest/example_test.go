@@ -238,3 +238,20 @@ func ExampleServer_Subscription() {
 	// Output:
 	// the bot answered subscribed to juliet@capulet.lit
 }
+
+// A server that answers a bind request with another account's JID, to check
+// that a client refuses it.
+func ExampleWithBindAnswer() {
+	srv := psatest.NewServer(psatest.WithUser("romeo", "pw"),
+		psatest.WithBindAnswer(func(jid.JID) jid.JID { return jid.MustParse("x@evil.example/r") }))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// Server.Dial binds with ClientBind, which refuses the answer; so do
+	// client.Dial and client.Tracker (client.ErrBindMismatch).
+	_, err := srv.Dial(ctx, jid.MustParse("romeo@montague.lit/lane"), "pw")
+	fmt.Println(err)
+	// Output:
+	// bind: the server bound x@evil.example/r, which is not a resource of romeo@montague.lit
+}

@@ -33,8 +33,9 @@ type Server struct {
 	domain    jid.JID
 	mucDomain jid.JID // zero without WithMUC
 	log       *slog.Logger
-	tlsConfig *tls.Config // server side; nil without WithTLS
-	directTLS bool        // TLS from the first byte instead of StartTLS
+	tlsConfig *tls.Config           // server side; nil without WithTLS
+	directTLS bool                  // TLS from the first byte instead of StartTLS
+	rebind    func(jid.JID) jid.JID // WithBindAnswer; nil: answer the bound JID
 	clientTLS *tls.Config
 	ca        *x509.Certificate
 	ctx       context.Context // canceled by Close
@@ -68,6 +69,7 @@ type config struct {
 	direct bool
 	log    *slog.Logger
 	muc    string
+	rebind func(jid.JID) jid.JID
 }
 
 // WithDomain sets the server's domain, DefaultDomain ("montague.lit") by
@@ -102,6 +104,14 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // "muc.montague.lit". Tests script its rooms with Room.
 func WithMUC(domain string) Option { return func(c *config) { c.muc = domain } }
 
+// WithBindAnswer makes the server answer every bind request with
+// answer(bound) instead of bound, the full JID it bound the session to, as a
+// faulty or hostile server would: it tests how a client takes a JID it did
+// not ask for. The session stays bound to, and is found by, its real JID.
+func WithBindAnswer(answer func(bound jid.JID) jid.JID) Option {
+	return func(c *config) { c.rebind = answer }
+}
+
 // NewServer starts a server listening on 127.0.0.1 at a port chosen by the
 // system. Like httptest.NewServer it panics when it cannot listen, or when an
 // option is invalid (a domain or user name that is not a valid JID part).
@@ -117,6 +127,7 @@ func NewServer(opts ...Option) *Server {
 	s := &Server{
 		domain:   domain,
 		log:      cfg.log,
+		rebind:   cfg.rebind,
 		users:    make(map[string]string),
 		rosters:  make(map[string]*rosterData),
 		contacts: make(map[string][]contactPresence),
@@ -554,6 +565,9 @@ func (s *Server) serveConn(c *conn) {
 			sess, bindErr = s.bind(c, user, res)
 			if bindErr != nil {
 				return jid.JID{}, bindErr
+			}
+			if s.rebind != nil {
+				return s.rebind(sess.jid), nil
 			}
 			return sess.jid, nil
 		}),
