@@ -10,7 +10,9 @@
 --   * Per client session, annotations are enabled by XEP-0115 caps: the
 --     session's broadcast presence carries <c hash='sha-1'/>, the server asks
 --     the client for disco#info of NODE#VER, verifies the hash and enables
---     annotations iff the verified features include urn:xmpp:psa.
+--     annotations iff the verified features include urn:xmpp:psa. One query
+--     per ver, shared by every session that announces it; transient
+--     failures are retried.
 --   * Annotations that others put in are stripped on the way in: all of them
 --     from presence of local clients and presence into rooms, all but the
 --     sending server's own over s2s (see the Trust section).
@@ -22,9 +24,13 @@
 --   * When an s2s session to a domain is destroyed, or a keepalive ping over
 --     a live one gets no answer, the host pings the domain (which dials a new
 --     s2s connection; for the keepalive, its own timeout is the failure).
---     Only when that fails is the domain in outage: the remembered presences from it are re-sent annotated
---     <server-unavailable/>. Re-checks with backoff; on restore the same
---     presences with an empty annotation, then presence probes.
+--     Only when that fails is the domain in outage: the remembered presences
+--     from it are re-sent annotated <server-unavailable/>. Re-checks with
+--     backoff (20 s at most); an s2s session established with the domain
+--     ends the outage (outgoing) or triggers a re-check (incoming). On
+--     restore the same presences with an empty annotation, then presence
+--     probes, then unavailable for the resources they did not confirm.
+--   * State lives in module:shared(), so module:reload keeps it.
 --   * XEP-0198 hibernation of a session: its presence annotated
 --     <connection-paused/> to everyone who has it (through the block list),
 --     empty annotation on resume.
