@@ -1511,6 +1511,27 @@ if is_muc then
 		end);
 	end);
 
+	-- After a reload: occupants whose disco#info the old code was asking
+	-- are asked again, with the caps of their presence in a room they are in.
+	S.muc_resume_after_reload = function ()
+		local stale = {};
+		for real_jid, state in jid_caps:items() do
+			if state.status == "pending" then stale[#stale + 1] = real_jid; end
+		end
+		for _, real_jid in ipairs(stale) do
+			jid_caps:set(real_jid, nil);
+			local c;
+			for room_jid in pairs(jid_rooms:get(real_jid) or {}) do
+				local room = muc.get_room_from_jid(room_jid);
+				local occupant = room and room:get_occupant_by_real_jid(real_jid);
+				local pr = occupant and occupant:get_presence(real_jid);
+				c = pr and pr:get_child("c", xmlns_caps);
+				if c then break; end
+			end
+			if c then safely("occupant caps", resolve_jid_caps, real_jid, c); end
+		end
+	end
+
 	-- Presences to rooms carry the occupants' caps.
 	local function presence_to_room(event)
 		local origin, stanza = event.origin, event.stanza;
@@ -1726,12 +1747,8 @@ local function resume_after_reload()
 			end
 		end
 	end
-	if S.jid_caps then
-		local stale = {};
-		for real_jid, state in S.jid_caps:items() do
-			if state.status == "pending" then stale[#stale + 1] = real_jid; end
-		end
-		for _, real_jid in ipairs(stale) do S.jid_caps:set(real_jid, nil); end
+	if S.muc_resume_after_reload then
+		S.muc_resume_after_reload();
 	end
 end
 if S.loaded then

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/psakit/psakit/internal/rawclient"
 )
 
 // module:reload keeps what mod_psa knows: which sessions get annotations,
@@ -61,4 +63,33 @@ func TestReloadKeepsMUCState(t *testing.T) {
 	expect(ctx, t, romeo, "server-unavailable from the MUC after a reload", annotated(room+"/Nurse", conference, "server-unavailable"))
 	must(t, n.Heal(montague, capulet))
 	expect(ctx, t, romeo, "empty annotation from the MUC", annotated(room+"/Nurse", conference, ""))
+}
+
+// A disco#info query that the MUC service had in flight when it reloaded is
+// asked again: the occupant still gets annotations.
+func TestReloadMUCAsksPendingCapsAgain(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+
+	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	hold := make(chan struct{})
+	romeo := client(ctx, t, mont, "romeo", "lane", rawclient.Config{Features: []string{rawclient.NSPSA}, HoldDisco: hold})
+	must(t, romeo.SendPresence(ctx, ""))       // montague.lit's query, held
+	must(t, romeo.JoinMUC(ctx, room, "Romeo")) // the MUC service's query, held
+
+	out, err := mont.Shell(ctx, `module:reload("psa", "`+conference+`")`)
+	must(t, err)
+	if !strings.Contains(out, "Module reloaded") {
+		t.Fatalf("reload: %s", out)
+	}
+	close(hold)
+	must(t, romeo.AwaitCapsQuery(ctx, conference))
+
+	must(t, n.Cut(montague, capulet))
+	expect(ctx, t, romeo, "server-unavailable from the MUC", annotated(room+"/Nurse", conference, "server-unavailable"))
 }
