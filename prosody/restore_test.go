@@ -9,13 +9,26 @@ import (
 	"github.com/psakit/psakit/internal/rawclient"
 )
 
+// cut cuts the link and returns a log mark of capulet.lit from before it.
+func cut(t *testing.T, n *prosodytest.Network) int {
+	t.Helper()
+	mark := n.Server(capulet).LogMark()
+	must(t, n.Cut(montague, capulet))
+	return mark
+}
+
 // leaveDuringCut closes c (a capulet.lit client) while the link is cut, and
 // waits until its server gave up delivering its unavailable to montague.lit,
-// so that a heal cannot deliver it late. It first makes the server notice
-// the cut (a ping to montague.lit fails): the unavailable then goes into a
-// new connection attempt, not into a connection reset a moment ago.
-func leaveDuringCut(ctx context.Context, t *testing.T, srv *prosodytest.Server, c *rawclient.Client) {
+// so that a heal cannot deliver it late. It first waits until the server
+// dropped its s2s session to montague.lit (after cutMark) and a ping to
+// montague.lit fails: the unavailable then goes into a new connection
+// attempt, not into a connection reset a moment ago (where 0.12 loses it
+// without a trace).
+func leaveDuringCut(ctx context.Context, t *testing.T, srv *prosodytest.Server, c *rawclient.Client, cutMark int) {
 	t.Helper()
+	if _, _, err := srv.WaitLog(ctx, cutMark, "Destroying outgoing session "+capulet+"->"+montague); err != nil {
+		t.Fatalf("%s kept its session to %s: %v", srv.Domain, montague, err)
+	}
 	e, err := c.IQ(ctx, "get", montague, "<ping xmlns='"+rawclient.NSPing+"'/>")
 	must(t, err)
 	if e.Attr("type") != "error" {
@@ -43,10 +56,10 @@ func TestRestoreResourceGoneDuringOutage(t *testing.T) {
 	cfull := chamber.JID()
 	expect(ctx, t, romeo, "juliet's second resource", plainPresence(cfull, ""))
 
-	must(t, n.Cut(montague, capulet))
+	cutMark := cut(t, n)
 	expectEach(ctx, t, romeo, "server-unavailable for both resources",
 		annotated(jfull, montague, "server-unavailable"), annotated(cfull, montague, "server-unavailable"))
-	leaveDuringCut(ctx, t, n.Server(capulet), chamber)
+	leaveDuringCut(ctx, t, n.Server(capulet), chamber, cutMark)
 
 	must(t, n.Heal(montague, capulet))
 	expect(ctx, t, romeo, "unavailable for the resource that left", plainPresence(cfull, "unavailable"))
@@ -77,10 +90,10 @@ func TestRestoreDirectedSenderGoneDuringOutage(t *testing.T) {
 	hfull := house.JID()
 	expect(ctx, t, romeo, "tybalt's second directed presence", plainPresence(hfull, ""))
 
-	must(t, n.Cut(montague, capulet))
+	cutMark := cut(t, n)
 	expectEach(ctx, t, romeo, "server-unavailable for both of tybalt's resources",
 		annotated(tfull, montague, "server-unavailable"), annotated(hfull, montague, "server-unavailable"))
-	leaveDuringCut(ctx, t, n.Server(capulet), tybalt)
+	leaveDuringCut(ctx, t, n.Server(capulet), tybalt, cutMark)
 
 	must(t, n.Heal(montague, capulet))
 	expectEach(ctx, t, romeo, "the restore",
