@@ -112,3 +112,24 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// expectEach waits until c received a stanza for every matcher, in any
+// order.
+func expectEach(ctx context.Context, t *testing.T, c *rawclient.Client, what string, matchers ...func(*rawclient.Element) bool) {
+	t.Helper()
+	left := append([]func(*rawclient.Element) bool(nil), matchers...)
+	for len(left) > 0 {
+		_, err := c.Expect(ctx, func(e *rawclient.Element) bool {
+			for i, m := range left {
+				if m(e) {
+					left = append(left[:i:i], left[i+1:]...)
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil {
+			t.Fatalf("%s: waiting for %s (%d left): %v\nreceived:\n%s", c.JID(), what, len(left), err, dump(c.History()))
+		}
+	}
+}

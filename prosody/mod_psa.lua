@@ -10,7 +10,9 @@
 --   * Per client session, annotations are enabled by XEP-0115 caps: the
 --     session's broadcast presence carries <c hash='sha-1'/>, the server asks
 --     the client for disco#info of NODE#VER, verifies the hash and enables
---     annotations iff the verified features include urn:xmpp:psa.
+--     annotations iff the verified features include urn:xmpp:psa. One query
+--     per ver, shared by every session that announces it; transient
+--     failures are retried.
 --   * Annotations that others put in are stripped on the way in: all of them
 --     from presence of local clients and presence into rooms, all but the
 --     sending server's own over s2s (see the Trust section).
@@ -22,9 +24,13 @@
 --   * When an s2s session to a domain is destroyed, or a keepalive ping over
 --     a live one gets no answer, the host pings the domain (which dials a new
 --     s2s connection; for the keepalive, its own timeout is the failure).
---     Only when that fails is the domain in outage: the remembered presences from it are re-sent annotated
---     <server-unavailable/>. Re-checks with backoff; on restore the same
---     presences with an empty annotation, then presence probes.
+--     Only when that fails is the domain in outage: the remembered presences
+--     from it are re-sent annotated <server-unavailable/>. Re-checks with
+--     backoff (20 s at most); an s2s session established with the domain
+--     ends the outage (outgoing) or triggers a re-check (incoming). On
+--     restore the same presences with an empty annotation, then presence
+--     probes, then unavailable for the resources they did not confirm.
+--   * State lives in module:shared(), so module:reload keeps it.
 --   * XEP-0198 hibernation of a session: its presence annotated
 --     <connection-paused/> to everyone who has it (through the block list),
 --     empty annotation on resume.
@@ -68,9 +74,12 @@ local function number_option(name, default, min, max)
 end
 
 -- Seconds between reachability checks of a domain in outage; doubles after
--- every failed check up to psa_recheck_max_interval.
-local recheck_interval = number_option("psa_recheck_interval", 15, 0.01);
-local recheck_max_interval = math_max(recheck_interval, number_option("psa_recheck_max_interval", 300, 0.01));
+-- every failed check up to psa_recheck_max_interval. The maximum bounds how
+-- late a heal that no s2s session reveals is noticed (one interval plus a
+-- ping), whatever the outage's length: 20 s keeps it within 30 s. An s2s
+-- session established with the domain is noticed at once.
+local recheck_interval = number_option("psa_recheck_interval", 5, 0.01);
+local recheck_max_interval = math_max(recheck_interval, number_option("psa_recheck_max_interval", 20, 0.01));
 -- Seconds to wait for the answer to a reachability ping.
 local ping_timeout = number_option("psa_ping_timeout", 30, 0.1);
 -- Seconds between keepalive pings to the remote domains this host has an
@@ -113,6 +122,43 @@ if not is_muc and not is_user_host then
 end
 
 module:add_feature(xmlns_psa);
+
+-- State that outlives module:reload: which sessions get annotations, what
+-- they were sent, the domains in outage, pauses. Prosody keeps a module's
+-- shared tables while it reloads it. Cache eviction handlers dispatch
+-- through it, so that caches made before a reload call the new code.
+local S = module:shared("state");
+local function kept(name, make)
+	local v = S[name];
+	if v == nil then
+		v = make();
+		S[name] = v;
+	end
+	return v;
+end
+local function weak_table() return setmetatable({}, { __mode = "k" }); end
+local function kept_cache(name, size, on_evict_name)
+	local c = kept(name, function ()
+		return new_cache(size, on_evict_name and function (k, v)
+			local f = S[on_evict_name];
+			if f then return f(k, v); end
+		end or nil);
+	end);
+	c:resize(size);
+	return c;
+end
+
+-- Statistics (Prosody's statistics API; a no-op unless `statistics` is
+-- configured). Names as they appear: mod_psa/<name>, labelled with the host.
+local measure_annotations = module:measure("annotations_sent", "counter"); -- annotated presences sent
+local measure_outage = module:measure("outages", "rate"); -- domains that went into outage
+local measure_restore = module:measure("restores", "rate"); -- outages that ended
+local measure_checks = module:measure("checks_inflight", "amount"); -- reachability pings in flight
+local measure_requests = module:measure("requests_inflight", "amount"); -- disco#info, keepalive and resource checks in flight
+local measure_queued = module:measure("requests_queued", "amount"); -- the same, waiting for room
+local measure_disco_retry = module:measure("disco_retries", "rate"); -- disco#info asked again after a transient failure
+local measure_ping_undecided = module:measure("pings_undecided", "rate"); -- pings that failed locally and were sent again
+local measure_unconfirmed = module:measure("unconfirmed_unavailable", "counter"); -- unavailables for resources gone during an outage
 
 ---------------------------------------------------------------------------
 -- Helpers
@@ -294,7 +340,7 @@ end
 -- Caps verification cache of this host: ver -> true when the verified
 -- features include urn:xmpp:psa, false otherwise. Only verified answers
 -- enter it.
-local caps_cache = new_cache(caps_cache_size);
+local caps_cache = kept_cache("caps_cache", caps_cache_size);
 
 -- verify_caps checks a disco#info <query/> against a sha-1 ver. It returns
 -- verified, has_psa. Ill-formed answers (XEP-0115 §5.4: duplicate
@@ -333,6 +379,143 @@ local function verify_caps(query, ver)
 end
 
 ---------------------------------------------------------------------------
+-- Requests in flight
+--
+-- Prosody tracks at most 256 module:send_iq requests per module and host;
+-- beyond that it rejects the oldest with resource-constraint. Bulk requests
+-- (disco#info of caps, keepalive pings, resource checks after a restore) go
+-- through a queue that keeps at most max_bulk_inflight of them in flight, so
+-- that they never evict one another and reachability checks find room.
+---------------------------------------------------------------------------
+
+local max_bulk_inflight = 128;
+local max_bulk_queued = 10000;
+local bulk_inflight, bulk_queue, bulk_head, bulk_tail = 0, {}, 1, 0;
+local pump_bulk; -- forward
+
+local function send_bulk(iq, timeout, on_result, on_error)
+	if bulk_inflight >= max_bulk_inflight then
+		if bulk_tail - bulk_head + 1 >= max_bulk_queued then
+			safely("iq error", on_error, { type = "wait", condition = "resource-constraint", text = "mod_psa request queue full" });
+			return;
+		end
+		bulk_tail = bulk_tail + 1;
+		bulk_queue[bulk_tail] = { iq, timeout, on_result, on_error };
+		measure_queued(bulk_tail - bulk_head + 1);
+		return;
+	end
+	bulk_inflight = bulk_inflight + 1;
+	measure_requests(bulk_inflight);
+	module:send_iq(iq, nil, timeout):next(function (event)
+		bulk_inflight = bulk_inflight - 1;
+		safely("iq result", on_result, event);
+		pump_bulk();
+	end, function (err)
+		bulk_inflight = bulk_inflight - 1;
+		safely("iq error", on_error, err);
+		pump_bulk();
+	end);
+end
+
+function pump_bulk()
+	while bulk_inflight < max_bulk_inflight and bulk_head <= bulk_tail do
+		local r = bulk_queue[bulk_head];
+		bulk_queue[bulk_head] = nil;
+		bulk_head = bulk_head + 1;
+		send_bulk(r[1], r[2], r[3], r[4]);
+	end
+	measure_requests(bulk_inflight);
+	measure_queued(bulk_tail - bulk_head + 1);
+end
+
+-- A failed request worth repeating: it never got an answer (evicted, timed
+-- out, queue full) or the answer says to wait.
+local function is_transient(err)
+	if not (err and err.context and err.context.stanza) then return true; end
+	return err.type == "wait";
+end
+
+---------------------------------------------------------------------------
+-- Caps: one disco#info query per ver, whoever announces it
+--
+-- Every session (or MUC occupant) that announces a ver not in the cache
+-- waits on the query for that ver. The query goes to one of them; the
+-- answer is verified against the ver (XEP-0115 §5.4, as Prosody's mod_pep
+-- does), so any announcer's answer is as good as another's, and a liar can
+-- only fail its own verification: then the next one is asked. A transient
+-- failure is retried (each announcer up to #caps_retry_delays times, after
+-- the next delay), so a burst of logins does not leave sessions without
+-- annotations for good.
+---------------------------------------------------------------------------
+
+local caps_retry_delays = { 1, 5, 15 };
+local caps_queries = {}; -- ver -> { waiters = { waiter... }, asking = bool }
+local ask_caps_next; -- forward
+
+-- waiter = { to = full JID, node = caps node, tries = 0,
+--            valid = function () -> bool, done = function (has_psa, why) }
+function ask_caps_next(ver)
+	local q = caps_queries[ver];
+	if not q or q.asking then return; end
+	local waiters = q.waiters;
+	while waiters[1] and not waiters[1].valid() do
+		table.remove(waiters, 1);
+	end
+	local w = waiters[1];
+	if not w then
+		caps_queries[ver] = nil;
+		return;
+	end
+	q.asking = true;
+	local iq = st.iq({ type = "get", from = host, to = w.to, id = "psa-disco-"..new_id() })
+		:tag("query", { xmlns = xmlns_disco_info, node = w.node.."#"..ver }):up();
+	send_bulk(iq, disco_timeout, function (event)
+		q.asking = false;
+		local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
+		if verified then
+			caps_cache:set(ver, has_psa);
+			caps_queries[ver] = nil;
+			for _, x in ipairs(waiters) do
+				if x.valid() then x.done(has_psa, "disco#info verified"); end
+			end
+			return;
+		end
+		if waiters[1] == w then table.remove(waiters, 1); end
+		module:log("info", "Caps of %s do not verify (ver %s): no annotations", w.to, ver);
+		if w.valid() then w.done(false, "caps hash mismatch"); end
+		ask_caps_next(ver);
+	end, function (err)
+		q.asking = false;
+		if waiters[1] == w then table.remove(waiters, 1); end
+		w.tries = (w.tries or 0) + 1;
+		local cond = tostring(err and err.condition);
+		if is_transient(err) and w.tries <= #caps_retry_delays and w.valid() then
+			-- Ask again later, the others first if there are others.
+			measure_disco_retry();
+			waiters[#waiters + 1] = w;
+			module:log("debug", "disco#info of %s failed (%s): asking again in %gs", w.to, cond, caps_retry_delays[w.tries]);
+			module:add_timer(caps_retry_delays[w.tries], function ()
+				if caps_queries[ver] == q then ask_caps_next(ver); end
+			end);
+			if waiters[1] ~= w then ask_caps_next(ver); end
+			return;
+		end
+		if w.valid() then w.done(false, "disco#info failed: "..cond); end
+		ask_caps_next(ver);
+	end);
+end
+
+local function ask_caps(ver, waiter)
+	local q = caps_queries[ver];
+	if not q then
+		q = { waiters = {}, asking = false };
+		caps_queries[ver] = q;
+	end
+	q.waiters[#q.waiters + 1] = waiter;
+	ask_caps_next(ver);
+end
+
+---------------------------------------------------------------------------
 -- Link monitor: is a remote domain reachable from this host?
 --
 -- State per remote domain: no entry = up; "checking" = an s2s session was
@@ -340,20 +523,30 @@ end
 -- outage and annotations were sent.
 ---------------------------------------------------------------------------
 
-local links = {};
+local links = kept("links", function () return {}; end);
 local stopping = false;
 local hooks = {}; -- filled below: relevant(domain), on_outage(domain), on_restore(domain)
 
 local check_domain; -- forward
+local checks_inflight = 0;
 
+-- classify_ping_error returns reachable (true, false, or nil when the ping
+-- says nothing) and a detail.
 local function classify_ping_error(err)
+	local cond = err and err.condition;
+	local answered = err and err.context and err.context.stanza;
+	-- Prosody's own send_iq failures (the request evicted from its 256
+	-- tracked requests, an id conflict, a tracking error) never reached the
+	-- domain: undecided, ask again.
+	if not answered and (cond == "resource-constraint" or cond == "conflict" or cond == "internal-server-error") then
+		return nil, cond;
+	end
 	-- A locally generated bounce (connection refused, stream failure) or a
 	-- timeout means unreachable; any other error was answered by the domain.
-	local cond = err and err.condition;
 	if cond == "remote-server-not-found" or cond == "remote-server-timeout" then
 		return false, cond;
 	end
-	if not (err and err.context and err.context.stanza) then
+	if not answered then
 		return false, cond or "timeout";
 	end
 	-- Prosody 13 acknowledges s2s stanzas (XEP-0198): what a dying session
@@ -365,15 +558,27 @@ local function classify_ping_error(err)
 	return true, cond;
 end
 
-local function schedule_recheck(domain, link)
+-- schedule_recheck re-checks domain after delay seconds, or, without a
+-- delay, after the next interval of the backoff (which doubles up to
+-- recheck_max_interval).
+local function schedule_recheck(domain, link, delay, why)
 	if link.timer then link.timer:stop(); end
-	local delay = link.interval or recheck_interval;
-	link.interval = math_min(delay * 2, recheck_max_interval);
+	if not delay then
+		delay = link.interval or recheck_interval;
+		link.interval = math_min(delay * 2, recheck_max_interval);
+	end
+	link.timer_due = time_now() + delay;
 	link.timer = module:add_timer(delay, function ()
-		link.timer = nil;
-		if links[domain] == link and not stopping then
-			check_domain(domain, "periodic re-check");
+		link.timer, link.timer_due = nil, nil;
+		if links[domain] ~= link or stopping then return; end
+		if not hooks.relevant(domain) then
+			-- Nobody has anything from it any more: nothing to restore.
+			links[domain] = nil;
+			module:log("info", "Forgetting %s: nothing depends on it any more (in outage for %.0fs)",
+				domain, time_now() - (link.since or time_now()));
+			return;
 		end
+		check_domain(domain, why or "periodic re-check");
 	end);
 end
 
@@ -382,6 +587,7 @@ local function set_up(domain, link, why)
 	links[domain] = nil;
 	if link.state == "down" then
 		module:log("info", "Link %s -> %s is up (%s) after %.3fs of outage", host, domain, why, time_now() - link.since);
+		measure_restore();
 		safely("restore", hooks.on_restore, domain);
 	else
 		module:log("info", "Link %s -> %s is up (%s): the lost s2s session was not an outage", host, domain, why);
@@ -394,11 +600,19 @@ local function set_down(domain, link, why)
 		link.since = time_now();
 		link.interval = nil;
 		module:log("info", "Link %s -> %s is down (%s): annotating", host, domain, why);
+		measure_outage();
 		safely("outage", hooks.on_outage, domain);
 	else
 		module:log("debug", "Link %s -> %s is still down (%s)", host, domain, why);
 	end
-	schedule_recheck(domain, link);
+	local again = link.again;
+	link.again = nil;
+	if again then
+		-- Evidence that it is back came while the failed ping was out.
+		check_domain(domain, again);
+	else
+		schedule_recheck(domain, link);
+	end
 end
 
 function check_domain(domain, why)
@@ -416,28 +630,35 @@ function check_domain(domain, why)
 	local function done(reachable, detail)
 		if links[domain] ~= link or link.gen ~= gen then return; end -- superseded
 		link.inflight = nil;
-		if reachable then
+		if reachable == nil then
+			measure_ping_undecided();
+			if detail == "recipient-unavailable" then
+				-- Lost with its s2s session (Prosody 13): ask again on a new
+				-- one, unless the session's destroyed event already did.
+				module:log("debug", "Reachability ping to %s lost with its s2s session: asking again", domain);
+				schedule_recheck(domain, link, 0, "ping lost with its s2s session");
+			else
+				-- Failed inside Prosody (evicted from its request tracking).
+				module:log("debug", "Reachability ping to %s failed locally (%s): asking again", domain, tostring(detail));
+				schedule_recheck(domain, link, 1, why);
+			end
+		elseif reachable then
 			set_up(domain, link, "ping answered"..(detail and (": "..detail) or ""));
 		else
 			set_down(domain, link, detail or "unreachable");
 		end
 	end
 	link.inflight = true;
+	checks_inflight = checks_inflight + 1;
+	measure_checks(checks_inflight);
 	module:send_iq(iq, nil, ping_timeout):next(function ()
+		checks_inflight = checks_inflight - 1;
+		measure_checks(checks_inflight);
 		done(true);
 	end, function (err)
-		local reachable, detail = classify_ping_error(err);
-		if reachable == nil then
-			-- Lost with its s2s session: ask again on a new one, unless the
-			-- session's destroyed event already did.
-			module:add_timer(0, function ()
-				if links[domain] == link and link.gen == gen and not stopping then
-					check_domain(domain, "ping lost with its s2s session");
-				end
-			end);
-			return;
-		end
-		done(reachable, detail);
+		checks_inflight = checks_inflight - 1;
+		measure_checks(checks_inflight);
+		done(classify_ping_error(err));
 	end);
 end
 
@@ -456,14 +677,28 @@ local function link_lost(domain, direction)
 	check_domain(domain, direction.." s2s session lost");
 end
 
--- Evidence that domain may be reachable again.
+-- Evidence that domain may be reachable again. certain: an outgoing s2s
+-- session to it was established, so it is. Otherwise (an incoming session,
+-- a presence from it: it reaches us, which says nothing about our way to
+-- it) ping it now, or as soon as the ping in flight fails, or, if one was
+-- sent less than a second ago, a second after it: the evidence is never
+-- dropped, however far away the next scheduled re-check is.
 local function link_maybe_back(domain, why, certain)
 	local link = links[domain];
 	if not link or link.state ~= "down" then return; end
 	if certain then
 		set_up(domain, link, why);
-	elseif not link.inflight and (time_now() - (link.last_check or 0)) >= math_min(recheck_interval, 1) then
+		return;
+	end
+	if link.inflight then
+		link.again = why;
+		return;
+	end
+	local wait = math_min(recheck_interval, 1) - (time_now() - (link.last_check or 0));
+	if wait <= 0 then
 		check_domain(domain, why);
+	elseif not (link.timer and link.timer_due and link.timer_due <= time_now() + wait) then
+		schedule_recheck(domain, link, wait, why);
 	end
 end
 
@@ -492,17 +727,34 @@ module:hook("s2sin-destroyed", function (event)
 	end
 end);
 
-module:hook("s2sout-established", function (event)
+-- mod_s2s (a global module) fires these on the global bus, and again on the
+-- host's; the global ones are the ones every version fires.
+module:hook_global("s2sout-established", function (event)
 	local session = event.session;
 	if session.from_host == host then
 		safely("s2sout-established", link_maybe_back, session.to_host, "outgoing s2s session established", true);
 	end
 end);
 
-module:hook("s2sin-established", function (event)
+module:hook_global("s2sin-established", function (event)
 	local session = event.session;
 	if session.to_host == host then
 		safely("s2sin-established", link_maybe_back, session.from_host, "incoming s2s session established", false);
+	end
+end);
+
+-- mod_dialback and mod_saslauth (host modules) fire this on the host's bus
+-- when a stream is authenticated for a domain, which comes before it counts
+-- as established.
+module:hook("s2s-authenticated", function (event)
+	local session, domain = event.session, event.host;
+	if not domain then return; end
+	if session.type == "s2sout" or session.direction == "outgoing" then
+		if session.from_host == host then
+			safely("s2s-authenticated", link_maybe_back, domain, "outgoing s2s stream authenticated", true);
+		end
+	elseif session.to_host == host then
+		safely("s2s-authenticated", link_maybe_back, domain, "incoming s2s stream authenticated", false);
 	end
 end);
 
@@ -535,9 +787,9 @@ local function keepalive()
 		if not links[domain] and not hosts[domain] and hooks.relevant(domain) then
 			local iq = st.iq({ type = "get", from = host, to = domain, id = "psa-keepalive-"..new_id() })
 				:tag("ping", { xmlns = xmlns_ping }):up();
-			module:send_iq(iq, nil, ping_timeout):catch(function (err)
+			send_bulk(iq, ping_timeout, function () end, function (err)
 				local reachable, detail = classify_ping_error(err);
-				if reachable == false then -- nil: lost with its session, whose end checks
+				if reachable == false then -- nil: lost with its session, whose end checks, or evicted
 					safely("keepalive", keepalive_failed, domain, detail);
 				end
 			end);
@@ -556,10 +808,10 @@ end
 
 -- Per c2s session state, keyed by the session object (weak):
 --   status: "pending" (disco in flight), "on", "off"; node, ver, gen
-local psa_state = setmetatable({}, { __mode = "k" });
+local psa_state = kept("psa_state", weak_table);
 -- After an XEP-0198 resumption the filters of the session are called with the
 -- temporary session object: map it to the resumed one.
-local canonical = setmetatable({}, { __mode = "k" });
+local canonical = kept("canonical", weak_table);
 
 local function is_enabled(session)
 	local state = psa_state[session];
@@ -609,35 +861,28 @@ local function resolve_caps(session, c)
 	end
 	state.status = "pending";
 	local gen = state.gen;
-	local iq = st.iq({ type = "get", from = host, to = session.full_jid, id = "psa-disco-"..new_id() })
-		:tag("query", { xmlns = xmlns_disco_info, node = node.."#"..ver }):up();
-	module:send_iq(iq, nil, disco_timeout):next(function (event)
-		if psa_state[session] ~= state or state.gen ~= gen then return; end
-		local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
-		if verified then
-			caps_cache:set(ver, has_psa);
-			set_status(session, state, has_psa and "on" or "off", "disco#info verified");
-		else
-			module:log("info", "Caps of %s do not verify (ver %s): no annotations", session.full_jid, ver);
-			set_status(session, state, "off", "caps hash mismatch");
-		end
-	end, function (err)
-		if psa_state[session] ~= state or state.gen ~= gen then return; end
-		set_status(session, state, "off", "disco#info failed: "..tostring(err and err.condition));
-	end);
+	ask_caps(ver, {
+		to = session.full_jid, node = node;
+		valid = function ()
+			return psa_state[session] == state and state.gen == gen and not session.destroyed;
+		end;
+		done = function (has_psa, why)
+			set_status(session, state, has_psa and "on" or "off", why);
+		end;
+	});
 end
 
 ---------------------------------------------------------------------------
 -- VirtualHost: memory of remote presences, the c2s filter, outages
 ---------------------------------------------------------------------------
 
-local memory = setmetatable({}, { __mode = "k" }); -- session -> cache(from full JID -> entry)
-local total_remembered = 0;
-local remembered_by_domain = {}; -- domain -> count
+local memory = kept("memory", weak_table); -- session -> cache(from full JID -> entry)
+local counts = kept("counts", function () return { total = 0 }; end); -- total: presences remembered
+local remembered_by_domain = kept("remembered_by_domain", function () return {}; end); -- domain -> count
 local via_s2s = setmetatable({}, { __mode = "k" }); -- stanza -> true when it arrived over s2s
 
 local function count_entry(entry, delta)
-	total_remembered = total_remembered + delta;
+	counts.total = counts.total + delta;
 	local n = (remembered_by_domain[entry.domain] or 0) + delta;
 	remembered_by_domain[entry.domain] = n > 0 and n or nil;
 end
@@ -645,12 +890,17 @@ end
 local function session_memory(session, create)
 	local mem = memory[session];
 	if not mem and create then
-		mem = new_cache(max_per_session, function (_, entry)
-			count_entry(entry, -1);
+		mem = new_cache(max_per_session, function (k, entry)
+			local f = S.memory_evicted;
+			if f then return f(k, entry); end
 		end);
 		memory[session] = mem;
 	end
 	return mem;
+end
+
+S.memory_evicted = function (_, entry)
+	count_entry(entry, -1);
 end
 
 function forget_session_presences(session)
@@ -698,7 +948,7 @@ local function remember(session, stanza)
 	if not state or state.status == "off" then return; end -- never needs them
 	local mem = session_memory(session, true);
 	local old = mem:get(from);
-	if not old and total_remembered >= max_total then
+	if not old and counts.total >= max_total then
 		module:log("debug", "psa_max_presences (%d) reached, not remembering presence of %s", max_total, from);
 		return;
 	end
@@ -721,6 +971,7 @@ local function resend(session, entry, condition, text)
 		stanza:tag("delay", { xmlns = xmlns_delay, from = host, stamp = entry.received }):up();
 	end
 	annotate(stanza, host, condition, text);
+	measure_annotations(1);
 	deliver_to_session(stanza);
 end
 
@@ -752,6 +1003,7 @@ local function c2s_out_filter(stanza, session)
 			if link and link.state == "down" then
 				local copy = st.clone(stanza);
 				annotate(copy, host, "server-unavailable", describe(text_server, domain));
+				measure_annotations(1);
 				return copy;
 			end
 		end
@@ -809,11 +1061,18 @@ if is_user_host then
 	end
 
 	-- Caps of the session's broadcast presence; directed presence bookkeeping.
-	local directed_store = setmetatable({}, { __mode = "k" }); -- session -> { [jid] = { stanza, muc } }
+	local directed_store = kept("directed_store", weak_table); -- session -> { [jid] = { stanza, muc } }
+
+	-- Broadcast presences of local sessions: mod_presence posts the same
+	-- stanza object again, with a `to`, to every resource and roster contact
+	-- (and a session's stored presence to its new sibling resources). Those
+	-- are not directed presences.
+	local broadcasts = setmetatable({}, { __mode = "k" });
 
 	module:hook("pre-presence/bare", function (event)
 		local origin, stanza = event.origin, event.stanza;
 		if origin.type ~= "c2s" or stanza.attr.to ~= nil or not event.to_self then return; end
+		broadcasts[stanza] = true;
 		local t = stanza.attr.type;
 		if t == nil then
 			safely("caps", resolve_caps, origin, stanza:get_child("c", xmlns_caps));
@@ -849,7 +1108,13 @@ if is_user_host then
 	local function track_directed(event)
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
-		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
+		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] or broadcasts[stanza] then return; end
+		-- What mod_presence counts as directed: not to a contact that has a
+		-- subscription to the user's presence, nor to the user's own resources.
+		local to_bare = jid_bare(to);
+		if to_bare == origin.username.."@"..origin.host then return; end
+		local item = origin.roster and origin.roster[to_bare];
+		if item and (item.subscription == "both" or item.subscription == "from") then return; end
 		local t = stanza.attr.type;
 		if t == nil or t == "unavailable" then
 			track_hidden(origin, to, t);
@@ -888,7 +1153,7 @@ if is_user_host then
 	end
 
 	-- Local session paused (XEP-0198 hibernation).
-	local paused = setmetatable({}, { __mode = "k" }); -- session -> list of { to, stanza }
+	local paused = kept("paused", weak_table); -- session -> list of { to, stanza }
 
 	local function presence_recipients(session)
 		local list = {};
@@ -908,14 +1173,15 @@ if is_user_host then
 				end
 			end
 		end
+		-- Directed presences: only those remembered (and so known not to be
+		-- room joins). Never to MUC rooms: they would re-broadcast it to every
+		-- occupant. One that did not fit psa_max_directed_per_session may be a
+		-- room: it gets nothing.
 		local store = directed_store[session];
 		for to in pairs(session.directed or {}) do
 			local d = store and store[to];
-			if not (d and d.muc) then -- never to MUC rooms: they would re-broadcast it
-				local pres = d and d.stanza or base;
-				if pres then
-					list[#list + 1] = { to = to, stanza = pres };
-				end
+			if d and not d.muc then
+				list[#list + 1] = { to = to, stanza = d.stanza };
 			end
 		end
 		return list;
@@ -927,6 +1193,7 @@ if is_user_host then
 				local pres = strip_annotations(st.clone(r.stanza));
 				pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, r.to, nil;
 				annotate(pres, host, condition, condition and describe(text_paused, host));
+				measure_annotations(1);
 				send_as(session, pres);
 			end
 		end
@@ -989,7 +1256,7 @@ if is_user_host then
 	-- session that held no request and made no new one (its rid did not
 	-- move) for psa_bosh_pause_after seconds is paused; its next request
 	-- ends the pause.
-	local bosh = setmetatable({}, { __mode = "k" }); -- session -> { rid, idle_since }
+	local bosh = kept("bosh", weak_table); -- session -> { rid, idle_since }
 
 	local function watch_bosh(session)
 		if session.bosh_version and not bosh[session] then
@@ -1073,16 +1340,91 @@ if is_user_host then
 		module:log("info", "Sent %d presences annotated server-unavailable for %s", n, domain);
 	end
 
+	-- gone tells session that full is unavailable (its unavailable was lost
+	-- in the outage) and forgets it, unless a newer presence replaced entry.
+	local function gone(session, full, entry)
+		local mem = memory[session];
+		if session.destroyed or not mem or mem:get(full) ~= entry then return; end
+		forget(session, full);
+		measure_unconfirmed(1);
+		module:log("debug", "%s was not confirmed after the restore: unavailable to %s", full, session.full_jid);
+		deliver_to_session(st.presence({ type = "unavailable", from = full, to = session.full_jid }));
+	end
+
+	-- A directed-presence sender cannot be probed (its server would answer
+	-- a non-subscriber `unsubscribed`): ask its resource for disco#info.
+	-- Its server answers service-unavailable or recipient-unavailable for a
+	-- resource that is not online; a live client answers disco#info.
+	local gone_conditions = { ["service-unavailable"] = true, ["recipient-unavailable"] = true, ["item-not-found"] = true };
+	local function check_directed(domain, full, waiting)
+		local iq = st.iq({ type = "get", from = host, to = full, id = "psa-res-"..new_id() })
+			:tag("query", { xmlns = xmlns_disco_info }):up();
+		send_bulk(iq, ping_timeout, function () end, function (err)
+			if links[domain] then return; end -- down again: the next restore decides
+			local reply = err and err.context and err.context.stanza;
+			if not (reply and reply.attr.from == full and gone_conditions[err.condition]) then return; end
+			-- Only the remote server's answer counts, not a bounce of our own
+			-- s2s layer (Prosody 13 bounces what a dying session did not
+			-- acknowledge as recipient-unavailable, "from" the full JID).
+			local origin = err.context.origin;
+			if not origin or origin.dummy or (origin.type ~= "s2sin" and origin.type ~= "s2sout") then return; end
+			for session, entry in pairs(waiting) do
+				gone(session, full, entry);
+			end
+		end);
+	end
+
+	local settle; -- recursive
+	-- settle runs once the answers to the probes sent after a restore are
+	-- in: the domain handles the probes and then our ping in order, and
+	-- sends the answers and the pong over the same connection, so they reach
+	-- us in that order. A remembered resource of a probed contact that was
+	-- not confirmed by then is gone; directed-presence senders are asked.
+	function settle(domain, probed, directed, tries)
+		local iq = st.iq({ type = "get", from = host, to = domain, id = "psa-settle-"..new_id() })
+			:tag("ping", { xmlns = xmlns_ping }):up();
+		local function answered()
+			if links[domain] then return; end -- down again: the next restore decides
+			for session, entries in pairs(probed) do
+				for full, entry in pairs(entries) do
+					gone(session, full, entry);
+				end
+			end
+			for full, waiting in pairs(directed) do
+				check_directed(domain, full, waiting);
+			end
+		end
+		module:send_iq(iq, nil, ping_timeout):next(answered, function (err)
+			local reachable = classify_ping_error(err);
+			if reachable then
+				answered();
+			elseif reachable == nil and (tries or 0) < 3 and not links[domain] then
+				-- Failed locally (evicted): another ping, still after the probes.
+				settle(domain, probed, directed, (tries or 0) + 1);
+			end
+		end);
+	end
+
 	function hooks.on_restore(domain)
 		local n, probes = 0, {};
+		local probed, directed, any = {}, {}, false;
 		each_entry_of(domain, function (session, entry)
 			resend(session, entry, nil);
 			n = n + 1;
 			local from = entry.stanza.attr.from;
 			local contact = jid_bare(from);
 			local item = session.roster and session.roster[contact];
-			if probe_after_restore and item and (item.subscription == "both" or item.subscription == "to") then
-				probes[session.full_jid.." "..contact] = { from = session.full_jid, to = contact };
+			if item and (item.subscription == "both" or item.subscription == "to") then
+				if probe_after_restore then
+					probes[session.full_jid.." "..contact] = { from = session.full_jid, to = contact };
+					probed[session] = probed[session] or {};
+					probed[session][from] = entry;
+					any = true;
+				end
+			elseif probe_after_restore then
+				directed[from] = directed[from] or {};
+				directed[from][session] = entry;
+				any = true;
 			end
 		end);
 		local np = 0;
@@ -1090,6 +1432,7 @@ if is_user_host then
 			module:send(st.presence({ type = "probe", from = p.from, to = p.to }));
 			np = np + 1;
 		end
+		if any then settle(domain, probed, directed); end
 		module:log("info", "Sent %d presences with an empty annotation and %d probes for %s", n, np, domain);
 	end
 
@@ -1103,8 +1446,9 @@ if is_muc then
 	local muc = module:depends("muc");
 
 	-- Caps of occupants' real JIDs, as seen from the MUC host.
-	local jid_caps = new_cache(max_muc_tracked); -- real full JID -> { node, ver, status, gen }
+	local jid_caps = kept_cache("jid_caps", max_muc_tracked); -- real full JID -> { node, ver, status, gen }
 	local current_annotation; -- set while publicising an annotated presence
+	local left_room; -- forward
 
 	local function jid_enabled(real_jid)
 		local state = jid_caps:get(real_jid);
@@ -1143,21 +1487,109 @@ if is_muc then
 		end
 		state.status = "pending";
 		local gen = state.gen;
-		local iq = st.iq({ type = "get", from = host, to = real_jid, id = "psa-disco-"..new_id() })
-			:tag("query", { xmlns = xmlns_disco_info, node = node.."#"..ver }):up();
-		module:send_iq(iq, nil, disco_timeout):next(function (event)
-			if jid_caps:get(real_jid) ~= state or state.gen ~= gen then return; end
-			local verified, has_psa = verify_caps(event.stanza:get_child("query", xmlns_disco_info), ver);
-			if verified then
-				caps_cache:set(ver, has_psa);
-				set(has_psa and "on" or "off", "disco#info verified");
-			else
-				set("off", "caps hash mismatch");
+		ask_caps(ver, {
+			to = real_jid, node = node;
+			valid = function ()
+				return jid_caps:get(real_jid) == state and state.gen == gen;
+			end;
+			done = function (has_psa, why)
+				set(has_psa and "on" or "off", why);
+			end;
+		});
+	end
+
+	-- The rooms each real JID is in: its caps verdict is forgotten when it
+	-- has left the last one, not when it leaves one.
+	-- It also counts, per domain, the (real JID, room) pairs from there, so
+	-- that "does any occupant come from this domain" (asked for every lost
+	-- s2s session and every keepalive) costs one lookup, not a scan of every
+	-- room and occupant.
+	local jid_rooms = kept_cache("jid_rooms", max_muc_tracked, "jid_rooms_evicted"); -- real full JID -> { [room JID] = true }
+	local by_domain = kept("occupants_by_domain", function () return {}; end); -- domain -> count
+
+	local function count_domain(real_jid, delta)
+		local domain = jid_host(real_jid);
+		if not domain then return; end
+		local n = (by_domain[domain] or 0) + delta;
+		by_domain[domain] = n > 0 and n or nil;
+	end
+
+	S.jid_rooms_evicted = function (real_jid, rooms)
+		for _ in pairs(rooms) do count_domain(real_jid, -1); end
+	end
+
+	local function joined_room(real_jid, room_jid)
+		local rooms = jid_rooms:get(real_jid);
+		if not rooms then
+			rooms = {};
+			jid_rooms:set(real_jid, rooms);
+		end
+		if not rooms[room_jid] then
+			rooms[room_jid] = true;
+			count_domain(real_jid, 1);
+		end
+	end
+
+	left_room = function (real_jid, room_jid)
+		local rooms = jid_rooms:get(real_jid);
+		if rooms then
+			if rooms[room_jid] then
+				rooms[room_jid] = nil;
+				count_domain(real_jid, -1);
 			end
-		end, function (err)
-			if jid_caps:get(real_jid) ~= state or state.gen ~= gen then return; end
-			set("off", "disco#info failed: "..tostring(err and err.condition));
+			if next(rooms) then return; end
+			jid_rooms:set(real_jid, nil);
+		end
+		jid_caps:set(real_jid, nil);
+	end
+
+	-- Occupants that joined before the module was loaded (or before the
+	-- index existed): index them once.
+	if not S.rooms_indexed then
+		for room in muc.live_rooms() do
+			for _, occupant in room:each_occupant() do
+				for real_jid in occupant:each_session() do
+					joined_room(real_jid, room.jid);
+				end
+			end
+		end
+		S.rooms_indexed = true;
+	end
+
+	module:hook("muc-occupant-session-new", function (event)
+		if event.jid and event.room then joined_room(event.jid, event.room.jid); end
+	end, 1000);
+
+	-- An occupant kicked or gone with its last session: its sessions left.
+	module:hook("muc-occupant-left", function (event)
+		local occupant, room = event.occupant, event.room;
+		if not (occupant and room) then return; end
+		safely("occupant left", function ()
+			for real_jid in occupant:each_session() do
+				left_room(real_jid, room.jid);
+			end
 		end);
+	end);
+
+	-- After a reload: occupants whose disco#info the old code was asking
+	-- are asked again, with the caps of their presence in a room they are in.
+	S.muc_resume_after_reload = function ()
+		local stale = {};
+		for real_jid, state in jid_caps:items() do
+			if state.status == "pending" then stale[#stale + 1] = real_jid; end
+		end
+		for _, real_jid in ipairs(stale) do
+			jid_caps:set(real_jid, nil);
+			local c;
+			for room_jid in pairs(jid_rooms:get(real_jid) or {}) do
+				local room = muc.get_room_from_jid(room_jid);
+				local occupant = room and room:get_occupant_by_real_jid(real_jid);
+				local pr = occupant and occupant:get_presence(real_jid);
+				c = pr and pr:get_child("c", xmlns_caps);
+				if c then break; end
+			end
+			if c then safely("occupant caps", resolve_jid_caps, real_jid, c); end
+		end
 	end
 
 	-- Presences to rooms carry the occupants' caps.
@@ -1169,7 +1601,7 @@ if is_muc then
 		if t == nil then
 			safely("occupant caps", resolve_jid_caps, from, stanza:get_child("c", xmlns_caps));
 		elseif t == "unavailable" then
-			jid_caps:set(from, nil);
+			safely("occupant left", left_room, from, jid_bare(stanza.attr.to));
 		end
 		-- An error bounced by our own s2s layer (the link to the occupant's
 		-- server failed) would make the room kick the occupant: swallow it,
@@ -1255,17 +1687,25 @@ if is_muc then
 	end
 
 	-- Send occupant's presence, annotated, to the PSA sessions of recipient.
+	-- It returns the number of sessions it sent to.
 	local function publicise(room, occupant, recipient, annotation)
-		if recipient.bare_jid == occupant.bare_jid then return; end
-		local sessions, any = {}, false;
+		if recipient.bare_jid == occupant.bare_jid then return 0; end
+		-- Sent to one recipient, publicise_occupant_status skips the room's
+		-- presence-broadcast roles (XEP-0045 §10.2 presence broadcast): a
+		-- role whose presence the room does not broadcast gets no
+		-- annotation either.
+		local roles = room.get_presence_broadcast and room:get_presence_broadcast();
+		if roles and not roles[occupant.role or "none"] then return 0; end
+		local sessions, count = {}, 0;
 		for real_jid, pr in recipient:each_session() do
 			if pr.attr.type == nil and jid_enabled(real_jid) and not domain_down(jid_host(real_jid)) then
 				sessions[real_jid] = pr;
-				any = true;
+				count = count + 1;
 			end
 		end
-		if not any then return; end
+		if count == 0 then return 0; end
 		local proxy = setmetatable({ sessions = sessions }, { __index = recipient });
+		for _ in pairs(sessions) do measure_annotations(1); end
 		current_annotation = annotation;
 		local ok, err = pcall(room.publicise_occupant_status, room, occupant,
 			st.stanza("x", { xmlns = "http://jabber.org/protocol/muc#user" }),
@@ -1273,7 +1713,9 @@ if is_muc then
 		current_annotation = nil;
 		if not ok then
 			module:log("error", "Error publicising annotated presence of %s: %s", occupant.nick, tostring(err));
+			return 0;
 		end
+		return count;
 	end
 
 	local function each_annotated_pair(domain, f)
@@ -1289,6 +1731,9 @@ if is_muc then
 	end
 
 	function hooks.relevant(domain)
+		if (by_domain[domain] or 0) > 0 then return true; end
+		if jid_rooms:count() < max_muc_tracked then return false; end
+		-- The index is full and may have dropped some: look.
 		for room in muc.live_rooms() do
 			for _, occupant in room:each_occupant() do
 				if jid_host(occupant.bare_jid) == domain then return true; end
@@ -1299,16 +1744,20 @@ if is_muc then
 
 	function hooks.on_outage(domain)
 		local annotation = { condition = "server-unavailable", text = describe(text_muc, domain) };
+		local n = 0;
 		each_annotated_pair(domain, function (room, occupant, recipient)
-			publicise(room, occupant, recipient, annotation);
+			n = n + publicise(room, occupant, recipient, annotation);
 		end);
+		module:log("info", "Sent %d occupant presences annotated server-unavailable for %s", n, domain);
 	end
 
 	function hooks.on_restore(domain)
 		local annotation = { condition = nil };
+		local n = 0;
 		each_annotated_pair(domain, function (room, occupant, recipient)
-			publicise(room, occupant, recipient, annotation);
+			n = n + publicise(room, occupant, recipient, annotation);
 		end);
+		module:log("info", "Sent %d occupant presences with an empty annotation for %s", n, domain);
 	end
 
 	-- A session joining a room during an outage, with caps already known.
@@ -1335,6 +1784,37 @@ if is_muc then
 		end
 	end
 end
+
+-- After a reload: requests that the old code had in flight are lost (their
+-- answers go to hooks that are gone): ask again. Timers stopped with the old
+-- code: schedule the re-checks of domains in outage again.
+local function resume_after_reload()
+	for domain, link in pairs(links) do
+		link.timer, link.timer_due, link.inflight, link.again = nil, nil, nil, nil;
+		if link.state == "down" then
+			module:log("debug", "Domain %s is in outage since before the reload: re-checking", domain);
+			schedule_recheck(domain, link);
+		else
+			check_domain(domain, "reloaded during a check");
+		end
+	end
+	if is_user_host then
+		for _, session in pairs(prosody.full_sessions) do
+			local state = session.host == host and psa_state[session];
+			if state and state.status == "pending" then
+				state.status, state.ver = nil, nil;
+				resolve_caps(session, session.presence and session.presence:get_child("c", xmlns_caps));
+			end
+		end
+	end
+	if S.muc_resume_after_reload then
+		S.muc_resume_after_reload();
+	end
+end
+if S.loaded then
+	safely("reload", resume_after_reload);
+end
+S.loaded = true;
 
 function module.unload()
 	for _, link in pairs(links) do

@@ -1,6 +1,7 @@
 package prosody_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,87 @@ func TestMUCOccupantServerUnreachable(t *testing.T) {
 	for _, e := range annotations(mercutio.History()) {
 		if strings.HasPrefix(e.Attr("from"), room) {
 			t.Errorf("non-PSA occupant got an annotation: %s", e)
+		}
+	}
+}
+
+// Leaving one room leaves the occupant's annotations on in the others.
+func TestMUCLeavingOneRoomKeepsAnnotationsInOthers(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	orchard, tomb := "orchard@"+conference, "tomb@"+conference
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	nurse := client(ctx, t, capu, "nurse", "garden", rawclient.Config{})
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, orchard, "Nurse"))
+	must(t, romeo.JoinMUC(ctx, orchard, "Romeo"))
+	// Same caps: the service does not ask again.
+	rejoin(ctx, t, nurse, tomb, "Nurse")
+	rejoin(ctx, t, romeo, tomb, "Romeo")
+	must(t, romeo.Sendf("<presence type='unavailable' to='%s/Romeo'/>", tomb))
+	expect(ctx, t, romeo, "leaving the tomb", plainPresence(tomb+"/Romeo", "unavailable"))
+
+	must(t, n.Cut(montague, capulet))
+	expect(ctx, t, romeo, "server-unavailable in the orchard", annotated(orchard+"/Nurse", conference, "server-unavailable"))
+	must(t, n.Heal(montague, capulet))
+	expect(ctx, t, romeo, "empty annotation in the orchard", annotated(orchard+"/Nurse", conference, ""))
+}
+
+// rejoin joins a second room with the caps the MUC service already verified
+// (so it asks no disco#info) and waits for the own presence (status 110).
+func rejoin(ctx context.Context, t *testing.T, c *rawclient.Client, room, nick string) {
+	t.Helper()
+	must(t, c.Sendf("<presence to='%s/%s'><x xmlns='%s'><history maxstanzas='0'/></x>%s</presence>", room, nick, rawclient.NSMUC, c.CapsElement()))
+	expect(ctx, t, c, "own presence in "+room, func(e *rawclient.Element) bool {
+		if !plainPresence(room+"/"+nick, "")(e) {
+			return false
+		}
+		for _, s := range e.Child(rawclient.NSMUCUser, "x").ChildrenNamed(rawclient.NSMUCUser, "status") {
+			if s.Attr("code") == "110" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// In a room that broadcasts only moderators' presence, a participant's
+// annotated presence does not reach the other occupants either.
+func TestMUCAnnotationsFollowPresenceBroadcast(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	must(t, romeo.JoinMUC(ctx, room, "Romeo")) // the creator: owner, moderator
+	// Only moderators' presence is broadcast (XEP-0045 room configuration).
+	res, err := romeo.IQ(ctx, "set", room, "<query xmlns='http://jabber.org/protocol/muc#owner'><x xmlns='jabber:x:data' type='submit'>"+
+		"<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#roomconfig</value></field>"+
+		"<field var='muc#roomconfig_presencebroadcast'><value>moderator</value></field></x></query>")
+	must(t, err)
+	if res.Attr("type") != "result" {
+		t.Fatalf("room configuration refused: %s", res)
+	}
+	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse")) // a participant
+
+	mark := mont.LogMark()
+	must(t, n.Cut(montague, capulet))
+	if _, _, err := mont.WaitLog(ctx, mark, "occupant presences annotated server-unavailable for capulet.lit"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, romeo.RoundTrip(ctx, conference))
+	for _, e := range romeo.History() {
+		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == room+"/Nurse" {
+			t.Errorf("a participant's presence reached another occupant: %s", e)
 		}
 	}
 }

@@ -291,3 +291,21 @@ func TestCapsCache(t *testing.T) {
 		}
 	}
 }
+
+// A domain in outage that no session has presences from any more (its
+// contacts' users logged out) is forgotten: no entry, no more re-checks.
+func TestDeadDomainForgotten(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, nil)
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+	romeo, juliet := connectPair(ctx, t, n)
+
+	must(t, n.Cut(montague, capulet))
+	expect(ctx, t, romeo, "server-unavailable", annotated(juliet.JID(), montague, "server-unavailable"))
+	mark := mont.LogMark()
+	must(t, romeo.Close())
+	if _, _, err := mont.WaitLog(ctx, mark, "Forgetting capulet.lit"); err != nil {
+		t.Fatal(err)
+	}
+}

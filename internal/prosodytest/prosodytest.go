@@ -153,7 +153,7 @@ type Spec struct {
 }
 
 // FastPSA returns mod_psa options for tests: it re-checks an unreachable
-// domain after 0.1 s, doubling up to 0.4 s (instead of 15 s up to 300 s),
+// domain after 0.1 s, doubling up to 0.4 s (instead of 5 s up to 20 s),
 // so that a heal is noticed at once, and gives pings and disco#info queries
 // 5 s. A new map each call: callers may add to it.
 func FastPSA() map[string]string {

@@ -91,6 +91,10 @@ type Config struct {
 	// answers pings with service-unavailable, as RFC 6120 §8.4 has an entity
 	// answer a request it does not understand.
 	NoPing bool
+	// HoldDisco, when not nil, delays the answers to disco#info queries
+	// until it is closed (a client slow to answer, for tests of a server's
+	// requests in flight).
+	HoldDisco <-chan struct{}
 }
 
 // Client is one client connection (and its XEP-0198 session across
@@ -399,7 +403,7 @@ func (c *Client) read(conn net.Conn, dec *xml.Decoder, done chan struct{}) {
 			c.mu.Unlock()
 			continue
 		}
-		c.answer(conn, e)
+		c.answer(conn, e, done)
 		c.mu.Lock()
 		if e.Name.Space == NSClient {
 			c.h++
@@ -419,7 +423,7 @@ func (c *Client) wake() {
 
 // answer answers disco#info and ping requests (pings with an error when
 // the client has NoPing).
-func (c *Client) answer(conn net.Conn, e *Element) {
+func (c *Client) answer(conn net.Conn, e *Element, done <-chan struct{}) {
 	if !e.Is(NSClient, "iq") || e.Attr("type") != "get" || len(e.Children) != 1 {
 		return
 	}
@@ -452,6 +456,16 @@ func (c *Client) answer(conn net.Conn, e *Element) {
 		}
 		b.WriteString("</query></iq>")
 		reply = b.String()
+		if hold := c.cfg.HoldDisco; hold != nil {
+			go func() {
+				select {
+				case <-hold:
+					_ = c.write(conn, reply)
+				case <-done:
+				}
+			}()
+			return
+		}
 	default:
 		return
 	}
