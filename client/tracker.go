@@ -497,6 +497,34 @@ func (t *Tracker) Disconnected() {
 	t.disp.omit(kindRoom, omitted)
 }
 
+// closing records that the session is about to end for good (Client.Close):
+// every tracked room is being left (EventLeaving), so that the service's
+// answer to our unavailable presence, our own unavailable with status 110,
+// confirms a leave (EventRoomLeft) instead of reporting a kick.
+func (t *Tracker) closing() {
+	for r := range t.rooms.Rooms() {
+		t.policy.forget(r.JID)
+		t.disp.pushRoom(t.rooms.Leave(r.JID))
+	}
+}
+
+// closed ends tracking after a deliberate close: a shutdown is not an
+// outage, so it reports no staleness. Rooms whose leave the service did not
+// confirm are forgotten (EventRoomLeft); every resource is marked
+// psa.LocalDisconnected, without events, so that a snapshot taken after
+// Close tells that nothing is heard any more.
+func (t *Tracker) closed() {
+	t.mu.Lock()
+	t.sess = nil
+	t.mu.Unlock()
+	t.verify.reset()
+	t.policy.sessionEnded()
+	t.roster.MarkDisconnectedUpTo(0)
+	for r := range t.rooms.Rooms() {
+		t.disp.pushRoom(t.rooms.Forget(r.JID))
+	}
+}
+
 // Sweep removes the resources that still carry psa.LocalDisconnected, with
 // EventUnavailable events, and returns how many. Call it once the server had
 // time to send presence again after a reconnect (Client does after
