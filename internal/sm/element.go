@@ -323,15 +323,16 @@ func strAttr(el string, attrs []xml.Attr, name string, required bool) (string, e
 func skip(r xml.TokenReader) error {
 	depth := 1
 	for depth > 0 {
+		// A token reader may return the last token together with io.EOF.
 		tok, err := r.Token()
-		if err != nil {
-			return eof(err)
-		}
 		switch tok.(type) {
 		case xml.StartElement:
 			depth++
 		case xml.EndElement:
 			depth--
+		}
+		if err != nil && depth > 0 {
+			return eof(err)
 		}
 	}
 	return nil
@@ -351,7 +352,7 @@ func failedChildren(r xml.TokenReader) (cond, text string, err error) {
 	inText := false
 	for depth > 0 {
 		tok, err := r.Token()
-		if err != nil {
+		if err != nil && tok == nil {
 			return "", "", eof(err)
 		}
 		switch t := tok.(type) {
@@ -372,6 +373,9 @@ func failedChildren(r xml.TokenReader) (cond, text string, err error) {
 				n := min(len(t), maxText-len(text))
 				text += string(t[:n])
 			}
+		}
+		if err != nil && depth > 0 {
+			return "", "", eof(err)
 		}
 	}
 	return cond, text, nil

@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"mellium.im/xmlstream"
 )
 
 // decodeString decodes the first element of s.
@@ -124,5 +126,19 @@ func TestDecodeFailedTextBounded(t *testing.T) {
 	}
 	if f := got.(Failed); len(f.Text) != maxText {
 		t.Fatalf("kept %d bytes of text, want %d", len(f.Text), maxText)
+	}
+}
+
+// A token reader may return its last token with io.EOF, as xmlstream.Token
+// does: the element is complete.
+func TestDecodeLastTokenWithEOF(t *testing.T) {
+	start := xml.StartElement{Name: xml.Name{Space: NS, Local: "enabled"}, Attr: []xml.Attr{{Name: xml.Name{Local: "id"}, Value: "x"}}}
+	got, err := Decode(xmlstream.Token(start.End()), start)
+	if err != nil || got != (Enabled{ID: "x"}) {
+		t.Fatalf("Decode = %#v, %v", got, err)
+	}
+	fstart := xml.StartElement{Name: xml.Name{Space: NS, Local: "failed"}}
+	if got, err := Decode(xmlstream.Token(fstart.End()), fstart); err != nil || got != (Failed{}) {
+		t.Fatalf("Decode(failed) = %#v, %v", got, err)
 	}
 }
