@@ -77,6 +77,7 @@ type Manager struct {
 	resend  []Unacked
 	bound   jid.JID // the full JID of the last bound session
 	outcome Outcome
+	expect  string // "enable" or "resume" while negotiating that: the answers accepted
 }
 
 // NewManager returns a Manager for a new logical session.
@@ -220,7 +221,18 @@ func (m *Manager) received(t Top) {
 		return
 	}
 	switch local {
-	case "enabled", "resumed", "failed", "r", "a":
+	case "enabled", "resumed", "failed":
+		// Answers to what we asked, during negotiation only: from a server
+		// later in the stream they would reset the counts or hand the
+		// queue away.
+		m.mu.Lock()
+		ok := m.expect != ""
+		m.mu.Unlock()
+		if !ok {
+			m.log.Warn("sm: unsolicited element from the server, ignored", "element", local)
+			return
+		}
+	case "r", "a":
 	default:
 		return
 	}
@@ -245,8 +257,13 @@ func (m *Manager) received(t Top) {
 			m.log.Warn("sm: wrong acknowledgement from the server", "err", err)
 		}
 	case Enabled:
-		m.unacked(m.state.Enabled(e), ErrFailed)
+		if m.expecting("enable") {
+			m.unacked(m.state.Enabled(e), ErrFailed)
+		}
 	case Resumed:
+		if !m.expecting("resume") {
+			return
+		}
 		resend, ackErr, err := m.state.Resumed(e)
 		if ackErr != nil {
 			m.log.Warn("sm: wrong count in <resumed/>", "err", ackErr)
@@ -259,12 +276,34 @@ func (m *Manager) received(t Top) {
 		m.resend = resend
 		m.mu.Unlock()
 	case Failed:
+		if !m.expecting("resume") {
+			// A refused <enable/> leaves nothing to fail.
+			return
+		}
 		un, ackErr := m.state.Failed(e)
 		if ackErr != nil {
 			m.log.Warn("sm: wrong count in <failed/>", "err", ackErr)
 		}
 		m.unacked(un, ErrFailed)
 	}
+}
+
+// expecting reports whether the negotiation waits for an answer to what,
+// and stops waiting: one answer per question.
+func (m *Manager) expecting(what string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.expect != what {
+		return false
+	}
+	m.expect = ""
+	return true
+}
+
+func (m *Manager) setExpect(what string) {
+	m.mu.Lock()
+	m.expect = what
+	m.mu.Unlock()
 }
 
 // written handles a top-level element written to the server.
@@ -363,14 +402,24 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 		m.mu.Lock()
 		m.bound = s.LocalAddr()
 		m.mu.Unlock()
+		m.setExpect("enable")
 		el, err := exchange(s, Enable{Resume: true, Max: m.cfg.Max})
+		m.setExpect("")
 		if err != nil {
 			return mask, rw, err
 		}
+		active := m.state.Active()
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		switch e := el.(type) {
 		case Enabled:
+			if !active {
+				// The scanner could not read the answer the session's decoder
+				// accepted: counting would be wrong, so it is off.
+				m.outcome = OutcomeRefused
+				m.log.Warn("sm: <enabled/> could not be taken into account; stream management is off")
+				break
+			}
 			m.outcome = OutcomeEnabled
 		case Failed:
 			m.outcome = OutcomeRefused
@@ -386,7 +435,9 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 // resume asks to resume r. It reports whether the session was resumed; a
 // <failed/> answer leaves the stream ready for binding.
 func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
+	m.setExpect("resume")
 	el, err := exchange(s, r)
+	m.setExpect("")
 	if err != nil {
 		return false, err
 	}
@@ -418,6 +469,11 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		m.mu.Unlock()
 		return true, nil
 	case Failed:
+		if _, _, ok := m.state.Resumption(); ok {
+			// The scanner did not see it: fail the state here.
+			un, _ := m.state.Failed(e)
+			m.unacked(un, ErrFailed)
+		}
 		m.log.Info("sm: resumption failed, binding a new session", "condition", e.Condition)
 		return false, nil
 	default:

@@ -424,3 +424,39 @@ func TestResumeFailed(t *testing.T) {
 		t.Fatalf("unacknowledged on the new session = %d, want 1", n)
 	}
 }
+
+// <enabled/>, <resumed/> and <failed/> are answers: from a server later in
+// the stream they would reset the counts or hand the queue away, so they
+// are ignored.
+func TestUnsolicitedAnswersIgnored(t *testing.T) {
+	ctx, srv := setup(t, psatest.WithStreamManagement(time.Minute))
+	var lost int
+	var mu sync.Mutex
+	m := newManager(nil, func(s [][]byte, _ error) { mu.Lock(); lost += len(s); mu.Unlock() })
+	c := connect(ctx, t, srv, m)
+	before, _, ok := m.State().Resumption()
+	if !ok {
+		t.Fatal("not resumable")
+	}
+	c.message(ctx, t, "m1")
+	for _, raw := range []string{
+		`<enabled xmlns='urn:xmpp:sm:3' id='evil' resume='true'/>`,
+		`<failed xmlns='urn:xmpp:sm:3' h='1'/>`,
+		`<resumed xmlns='urn:xmpp:sm:3' previd='` + before.PrevID + `' h='1'/>`,
+	} {
+		if err := srv.SendRaw(ctx, romeo, raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.SendPresence(ctx, romeo, psatest.Presence{From: juliet}); err != nil {
+		t.Fatal(err)
+	}
+	for got := c.next(ctx, t); !strings.HasPrefix(got, "presence"); got = c.next(ctx, t) {
+	}
+	after, _, ok := m.State().Resumption()
+	mu.Lock()
+	defer mu.Unlock()
+	if !ok || after.PrevID != before.PrevID || after.H != 1 || m.State().Unacknowledged() != 1 || lost != 0 {
+		t.Fatalf("state changed by unsolicited answers: %+v (was %+v), %d unacknowledged, %d lost", after, before, m.State().Unacknowledged(), lost)
+	}
+}

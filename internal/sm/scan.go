@@ -36,8 +36,8 @@ type Scanner struct {
 // A Top is a top-level element that has just ended.
 type Top struct {
 	Name string // its name as written, prefix included (at most 64 bytes)
-	// Tag is the text of its start tag, from '<' to '>' (at most 512 bytes;
-	// empty when longer).
+	// Tag is the text of its start tag, from '<' to '>' (at most 2560
+	// bytes; empty when longer).
 	Tag []byte
 	// Raw is the whole element when the Scanner captures and it is at most
 	// Capture bytes long; Truncated says that it was longer.
@@ -47,7 +47,7 @@ type Top struct {
 
 const (
 	maxName = 64
-	maxTag  = 512
+	maxTag  = 2*MaxIDLen + 512 // room for <enabled id location/>
 )
 
 type scanState uint8
