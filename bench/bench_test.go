@@ -24,15 +24,20 @@ import (
 const streamUsers = 20_000
 
 // meter measures the CPU time of a benchmark's window.
-type meter struct{ cpu, gc time.Duration }
+type meter struct {
+	cpu, gc time.Duration
+	cycles  uint64
+}
 
-func startMeter() meter { return meter{cpu: cpuTime(), gc: gcCPU()} }
+func startMeter() meter { return meter{cpu: cpuTime(), gc: gcCPU(), cycles: gcCycles()} }
 
 // report adds cpu-ns/op, the CPU time of the whole process (client, fake
 // server, GC) per op since startMeter, less sensitive than wall time to
 // other load on a shared machine; and gc-cpu-ns/op, the garbage
-// collector's share (whole cycles only: see gcCPU).
+// collector's share (whole cycles only: see gcCPU); and gc-cycles, the
+// collections completed in the window: those of the run, not of its setup.
 func (m meter) report(b *testing.B) {
+	b.ReportMetric(float64(gcCycles()-m.cycles), "gc-cycles")
 	b.ReportMetric(float64((cpuTime()-m.cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	b.ReportMetric(float64((gcCPU()-m.gc).Nanoseconds())/float64(b.N), "gc-cpu-ns/op")
 }

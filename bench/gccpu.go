@@ -21,3 +21,13 @@ func gcCPU() time.Duration {
 	}
 	return time.Duration(s[0].Value.Float64() * float64(time.Second))
 }
+
+// gcCycles returns the number of garbage collection cycles completed so far.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}

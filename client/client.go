@@ -21,7 +21,9 @@ import (
 
 const (
 	connectTimeout = 30 * time.Second
-	closeTimeout   = 5 * time.Second
+	// closeTimeout bounds ending a session politely: then the connection
+	// is cut.
+	closeTimeout = CloseTimeout / 2
 )
 
 // ErrNotConnected is returned by Send and SetPresence while the client has
@@ -51,17 +53,43 @@ type Client struct {
 // session is one connected XMPP session and the goroutine serving it.
 type session struct {
 	s       *xmpp.Session
+	conn    *guardedConn // the TCP connection under s
 	started time.Time
-	done    chan struct{} // closed when Serve returned
-	err     error         // what Serve returned; read after done
+	ctx     context.Context // cancelled when Serve returned
+	done    chan struct{}   // closed when Serve returned
+	err     error           // what Serve returned; read after done
+
+	failOnce sync.Once
+	failure  error // why we cut the connection; read after done
+}
+
+// fail ends the session because of err: the connection is cut, Serve
+// returns, and the session's error is err.
+func (s *session) fail(err error) {
+	s.failOnce.Do(func() { s.failure = err })
+	s.conn.Close()
+}
+
+// cause returns why the session ended: what fail was given, or else what
+// Serve returned. Call it after done is closed.
+func (s *session) cause() error {
+	s.failOnce.Do(func() {}) // orders the read after a fail's write
+	if s.failure != nil {
+		return s.failure
+	}
+	return s.err
 }
 
 // Dial connects account to its server, fetches the roster, sends presence
 // with caps advertising urn:xmpp:psa, and keeps the session served until
 // Close. ctx bounds this first connection only, like net.Dialer.DialContext:
-// once Dial returned, its expiry has no effect.
+// once Dial returned, its expiry has no effect. It bounds all of it, stream
+// negotiation included: when ctx ends, the connection is cut, whatever the
+// server is doing; and an attempt never takes more than 30 s.
 //
 // Dial returns an error wrapping ErrAuth when the credentials are refused,
+// ErrTemporaryAuth when the server cannot authenticate us for now (Dial does
+// not retry; the caller may, later),
 // ErrInsecure when PlainText is asked for a non-loopback address,
 // ErrNoService when the domain's SRV records say it has no client service,
 // and otherwise the error of connecting. After a successful Dial the client
@@ -128,7 +156,9 @@ func (c *Client) JID() jid.JID {
 }
 
 // Session returns the current mellium session, or nil while reconnecting.
-// Use it to send IQs of your own; do not close it or call Serve.
+// Use it to send IQs of your own; do not close it or call Serve. Its Conn
+// is the client's stanza limiter around the connection: read the TLS state
+// with the session's ConnectionState.
 func (c *Client) Session() *xmpp.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -136,24 +166,27 @@ func (c *Client) Session() *xmpp.Session {
 }
 
 // Send sends a stanza on the current session. It returns ErrNotConnected
-// while the client is reconnecting.
+// while the client is reconnecting. It returns when ctx ends, and in any
+// case within about WriteTimeout: a server that does not take the stanza
+// by then is taken for dead, and the client reconnects.
 func (c *Client) Send(ctx context.Context, r xml.TokenReader) error {
 	s := c.Session()
 	if s == nil {
 		return ErrNotConnected
 	}
-	return s.Send(ctx, r)
+	return sendCtx(ctx, s, r)
 }
 
 // SetPresence changes the show, status and priority of the account's
 // presence, sends it now (with caps), and again on every later session.
+// Like Send, it returns when ctx ends, and within about WriteTimeout.
 func (c *Client) SetPresence(ctx context.Context, show presence.Show, status string, priority int8) error {
 	c.t.setPresence(show, status, priority)
 	s := c.Session()
 	if s == nil {
 		return ErrNotConnected
 	}
-	return s.Send(ctx, c.t.presenceReader(jid.JID{}))
+	return sendCtx(ctx, s, c.t.presenceReader(jid.JID{}))
 }
 
 // Done is closed when the client has stopped: after Close, or when the
@@ -173,12 +206,27 @@ func (c *Client) Err() error {
 
 // Close sends unavailable presence, closes the stream, stops reconnecting,
 // and waits until every goroutine of the client has ended and the callbacks
-// have received the events queued before it. It must not be called from a
-// callback, which it would wait for: call it from another goroutine.
+// have received the events queued before it.
+//
+// Close returns within CloseTimeout (10 s) whatever the server does: after
+// half of it the connection is cut if the server has not closed its side,
+// or stopped reading. If a callback is still running when CloseTimeout has
+// passed, Close returns ErrCloseTimeout; the callbacks then receive no
+// further event, and the client's last goroutine ends as soon as that
+// callback returns. Calling Close from a callback therefore returns
+// ErrCloseTimeout after CloseTimeout, since that callback is still running:
+// call it from another goroutine.
 func (c *Client) Close() error {
 	c.closeOnce.Do(c.cancel)
-	<-c.done
-	return nil
+	timer := time.NewTimer(CloseTimeout)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+		return nil
+	case <-timer.C:
+		c.t.gate.Store(true)
+		return ErrCloseTimeout
+	}
 }
 
 // connect opens and negotiates a session, serves it, and brings the models
@@ -186,23 +234,38 @@ func (c *Client) Close() error {
 func (c *Client) connect(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
 	defer cancel()
-	conn, err := dialConn(ctx, c.account, &c.cfg)
+	conn, raw, err := dialConn(ctx, c.account, &c.cfg)
 	if err != nil {
 		return nil, err
 	}
+	// mellium does not watch ctx while it reads during negotiation, and
+	// clears the deadlines it sets: cut the connection when ctx ends.
+	cut := context.AfterFunc(ctx, func() { raw.Close() })
 	s, err := negotiate(ctx, conn, c.account, c.password, &c.cfg)
+	if !cut() {
+		if err == nil {
+			err = fmt.Errorf("negotiating the stream: %w", ctx.Err())
+		} else if cerr := ctx.Err(); !errors.Is(err, cerr) {
+			err = fmt.Errorf("negotiating the stream: %w (%w)", cerr, err)
+		}
+	}
 	if err != nil {
-		conn.Close()
+		raw.Close()
 		return nil, err
 	}
-	sess := &session{s: s, started: time.Now(), done: make(chan struct{})}
+	sess := &session{s: s, conn: raw, started: time.Now(), done: make(chan struct{})}
+	var endServe context.CancelFunc
+	sess.ctx, endServe = context.WithCancel(context.Background())
 	h := c.t.Handler(mux.New(stanza.NSClient, c.t.MuxOptions()...))
 	go func() {
 		sess.err = s.Serve(h)
 		// Session.Close never closes the connection (notes §0.8).
 		conn.Close()
+		raw.Close()
+		endServe()
 		close(sess.done)
 	}()
+	go c.keepalive(sess)
 	// Answers to Start come through Serve; if the session dies meanwhile
 	// they never come, so stop waiting then (notes §0.8).
 	startCtx, stop := context.WithCancel(ctx)
@@ -226,8 +289,8 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		c.setSession(nil)
 		c.closeSession(sess)
-		if sess.err != nil {
-			err = fmt.Errorf("%w (the session ended: %w)", err, sess.err)
+		if cause := sess.cause(); cause != nil {
+			err = fmt.Errorf("%w (the session ended: %w)", err, cause)
 		}
 		if connected {
 			// The session was announced: end it as any session ends.
@@ -262,9 +325,15 @@ func (c *Client) setSession(s *xmpp.Session) {
 // closeSession ends a session politely: unavailable presence and the stream
 // close, then waits for Serve, cutting the connection if the server does not
 // close its side in time.
+//
+// It returns within closeTimeout whatever the server does: a server that
+// stopped reading blocks the writes, which hold mellium's output lock, so at
+// the deadline the TCP connection is cut under them.
 func (c *Client) closeSession(sess *session) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
+	cut := context.AfterFunc(ctx, func() { sess.conn.Close() })
+	defer cut()
 	_ = sess.s.Send(ctx, stanza.Presence{Type: stanza.UnavailablePresence}.Wrap(nil))
 	// Not Session.SetCloseDeadline: it replaces a context that Serve reads
 	// without a lock (a data race in mellium v0.22). A read deadline on the
@@ -272,12 +341,7 @@ func (c *Client) closeSession(sess *session) {
 	// close its side.
 	_ = sess.s.Conn().SetReadDeadline(time.Now().Add(closeTimeout))
 	_ = sess.s.Close()
-	select {
-	case <-sess.done:
-	case <-ctx.Done():
-		_ = sess.s.Conn().Close()
-		<-sess.done
-	}
+	<-sess.done
 }
 
 // run serves sessions and reconnects until Close or a fatal error.
@@ -315,7 +379,7 @@ func (c *Client) run(sess *session) {
 		settle.Stop()
 
 		c.setSession(nil)
-		derr := c.ended(sess.err)
+		derr := c.ended(sess.cause())
 		if derr.Fatal() || !c.cfg.reconnect {
 			final = derr
 			return

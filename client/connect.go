@@ -19,16 +19,16 @@ import (
 // BindResource returns a stream feature that binds the resource name on the
 // client side of a session, or lets the server choose when name is empty.
 //
-// mellium's xmpp.BindResource always asks for an empty resource
-// (notes/mellium-v0.22.md §0.4), so the server picks one; this feature sends
-// the name. The server may still assign another resource: read
+// mellium v0.22's xmpp.BindResource writes the session's JID where the
+// resource belongs, which is always empty on the client side, so the server
+// picks one; this feature sends the name. The server may still assign another resource: read
 // Session.LocalAddr after negotiation. A bound JID whose bare part is not
 // the session's (the account's) fails the negotiation with a *BindError.
 func BindResource(name string) xmpp.StreamFeature { return bind.Feature(name) }
 
 // saslFeature returns the SASL feature with the mechanisms allowed on this
-// connection, and tags its failures as ErrAuth unless the connection itself
-// failed.
+// connection, and tags its failures as ErrAuth (ErrTemporaryAuth when the
+// server says to try later) unless the connection itself failed.
 func saslFeature(account jid.JID, password string, secure bool) xmpp.StreamFeature {
 	mechs := []sasl.Mechanism{sasl.ScramSha256Plus, sasl.ScramSha1Plus, sasl.ScramSha256, sasl.ScramSha1, sasl.Plain}
 	if !secure {
@@ -40,45 +40,51 @@ func saslFeature(account jid.JID, password string, secure bool) xmpp.StreamFeatu
 	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
 		mask, rw, err := negotiate(ctx, s, data)
 		if err != nil && !isTransport(err) {
-			err = fmt.Errorf("%w: %s: %w", ErrAuth, account.Bare(), err)
+			kind := ErrAuth
+			if transientSASL(saslCondition(err)) {
+				kind = ErrTemporaryAuth
+			}
+			err = fmt.Errorf("%w: %s: %w", kind, account.Bare(), err)
 		}
 		return mask, rw, err
 	}
 	return f
 }
 
-// dialConn opens the TCP (and, for DirectTLS, TLS) connection.
-func dialConn(ctx context.Context, account jid.JID, cfg *config) (net.Conn, error) {
+// dialConn opens the TCP (and, for DirectTLS, TLS) connection. Under TLS is
+// a *guardedConn, which returns with it (raw).
+func dialConn(ctx context.Context, account jid.JID, cfg *config) (conn net.Conn, raw *guardedConn, err error) {
 	d := net.Dialer{Resolver: cfg.resolver}
 	addrs, err := serverAddrs(ctx, account.Domainpart(), cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if cfg.tlsMode == PlainText {
 		// Check before dialing: nothing may leave the machine in plain text.
 		if addrs, err = loopbackOnly(ctx, cfg.resolver, addrs); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	var errs []error
 	for _, addr := range addrs {
-		conn, err := d.DialContext(ctx, "tcp", addr)
+		tcp, err := d.DialContext(ctx, "tcp", addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
+		g := newGuardedConn(tcp, cfg.writeTimeout)
 		if cfg.tlsMode == DirectTLS {
-			tc := tls.Client(conn, tlsConfig(account, cfg))
+			tc := tls.Client(g, tlsConfig(account, cfg))
 			if err := tc.HandshakeContext(ctx); err != nil {
-				conn.Close()
+				g.Close()
 				errs = append(errs, fmt.Errorf("TLS with %s: %w", addr, err))
 				continue
 			}
-			return tc, nil
+			return tc, g, nil
 		}
-		return conn, nil
+		return g, g, nil
 	}
-	return nil, errors.Join(errs...)
+	return nil, nil, errors.Join(errs...)
 }
 
 // serverAddrs returns the addresses to try, in order: the configured one, or
@@ -158,10 +164,11 @@ func negotiate(ctx context.Context, conn net.Conn, account jid.JID, password str
 	var (
 		features []xmpp.StreamFeature
 		state    xmpp.SessionState
+		lc       = newLimitConn(conn, cfg) // the stanza limits
 	)
 	switch cfg.tlsMode {
 	case StartTLS:
-		features = append(features, xmpp.StartTLS(tlsConfig(account, cfg)), saslFeature(account, password, true))
+		features = append(features, lc.startTLS(xmpp.StartTLS(tlsConfig(account, cfg)), cfg), saslFeature(account, password, true))
 	case DirectTLS:
 		state = xmpp.Secure
 		features = append(features, saslFeature(account, password, true))
@@ -173,7 +180,7 @@ func negotiate(ctx context.Context, conn net.Conn, account jid.JID, password str
 	}
 	features = append(features, BindResource(cfg.resource))
 	origin := account.Bare()
-	return xmpp.NewSession(ctx, account.Domain(), origin, conn, state, xmpp.NewNegotiator(
+	return xmpp.NewSession(ctx, account.Domain(), origin, lc, state, xmpp.NewNegotiator(
 		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: features}
 		}))

@@ -75,9 +75,16 @@ type other struct {
 // marked stale when the connection drops) is not lost while the callbacks
 // keep up. Besides the events waiting, the goroutine holds the ones it is
 // delivering: at most twice the capacity in all (and such a large batch).
+//
+// The byte rule bounds the memory of what waits, whatever the count: events
+// are accepted only while the estimated bytes of those waiting (eventsize.go)
+// are below maxBytes; the rest of a batch that reaches it is dropped and
+// counted as by the overflow rule. What waits and what is being delivered
+// then hold at most twice maxBytes, plus one event.
 type dispatcher struct {
 	cb       callbacks
 	capacity int
+	maxBytes int
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -98,6 +105,7 @@ type buffer struct {
 	rooms   []mucwatch.Event
 	others  []other
 	n       int // events, notices included
+	bytes   int // the estimated memory of the events
 }
 
 // keepEvents is the capacity beyond which an emptied buffer is dropped
@@ -112,12 +120,12 @@ func (b *buffer) reset() *buffer {
 	clear(b.rooms)
 	clear(b.others)
 	b.order, b.rosters, b.rooms, b.others = b.order[:0], b.rosters[:0], b.rooms[:0], b.others[:0]
-	b.n = 0
+	b.n, b.bytes = 0, 0
 	return b
 }
 
-func newDispatcher(cb callbacks, capacity int) *dispatcher {
-	d := &dispatcher{cb: cb, capacity: capacity, cur: new(buffer), done: make(chan struct{})}
+func newDispatcher(cb callbacks, capacity, maxBytes int) *dispatcher {
+	d := &dispatcher{cb: cb, capacity: capacity, maxBytes: maxBytes, cur: new(buffer), done: make(chan struct{})}
 	d.cond.L = &d.mu
 	d.timer = time.AfterFunc(time.Hour, d.timeout)
 	d.timer.Stop()
@@ -132,7 +140,7 @@ func (d *dispatcher) accept(n int, force bool) bool {
 	if d.closed {
 		return false
 	}
-	if !force && d.cur.n >= d.capacity {
+	if !force && (d.cur.n >= d.capacity || d.cur.bytes >= d.maxBytes) {
 		d.dropped += n
 		return false
 	}
@@ -164,7 +172,15 @@ func (d *dispatcher) note(k kind, n int) {
 	}
 }
 
+// otherSize is the estimate of a rare event but a presence.
+const otherSize = 256
+
 func (d *dispatcher) pushOther(o other) {
+	if o.presence != nil {
+		d.cur.bytes += presenceSize(o.presence)
+	} else {
+		d.cur.bytes += otherSize
+	}
 	d.cur.others = append(d.cur.others, o)
 	d.note(kindOther, 1)
 }
@@ -185,8 +201,38 @@ func (d *dispatcher) pushRoster(evs []roster.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.accept(len(evs), false) {
-		d.cur.rosters = append(d.cur.rosters, evs...)
-		d.note(kindRoster, len(evs))
+		k := d.fit(len(evs), func(i int) int { return rosterEventSize(&evs[i]) })
+		d.cur.rosters = append(d.cur.rosters, evs[:k]...)
+		d.note(kindRoster, k)
+	}
+}
+
+// fit returns how many of the n events of a batch fit the byte budget, at
+// least one, and counts them in and the others as dropped. size returns the
+// estimate of event i. d.mu is held.
+func (d *dispatcher) fit(n int, size func(i int) int) int {
+	k := 0
+	for k < n && (k == 0 || d.cur.bytes < d.maxBytes) {
+		d.cur.bytes += size(k)
+		k++
+	}
+	d.dropped += n - k
+	return k
+}
+
+// omit counts n events of kind k that a model did not build, to keep a
+// batch within the byte budget (MarkDisconnectedUpTo), as dropped.
+func (d *dispatcher) omit(k kind, n int) {
+	if n == 0 || (k == kindRoster && d.cb.roster == nil) || (k == kindRoom && d.cb.room == nil) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.dropped += n
+		if d.waiting {
+			d.cond.Signal()
+		}
 	}
 }
 
@@ -198,8 +244,9 @@ func (d *dispatcher) pushRoom(evs []mucwatch.Event) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.accept(len(evs), false) {
-		d.cur.rooms = append(d.cur.rooms, evs...)
-		d.note(kindRoom, len(evs))
+		k := d.fit(len(evs), func(i int) int { return roomEventSize(&evs[i]) })
+		d.cur.rooms = append(d.cur.rooms, evs[:k]...)
+		d.note(kindRoom, k)
 	}
 }
 

@@ -44,7 +44,7 @@ func TestDispatcherOverflow(t *testing.T) {
 			got = append(got, fmt.Sprintf("overflow(%d)", n))
 			delivered <- struct{}{}
 		},
-	}, 3)
+	}, 3, DefaultQueueBytes)
 	t.Cleanup(func() { g.release(); d.close() })
 	d.pushRoster(rosterBatch(1, "block")) // taken by the goroutine, which blocks
 	<-g.entered
@@ -87,7 +87,7 @@ func TestDispatcherOverflowReportedWhenIdle(t *testing.T) {
 			}
 		},
 		overflow: func(n int) { report <- n },
-	}, 1)
+	}, 1, DefaultQueueBytes)
 	t.Cleanup(func() { g.release(); d.close() })
 	d.pushRoster(rosterBatch(1, "block"))
 	<-g.entered
@@ -103,7 +103,7 @@ func TestDispatcherOverflowReportedWhenIdle(t *testing.T) {
 func TestDispatcherLargeBatch(t *testing.T) {
 	leaktest.Check(t)
 	n := 0
-	d := newDispatcher(callbacks{roster: func(roster.Event) { n++ }, overflow: func(int) { t.Error("overflow") }}, 10)
+	d := newDispatcher(callbacks{roster: func(roster.Event) { n++ }, overflow: func(int) { t.Error("overflow") }}, 10, DefaultQueueBytes)
 	d.pushRoster(rosterBatch(1000, "x"))
 	d.close()
 	if n != 1000 {
@@ -115,7 +115,7 @@ func TestDispatcherLargeBatch(t *testing.T) {
 func TestDispatcherClose(t *testing.T) {
 	leaktest.Check(t)
 	var got []string
-	d := newDispatcher(callbacks{conn: func(e ConnEvent) { got = append(got, e.Kind.String()) }}, 10)
+	d := newDispatcher(callbacks{conn: func(e ConnEvent) { got = append(got, e.Kind.String()) }}, 10, DefaultQueueBytes)
 	d.pushConn(ConnEvent{Kind: ConnConnected})
 	d.pushConn(ConnEvent{Kind: ConnClosed})
 	d.close()
@@ -151,7 +151,7 @@ func TestDispatcherOrderAcrossKinds(t *testing.T) {
 		room:   func(e mucwatch.Event) { got = append(got, e.JID.Localpart()) },
 		conn:   func(e ConnEvent) { got = append(got, "conn") },
 		action: func(a RoomAction) { got = append(got, "action") },
-	}, 100_000)
+	}, 100_000, DefaultQueueBytes)
 	var want []string
 	for i := range 40 {
 		n := 1 + i*7%50 // runs of varied length, some longer than a chunk together

@@ -43,6 +43,40 @@
 //
 // Close ends every goroutine the client started.
 //
+// # Bounds
+//
+// Every call returns within a bound whatever the server does: answers
+// nothing, one byte a second, stops reading, or freezes with its TCP
+// connection up.
+//
+//   - Dial, and each reconnection attempt, honour their context during
+//     stream negotiation too: the connection is cut when it ends. An
+//     attempt takes at most 30 s.
+//   - Every write has a deadline of WriteTimeout (15 s); a write that misses
+//     it ends the connection as a network failure. Send and SetPresence
+//     also return when their context ends.
+//   - Close returns within CloseTimeout (10 s): the session is given 5 s to
+//     end politely, then the connection is cut; the callbacks get what is
+//     left. A callback still running then makes Close return
+//     ErrCloseTimeout; the client's last goroutine ends when that callback
+//     returns, and no callback is called after it.
+//   - A connection that has received nothing for 30 s is checked with a
+//     XEP-0199 ping to the server; no answer within 15 s counts as a network
+//     failure (ErrNoResponse). So a frozen server is noticed within 45 s by
+//     default (WithKeepalive).
+//
+// What a peer sends can cost this process only so much memory. The client
+// reads stanzas of at most WithMaxStanzaSize bytes (4 MiB by default)
+// nested at most WithMaxStanzaDepth deep (64), checked on the bytes before
+// they are decoded: a larger or deeper one ends the session with
+// ErrStanzaLimit, and the client reconnects. The queue of events holds at
+// most WithQueueSize events and WithQueueBytes bytes (32 MiB, estimated from
+// the strings the events hold), a disconnect's stale events included. The
+// roster bounds the presence of strangers and of everyone in bytes
+// (roster.WithMaxStrangerBytes, 8 MiB; roster.WithMaxBytes, 256 MiB), each
+// room the bytes of its occupants (mucwatch.WithMaxRoomBytes, 32 MiB); past
+// a budget, presence is rejected with an ErrLimit event, never stored.
+//
 // # When the connection drops
 //
 // Every roster entry is marked psa.LocalDisconnected (one batch of stale
@@ -50,9 +84,11 @@
 // current. The client reconnects with exponential backoff and full jitter,
 // re-fetches the roster by version, sends its presence again, and after a
 // settle window (WithSettle) removes, with unavailable events, the entries
-// the server did not send again. Authentication failures, resource
-// conflicts and a server that binds the session to another account's JID
-// (ErrBindMismatch) are final: the client stops and Err says why.
+// the server did not send again. Refused credentials, resource conflicts
+// and a server that binds the session to another account's JID
+// (ErrBindMismatch) are final: the client stops and Err says why. A server
+// that cannot authenticate us for now (temporary-auth-failure, as while it
+// restarts) is retried with the same backoff (ErrTemporaryAuth).
 //
 // # Restore policy
 //

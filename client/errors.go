@@ -39,6 +39,19 @@ var (
 	// the resource, nothing else. Such a session is refused, and the client
 	// does not reconnect.
 	ErrBindMismatch = bind.ErrMismatch
+	// ErrTemporaryAuth: the server could not authenticate us for now (the
+	// SASL failures temporary-auth-failure, aborted and malformed-request,
+	// as when the server restarts). It is not ErrAuth: after a successful
+	// Dial the client retries with its reconnect backoff; Dial itself does
+	// not retry and returns it, so that the caller may try again later.
+	ErrTemporaryAuth = errors.New("client: authentication failed for now")
+	// ErrNoResponse: the server did not answer a keepalive ping in time
+	// (see WithKeepalive), so the connection is taken for dead. The client
+	// reconnects.
+	ErrNoResponse = errors.New("client: the server did not answer")
+	// ErrCloseTimeout: Close returned before a callback did (see
+	// Client.Close).
+	ErrCloseTimeout = errors.New("client: a callback did not return before the close timeout")
 )
 
 // A BindError says that the server bound a session to Bound, which is not a
@@ -61,8 +74,9 @@ const (
 	ReasonStreamError
 	// ReasonNetwork: the connection failed: reset, timeout, end of file.
 	ReasonNetwork
-	// ReasonAuth: authentication failed (ErrAuth), or the server bound the
-	// session to another account's JID (ErrBindMismatch).
+	// ReasonAuth: authentication failed (ErrAuth), or failed for now
+	// (ErrTemporaryAuth), or the server bound the session to another
+	// account's JID (ErrBindMismatch).
 	ReasonAuth
 	// ReasonLocal: we closed the session: Close was called.
 	ReasonLocal
@@ -101,17 +115,20 @@ func (e *DisconnectError) Error() string {
 // Unwrap returns the underlying error.
 func (e *DisconnectError) Unwrap() error { return e.Err }
 
-// Fatal reports whether reconnecting is pointless: authentication failed,
-// the server bound another account's JID, or another session took our
-// resource.
+// Fatal reports whether reconnecting is pointless: authentication failed
+// (not only for now), the server bound another account's JID, or another
+// session took our resource.
 func (e *DisconnectError) Fatal() bool {
-	return e.Reason == ReasonAuth || errors.Is(e.Err, ErrConflict) || e.Reason == ReasonLocal
+	if e.Reason == ReasonAuth {
+		return !errors.Is(e.Err, ErrTemporaryAuth)
+	}
+	return errors.Is(e.Err, ErrConflict) || e.Reason == ReasonLocal
 }
 
 // classify turns what Session.Serve (or connecting) returned into a
 // DisconnectError. mellium reports a clean close as nil, a stream error as
 // stream.Error, and a network failure as whatever the read or write failed
-// with (notes/mellium-v0.22.md §1).
+// with.
 func classify(err error) *DisconnectError {
 	var se stream.Error
 	var de *DisconnectError
@@ -120,7 +137,7 @@ func classify(err error) *DisconnectError {
 		return &DisconnectError{Reason: ReasonClosed}
 	case errors.As(err, &de):
 		return de
-	case errors.Is(err, ErrAuth), errors.Is(err, ErrBindMismatch):
+	case errors.Is(err, ErrAuth), errors.Is(err, ErrTemporaryAuth), errors.Is(err, ErrBindMismatch):
 		return &DisconnectError{Reason: ReasonAuth, Err: err}
 	case errors.As(err, &se):
 		if errors.Is(err, stream.Conflict) {
@@ -142,5 +159,5 @@ func isTransport(err error) bool {
 	var tlsErr tls.RecordHeaderError
 	return errors.As(err, &netErr) || errors.As(err, &syntaxErr) || errors.As(err, &tlsErr) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrStanzaLimit)
 }

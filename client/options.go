@@ -39,6 +39,10 @@ const (
 	// DefaultQueueSize is how many events may wait for the callbacks before
 	// further events are dropped (see OnOverflow).
 	DefaultQueueSize = 100_000
+	// DefaultQueueBytes is how much memory the events waiting for the
+	// callbacks may hold, estimated from the strings they refer to, before
+	// further events are dropped (see OnOverflow): 32 MiB.
+	DefaultQueueBytes = 32 << 20
 	// DefaultVerifyRate is how many verifications per second the restore
 	// policy sends at most.
 	DefaultVerifyRate = 10
@@ -57,6 +61,10 @@ type config struct {
 	backoffMin time.Duration
 	backoffMax time.Duration
 	settle     time.Duration
+
+	keepaliveInterval time.Duration
+	keepaliveTimeout  time.Duration
+	writeTimeout      time.Duration
 
 	show     presence.Show
 	status   string
@@ -77,6 +85,10 @@ type config struct {
 	onPresence func(presence.Presence)
 	onOverflow func(dropped int)
 	queueSize  int
+	queueBytes int
+
+	maxStanzaSize  int
+	maxStanzaDepth int
 
 	verify     VerifyPolicy
 	verifyRate float64
@@ -95,10 +107,17 @@ func newConfig(opts []Option) config {
 		backoffMin: DefaultBackoffMin,
 		backoffMax: DefaultBackoffMax,
 		settle:     DefaultSettle,
-		queueSize:  DefaultQueueSize,
-		verify:     VerifyPing,
-		verifyRate: DefaultVerifyRate,
-		roomPolicy: DefaultRoomPolicy(),
+
+		keepaliveInterval: DefaultKeepaliveInterval,
+		keepaliveTimeout:  DefaultKeepaliveTimeout,
+		writeTimeout:      WriteTimeout,
+		queueSize:         DefaultQueueSize,
+		queueBytes:        DefaultQueueBytes,
+		maxStanzaSize:     DefaultMaxStanzaSize,
+		maxStanzaDepth:    DefaultMaxStanzaDepth,
+		verify:            VerifyPing,
+		verifyRate:        DefaultVerifyRate,
+		roomPolicy:        DefaultRoomPolicy(),
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -210,6 +229,29 @@ func OnOverflow(f func(dropped int)) Option { return func(c *config) { c.onOverf
 // most as many again.
 func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n, 1) } }
 
+// WithQueueBytes sets how much memory the events waiting for the callbacks
+// may hold (DefaultQueueBytes), estimated from the strings each refers to:
+// once it is reached, further model events are dropped and counted for
+// OnOverflow, as with WithQueueSize. Besides them, the events being
+// delivered are held: at most as much again. A disconnect's stale events
+// are built only up to this figure; the resources past it are marked all
+// the same, and counted as dropped.
+func WithQueueBytes(n int) Option { return func(c *config) { c.queueBytes = max(n, 1) } }
+
+// WithMaxStanzaSize sets the most bytes a stanza read from the server may
+// have (DefaultMaxStanzaSize), counted on the wire, from the '<' that opens
+// it to the '>' that closes it; the text between two stanzas counts
+// against it as well. A larger stanza ends the session with ErrStanzaLimit
+// before the XML decoder buffers it, and the client reconnects. Raise it
+// for a roster of more than about 20,000 items, which the server sends as
+// one stanza.
+func WithMaxStanzaSize(n int) Option { return func(c *config) { c.maxStanzaSize = max(n, 1) } }
+
+// WithMaxStanzaDepth sets how deep the elements of a stanza read from the
+// server may nest, the stanza itself included (DefaultMaxStanzaDepth).
+// Deeper nesting ends the session with ErrStanzaLimit, as WithMaxStanzaSize.
+func WithMaxStanzaDepth(n int) Option { return func(c *config) { c.maxStanzaDepth = max(n, 1) } }
+
 // WithVerify sets the restore policy (VerifyPing by default) and how many
 // verifications per second it may send.
 func WithVerify(policy VerifyPolicy, perSecond float64) Option {
@@ -229,3 +271,20 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
 // to the wrapped handler after decoding them, for applications that have
 // presence handlers of their own. It costs a copy of each presence's tokens.
 func WithPresencePassthrough() Option { return func(c *config) { c.passthrough = true } }
+
+// WithKeepalive sets how the client checks that its server is alive: when
+// the connection has received nothing for interval, it sends a XEP-0199
+// ping to the server, and when no answer comes within timeout it takes the
+// connection for dead, as a network failure: every entry is marked
+// local-disconnected and the client reconnects. A frozen server is so
+// noticed within interval + timeout. interval <= 0 turns the check off;
+// timeout <= 0 means interval, at most DefaultKeepaliveTimeout. By default
+// DefaultKeepaliveInterval and DefaultKeepaliveTimeout.
+func WithKeepalive(interval, timeout time.Duration) Option {
+	return func(c *config) {
+		if timeout <= 0 {
+			timeout = min(interval, DefaultKeepaliveTimeout)
+		}
+		c.keepaliveInterval, c.keepaliveTimeout = interval, timeout
+	}
+}

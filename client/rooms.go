@@ -204,7 +204,7 @@ func (t *Tracker) Join(ctx context.Context, occupant jid.JID, opts ...JoinOption
 	w := t.waitRoom(room, mucwatch.EventRoomJoined)
 	defer t.stopWaiting(room, w)
 	t.policy.want(occupant, p)
-	if err := s.Send(ctx, t.joinPresence(occupant, p)); err != nil {
+	if err := sendCtx(ctx, s, t.joinPresence(occupant, p)); err != nil {
 		t.policy.forget(room)
 		t.disp.pushRoom(t.rooms.Forget(room))
 		return err
@@ -254,7 +254,7 @@ func (t *Tracker) Leave(ctx context.Context, room jid.JID, status string) error 
 	if status != "" {
 		body = textElement("status", status)
 	}
-	if err := s.Send(ctx, stanza.Presence{To: occupant, Type: stanza.UnavailablePresence}.Wrap(body)); err != nil {
+	if err := sendCtx(ctx, s, stanza.Presence{To: occupant, Type: stanza.UnavailablePresence}.Wrap(body)); err != nil {
 		t.disp.pushRoom(t.rooms.Forget(room))
 		return err
 	}
@@ -756,7 +756,7 @@ func (rp *roomPolicy) rejoin(ctx context.Context, s *xmpp.Session, room, occupan
 	}
 	rp.t.disp.pushRoom(evs)
 	rp.t.disp.pushAction(RoomAction{Kind: ActionRejoin, Room: room, Reason: reason, Attempt: attempt, Occupant: occupant})
-	if err := s.Send(ctx, rp.t.joinPresence(occupant, p)); err != nil && !errors.Is(err, context.Canceled) {
+	if err := sendCtx(ctx, s, rp.t.joinPresence(occupant, p)); err != nil && !errors.Is(err, context.Canceled) {
 		rp.t.log.Warn("psakit: rejoin not sent", "room", room, "err", err)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
@@ -44,9 +46,9 @@ const (
 //	...
 //	t.Close()
 //
-// The Handler wrapper is what decodes presence: mux calls presence handlers
-// once per child element (notes/mellium-v0.22.md §2), so presence tracking
-// cannot be a mux option; it sits in front of the mux instead and passes
+// The Handler wrapper is what decodes presence: mellium's mux calls
+// presence handlers once per child element of a presence, not once per
+// stanza, so presence tracking cannot be a mux option; it sits in front of the mux instead and passes
 // every other stanza on.
 type Tracker struct {
 	cfg    config
@@ -57,6 +59,7 @@ type Tracker struct {
 	log    *slog.Logger
 	verify *verifier
 	policy *roomPolicy
+	gate   atomic.Bool // set: the callbacks receive nothing more (Client.Close timed out)
 
 	// Used only on the session's read goroutine (one session at a time).
 	dec           presence.Decoder
@@ -91,7 +94,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		rooms:  mucwatch.New(account, cfg.roomOpts...),
 		log:    cfg.log,
 	}
-	t.disp = newDispatcher(callbacks{
+	t.disp = newDispatcher(gated(&t.gate, callbacks{
 		roster:   cfg.onRoster,
 		room:     cfg.onRoom,
 		action:   cfg.onAction,
@@ -99,7 +102,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		verify:   cfg.onVerify,
 		presence: cfg.onPresence,
 		overflow: cfg.onOverflow,
-	}, cfg.queueSize)
+	}), cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
 	t.policy = newRoomPolicy(t, cfg.roomPolicy)
 	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority
@@ -283,6 +286,11 @@ func readItems(r xml.TokenReader) ([]roster.Item, error) {
 		it, err := readItem(r, t)
 		switch {
 		case err == nil:
+			if len(items) == cap(items) {
+				// Double: append grows a large slice by a quarter, which allocates
+				// five times the final size over a large roster.
+				items = slices.Grow(items, max(len(items), 16))
+			}
 			items = append(items, it)
 		case errors.Is(err, errBadItem):
 			bad = err
@@ -481,8 +489,12 @@ func (t *Tracker) Disconnected() {
 	t.mu.Unlock()
 	t.verify.reset()
 	t.policy.sessionEnded()
-	t.disp.pushRoster(t.roster.MarkDisconnected())
-	t.disp.pushRoom(t.rooms.MarkDisconnected())
+	evs, omitted := t.roster.MarkDisconnectedUpTo(t.cfg.queueBytes)
+	t.disp.pushRoster(evs)
+	t.disp.omit(kindRoster, omitted)
+	revs, omitted := t.rooms.MarkDisconnectedUpTo(t.cfg.queueBytes)
+	t.disp.pushRoom(revs)
+	t.disp.omit(kindRoom, omitted)
 }
 
 // Sweep removes the resources that still carry psa.LocalDisconnected, with

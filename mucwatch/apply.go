@@ -104,6 +104,9 @@ func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now t
 	if o != nil && o.Self && !self {
 		return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: ErrNotSelf})
 	}
+	if ev, ok := m.fits(r, o, nick, p, self); !ok {
+		return append(dst, ev)
+	}
 	added := o == nil
 	if added {
 		if !self && m.full(r) {
@@ -303,6 +306,7 @@ func (m *Model) rename(dst []Event, r *room, o *occ, p *presence.Presence, now t
 	r.occupants[newNick] = o
 	old := o.Nick
 	o.JID, o.Nick = newJID, newNick
+	r.recount(o)
 	o.Updated = now
 	o.epoch = r.epoch
 	if self && !o.Self {

@@ -43,12 +43,14 @@ func (m *Model) setMarks(r *room, o *occ, next psa.Marks) {
 		m.stats.StaleOccupants--
 	}
 	o.Marks = next
+	r.recount(o)
 }
 
 // removeOccupant removes o from r and appends ev, completed with o's last
 // state.
 func (m *Model) removeOccupant(dst []Event, r *room, o *occ, ev Event, c *cause) []Event {
 	delete(r.occupants, o.Nick)
+	r.bytes -= o.bytes
 	m.stats.Occupants--
 	if o.Marks.Stale() {
 		r.staleOcc--
@@ -83,7 +85,7 @@ func (m *Model) clearRoom(r *room) {
 	// A new map, so that the memory of a large room goes with it.
 	r.occupants = make(map[string]*occ)
 	r.self = nil
-	r.staleOcc = 0
+	r.staleOcc, r.bytes = 0, 0
 	r.marks = nil
 	r.verdict = VerdictNone
 	r.leavePending = false

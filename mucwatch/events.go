@@ -160,10 +160,22 @@ type Event struct {
 	Resent bool
 }
 
-// Fresh reports whether the occupant carries no mark after the event. An
-// EventOccupantRestored event can leave the occupant stale when another
-// annotator's mark remains; after EventOccupantUnavailable nothing is left to
-// be stale.
+// Fresh reports whether what the event is about carries no mark after it,
+// so that one call serves every kind:
+//   - EventRoomStale: false; EventRoomRestored: true (the room is no
+//     longer stale, see Room.Stale).
+//   - EventOccupantUnavailable: true, nothing is left to be stale.
+//   - The other events: whether Occupant carries no mark. An
+//     EventOccupantRestored can leave the occupant stale when another
+//     annotator's mark remains. For the room events that carry our own
+//     occupant (room-joined, room-created...) that is our own occupant;
+//     Room.Stale is the room's state.
 func (e Event) Fresh() bool {
-	return e.Kind == EventOccupantUnavailable || !e.Occupant.Marks.Stale()
+	switch e.Kind {
+	case EventRoomStale:
+		return false
+	case EventRoomRestored, EventOccupantUnavailable:
+		return true
+	}
+	return !e.Occupant.Marks.Stale()
 }

@@ -49,9 +49,14 @@ func runOps(t *testing.T, ops []byte) {
 	if len(ops) > 600 {
 		ops = ops[:600]
 	}
+	// A byte budget per room of one to nine occupants or so.
+	budget := 1 << 30
+	if len(ops) > 0 {
+		budget = 512 + int(ops[0])*16
+	}
 	clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := mucwatch.New(jid.MustParse("romeo@montague.lit/lane"),
-		mucwatch.WithMaxRooms(2), mucwatch.WithMaxOccupants(3),
+		mucwatch.WithMaxRooms(2), mucwatch.WithMaxOccupants(3), mucwatch.WithMaxRoomBytes(budget),
 		mucwatch.WithClock(func() time.Time { return clk }))
 	for i := 0; i+2 < len(ops); i += 3 {
 		op, a, b := ops[i], ops[i+1], ops[i+2]

@@ -169,6 +169,9 @@ func checkModel(t testing.TB, m *mucwatch.Model) {
 			selfMarked        bool
 			seenJIDs          = map[string]bool{}
 		)
+		if got, want := r.Bytes, mucwatch.RecountBytes(m, r.JID); got != want {
+			t.Fatalf("%s: Bytes %d, recounted %d", r.JID, got, want)
+		}
 		for o := range m.Occupants(r.JID) {
 			n++
 			if !o.Fresh() {

@@ -148,11 +148,21 @@ func (m *Model) SelfPinged(room jid.JID, v Verdict) []Event {
 // service sends clears the marks, and our own presence completes the rejoin
 // and removes the occupants that were not sent again.
 func (m *Model) MarkDisconnected() []Event {
+	evs, _ := m.MarkDisconnectedUpTo(-1)
+	return evs
+}
+
+// MarkDisconnectedUpTo is MarkDisconnected with a bound on the memory of
+// the occupants' events: every occupant is marked, but its event is built
+// only while the events' estimated size (the event and the occupant's data)
+// stays within maxBytes; omitted counts the occupants marked without one.
+// Room events are never omitted. A negative maxBytes means no bound.
+func (m *Model) MarkDisconnectedUpTo(maxBytes int) (dst []Event, omitted int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	mark := stale.LocalMark(m.account, now)
-	var dst []Event
+	size := 0
 	for _, r := range m.rooms {
 		if r.state == StateLeft {
 			m.removeRoom(r)
@@ -177,11 +187,15 @@ func (m *Model) MarkDisconnected() []Event {
 				continue
 			}
 			m.setMarks(r, o, next)
+			if !within(&size, o, maxBytes) {
+				omitted++
+				continue
+			}
 			dst = append(dst, Event{Kind: EventOccupantStale, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: mark})
 		}
 		dst = m.settle(dst, r, &c)
 	}
-	return dst
+	return dst, omitted
 }
 
 // Sweep removes the occupants of a room that were not refreshed since the

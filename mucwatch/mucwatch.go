@@ -64,7 +64,10 @@
 // Rejoining are removed with EventOccupantUnavailable events.
 //
 // Rejections and limits are reported as EventRejected events, never as
-// panics or silently corrupted state.
+// panics or silently corrupted state. A room holds at most
+// WithMaxOccupants occupants besides our own (100,000) and
+// WithMaxRoomBytes of their data (32 MiB, Room.Bytes); presence past either
+// is rejected with ErrLimit.
 package mucwatch
 
 import (
@@ -234,6 +237,9 @@ type Room struct {
 	// and those that carry a mark.
 	Occupants      int
 	StaleOccupants int
+	// Bytes estimates the memory the occupants' data takes
+	// (WithMaxRoomBytes).
+	Bytes int
 	// Updated is when the last presence from the room was applied: a client
 	// self-pings after a long silence.
 	Updated time.Time
@@ -274,6 +280,7 @@ type Model struct {
 	// Immutable after New.
 	maxRooms     int
 	maxOccupants int
+	maxRoomBytes int
 	now          func() time.Time
 	account      jid.JID
 	bare         jid.JID // the annotator of psa.LocalDisconnected marks
@@ -307,6 +314,7 @@ type room struct {
 	occupants map[string]*occ
 	self      *occ // our own occupant, nil when unknown
 	staleOcc  int  // occupants with a mark
+	bytes     int  // the occupants' estimated memory (budget.go)
 	// epoch counts Join and Rejoining calls; an occupant refreshed since the
 	// last one carries it.
 	epoch uint64
@@ -318,6 +326,7 @@ type room struct {
 type occ struct {
 	Occupant // keyed by its Nick
 	epoch    uint64
+	bytes    int // the estimate of its memory (budget.go)
 }
 
 func (r *room) snapshot() Room {
@@ -332,6 +341,7 @@ func (r *room) snapshot() Room {
 		Removal:        r.removal,
 		Occupants:      len(r.occupants),
 		StaleOccupants: r.staleOcc,
+		Bytes:          r.bytes,
 		Updated:        r.updated,
 	}
 }
@@ -341,6 +351,7 @@ func New(account jid.JID, opts ...Option) *Model {
 	m := &Model{
 		maxRooms:     DefaultMaxRooms,
 		maxOccupants: DefaultMaxOccupants,
+		maxRoomBytes: DefaultMaxRoomBytes,
 		now:          time.Now,
 		account:      account,
 		bare:         account.Bare(),

@@ -953,3 +953,29 @@ func TestPresenceKeys(t *testing.T) {
 	expect(t, evs, "occupant-available")
 	checkModel(t, m)
 }
+
+// Event.Fresh says whether what the event is about is fresh afterwards: the
+// room for room-stale and room-restored, so that a caller printing
+// e.Fresh() for every event needs no case for room events.
+func TestEventFreshRoom(t *testing.T) {
+	m, _ := newModel(t)
+	join(t, m, "juliet")
+	evs := m.MarkDisconnected()
+	expect(t, evs, "room-stale,occupant-stale,occupant-stale")
+	for _, e := range evs {
+		if e.Fresh() {
+			t.Errorf("%s: Fresh() is true after our stream dropped", e.Kind)
+		}
+	}
+	expect(t, m.Rejoining(coven), "rejoining")
+	apply(t, m, avail(t, "juliet", x(participant)))
+	evs = apply(t, m, avail(t, "romeo", x(moderator, 110)))
+	if count(evs, mucwatch.EventRoomRestored) != 1 {
+		t.Fatalf("events %q", kinds(evs))
+	}
+	for _, e := range evs {
+		if !e.Fresh() {
+			t.Errorf("%s: Fresh() is false after the rejoin", e.Kind)
+		}
+	}
+}

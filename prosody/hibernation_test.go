@@ -11,7 +11,8 @@ import (
 // XEP-0198 hibernation of a contact's session: its presence annotated
 // <connection-paused/> by its server, an empty annotation on resume, and the
 // normal unavailable when hibernation times out. Local contacts get it from
-// the same server; remote ones over s2s. Sessions without PSA get nothing.
+// the same server; remote ones over s2s. Sessions without PSA get no
+// annotation (a remote pause reaches them as a plain copy of the presence).
 func TestHibernation(t *testing.T) {
 	t.Parallel()
 	n := shakespeare(t, func(mont, capu *prosodytest.Spec) {

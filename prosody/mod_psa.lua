@@ -215,14 +215,21 @@ local function filter_from_s2s(event)
 	keep_annotations_from(stanza, s2s_speaks_for(origin, domain) and domain or nil);
 end
 
--- Presence from a component of this server (a MUC service) reaches the
--- user host directly: the component speaks for its own domain only if it
--- runs mod_psa, which strips what occupants send into its rooms.
-local function filter_from_component(event)
+-- Presence from another host of this server reaches the user host directly,
+-- without s2s and without this host's pre-presence events: from a component
+-- (a MUC service), from a user of another VirtualHost, or from that
+-- VirtualHost itself (a probe answer). The other host speaks for its own
+-- domain only if it runs mod_psa, which strips what its clients and
+-- occupants put in; a VirtualHost without it would let its users annotate
+-- in this host's name.
+local function filter_from_other_host(event)
 	local origin, stanza = event.origin, event.stanza;
-	if origin.type ~= "component" then return; end
+	local t = origin.type;
+	if t ~= "component" and t ~= "c2s" and t ~= "local" then return; end
+	local by = origin.host;
+	if by == host then return; end -- our own clients: stripped in pre-presence
 	local domain = jid_host(stanza.attr.from);
-	local trusted = domain ~= nil and domain == origin.host and is_module_loaded(domain, "psa");
+	local trusted = by ~= nil and domain == by and is_module_loaded(by, "psa");
 	keep_annotations_from(stanza, trusted and domain or nil);
 end
 
@@ -256,13 +263,27 @@ local function deliver_to_session(stanza)
 	prosody.core_post_stanza(hosts[host], stanza);
 end
 
+-- resent_by_us tells whether every annotation of stanza is this host's:
+-- then it is a re-send that mod_psa made of a presence the recipient has.
+-- An annotation that another domain kept is not that: a remote server or
+-- MUC service without mod_psa lets its users put one in their very first
+-- presence.
+local function resent_by_us(stanza)
+	for tag in stanza:childtags("state-annotation", xmlns_psa) do
+		if tag.attr.from ~= host then return false; end
+	end
+	return true;
+end
+
 -- for_session_without_psa is what a session that did not ask for
 -- annotations gets instead of an annotated presence: the plain presence for
 -- an unavailable or error (it must learn that the entity left), nothing for
--- an available one (an annotated available presence re-sends one it has).
+-- an available one that mod_psa re-sends (the session has it), and the plain
+-- presence for one annotated by another domain (it may be the first: dropped,
+-- its sender would be invisible to the session).
 local function for_session_without_psa(stanza, session)
 	local t = stanza.attr.type;
-	if t == nil then
+	if t == nil and resent_by_us(stanza) then
 		module:log("debug", "Dropping annotated presence from %s to %s: annotations not enabled",
 			stanza.attr.from or "?", session.full_jid or "?");
 		return nil;
@@ -784,7 +805,7 @@ if is_user_host then
 	end
 	for _, name in ipairs({ "presence/bare", "presence/full", "presence/host" }) do
 		module:hook(name, filter_from_s2s, 2000);
-		module:hook(name, filter_from_component, 2000);
+		module:hook(name, filter_from_other_host, 2000);
 	end
 
 	-- Caps of the session's broadcast presence; directed presence bookkeeping.
@@ -801,11 +822,38 @@ if is_user_host then
 		end
 	end, 1000);
 
+	-- Contacts a session appears offline to: its roster contacts (or its own
+	-- account) that it sent a directed unavailable since its last available
+	-- presence to them (a broadcast re-sends one to every contact). A pause
+	-- must not show them its presence. Bounded by the roster.
+	local hidden_from = setmetatable({}, { __mode = "k" }); -- session -> { [bare JID] = true }
+
+	local function track_hidden(origin, to, t)
+		local bare = jid_bare(to);
+		local hidden = hidden_from[origin];
+		if t == nil then
+			if hidden then hidden[bare] = nil; end
+			return;
+		end
+		local item = origin.roster and origin.roster[bare];
+		local contact = item and (item.subscription == "both" or item.subscription == "from");
+		if contact or bare == origin.username.."@"..origin.host then
+			if not hidden then
+				hidden = {};
+				hidden_from[origin] = hidden;
+			end
+			hidden[bare] = true;
+		end
+	end
+
 	local function track_directed(event)
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
 		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
 		local t = stanza.attr.type;
+		if t == nil or t == "unavailable" then
+			track_hidden(origin, to, t);
+		end
 		local store = directed_store[origin];
 		if t == nil then
 			if not store then
@@ -846,14 +894,16 @@ if is_user_host then
 		local list = {};
 		local base = session.presence;
 		if base then
+			local hidden = hidden_from[session] or {};
 			for contact, item in pairs(session.roster or {}) do
-				if contact and (item.subscription == "both" or item.subscription == "from") then
+				if contact and (item.subscription == "both" or item.subscription == "from") and not hidden[contact] then
 					list[#list + 1] = { to = contact, stanza = base };
 				end
 			end
-			local user = bare_sessions[session.username.."@"..session.host];
+			local self_bare = session.username.."@"..session.host;
+			local user = bare_sessions[self_bare];
 			for _, res in pairs(user and user.sessions or {}) do
-				if res ~= session and res.presence then
+				if res ~= session and res.presence and not hidden[self_bare] then
 					list[#list + 1] = { to = res.full_jid, stanza = base };
 				end
 			end
@@ -892,9 +942,18 @@ if is_user_host then
 	end
 
 	local function resume(session, why)
-		local list = paused[session];
-		if not list then return; end
+		local was = paused[session];
+		if not was then return; end
 		paused[session] = nil;
+		-- Only those who may still see the presence: a contact whose
+		-- subscription another resource cancelled meanwhile got an
+		-- unavailable.
+		local still = {};
+		for _, r in ipairs(presence_recipients(session)) do still[r.to] = true; end
+		local list = {};
+		for _, r in ipairs(was) do
+			if still[r.to] then list[#list + 1] = r; end
+		end
 		module:log("debug", "%s %s: clearing the annotation for %d entities", session.full_jid, why, #list);
 		send_pause_state(session, list, nil);
 	end
@@ -982,6 +1041,7 @@ if is_user_host then
 		local session = event.session;
 		safely("unbind", forget_session_presences, session);
 		psa_state[session], paused[session], directed_store[session], bosh[session] = nil, nil, nil, nil;
+		hidden_from[session] = nil;
 	end);
 
 	-- Outage hooks.

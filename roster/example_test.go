@@ -1,7 +1,9 @@
 package roster_test
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"mellium.im/xmpp/jid"
 
@@ -60,4 +62,24 @@ func ExampleModel_Contacts() {
 	}
 	// Output:
 	// Juliet away (stale: server-unavailable says montague.lit)
+}
+
+// A stranger sends large presences from many resources: past the byte
+// budget for strangers, the model rejects them instead of growing.
+func ExampleWithMaxStrangerBytes() {
+	m := roster.New(jid.MustParse("romeo@montague.lit"), roster.WithMaxStrangerBytes(64<<10))
+	status := `<status>` + strings.Repeat("x", presence.MaxStatusBytes) + `</status>`
+	for i := range 40 {
+		p, _ := presence.Unmarshal([]byte(fmt.Sprintf(`<presence from='stranger@evil.example/r%d'>%s</presence>`, i, status)))
+		for _, e := range m.ApplyPresence(&p) {
+			if errors.Is(e.Err, roster.ErrLimit) {
+				fmt.Println(e.Kind, e.JID, e.Err)
+				fmt.Println(m.Stats().StrangerBytes, "bytes held")
+				return
+			}
+		}
+	}
+	// Output:
+	// rejected stranger@evil.example/r16 roster: limit reached, presence not tracked: bytes of strangers' presence capped at 65536
+	// 65536 bytes held
 }

@@ -52,6 +52,10 @@ func FuzzModel(f *testing.F) {
 			if ops[0]/3%2 == 1 {
 				opts = append(opts, roster.WithHashBits(1))
 			}
+			// Half of them have byte budgets of a few records.
+			if ops[0]/6%2 == 1 {
+				opts = append(opts, roster.WithMaxStrangerBytes(96), roster.WithMaxBytes(320))
+			}
 		}
 		m := roster.New(jid.MustParse("romeo@montague.lit/lane"), opts...)
 		for i := 0; i+1 < len(ops); i += 2 {

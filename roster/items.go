@@ -3,6 +3,7 @@ package roster
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"mellium.im/xmpp/jid"
 )
@@ -20,6 +21,13 @@ func (m *Model) SetItems(ver string, items []Item) []Event {
 	defer m.mu.Unlock()
 	m.ver = ver
 	var dst []Event
+	if m.stats.Items == 0 {
+		// The first fetch: one event per item. Growing the slice by appending
+		// would allocate five times its final size (append grows large slices
+		// by a quarter), tens of megabytes for a large roster.
+		dst = make([]Event, 0, len(items))
+		m.contacts = slices.Grow(m.contacts, len(items))
+	}
 	seen := make(map[string]struct{}, len(items))
 	for _, it := range items {
 		it.JID = it.JID.Bare()
@@ -92,6 +100,7 @@ func (m *Model) setItem(dst []Event, key string, it Item) []Event {
 	if c.nres > 0 && !it.JID.Equal(m.account.Bare()) {
 		// A stranger with presence joins the roster.
 		m.stats.Strangers--
+		m.stats.StrangerBytes -= int(c.bytes)
 	}
 	c.item, c.inRoster = m.arena.store(c.item, m.scratch), true
 	m.stats.Items++
@@ -109,9 +118,10 @@ func (m *Model) removeItem(dst []Event, ci uint32) []Event {
 	if c.nres > 0 && !bare.Equal(m.account.Bare()) {
 		// Its presence stays, as a stranger's, until it goes unavailable.
 		m.stats.Strangers++
-		if m.stats.Strangers > m.maxStrangers {
+		m.stats.StrangerBytes += int(c.bytes)
+		if m.stats.Strangers > m.maxStrangers || m.stats.StrangerBytes > m.maxStrangerBytes {
 			// No room for one more stranger: drop its presence rather than break
-			// the limit. Removing the last resource counts the stranger out.
+			// a limit. Removing the last resource counts the stranger out.
 			return m.removeResources(dst, ci, func(uint32) bool { return true })
 		}
 	}

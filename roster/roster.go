@@ -10,7 +10,7 @@
 // updates, so a user interface can render the model while the client feeds
 // it.
 //
-// The staleness rules (also in psakit's DESIGN.md):
+// The staleness rules:
 //   - A trusted annotation from annotator A sets or replaces A's mark on the
 //     resource; an empty annotation from A removes A's mark only. A resource
 //     is fresh when no mark is left.
@@ -31,6 +31,18 @@
 //
 // Rejections and limits are reported as EventRejected events, never as
 // panics or silently corrupted state.
+//
+// # Bounds
+//
+// A peer outside the roster can send directed presence from as many
+// resources as it likes, so the model bounds what it keeps: resources per
+// bare JID (WithMaxResources, 32), strangers (WithMaxStrangers, 1024), and
+// in bytes the records of the strangers' resources (WithMaxStrangerBytes,
+// 8 MiB) and of all resources (WithMaxBytes, 256 MiB), counted in the
+// blocks that hold them (Stats.Bytes). A presence that would pass a limit
+// is rejected with ErrLimit, before anything changes; shrinking is always
+// allowed. MarkDisconnectedUpTo marks every resource but builds its events
+// only up to a size, so that a disconnect does not copy the whole model.
 //
 // # Large rosters and the garbage collector
 //
@@ -70,6 +82,15 @@ const (
 	// DefaultMaxStrangers is the number of bare JIDs not in the roster (they
 	// sent directed presence) that the model tracks at once.
 	DefaultMaxStrangers = 1024
+	// DefaultMaxStrangerBytes is the memory that the presence of bare JIDs
+	// not in the roster may take, all of them together: 8 MiB. At the
+	// decoder's limits a resource's record takes at most 64 KiB, so a
+	// thousand strangers with 32 resources each would otherwise hold 2 GiB.
+	DefaultMaxStrangerBytes = 8 << 20
+	// DefaultMaxBytes is the memory that the presence of every resource may
+	// take, roster contacts' and strangers' together: 256 MiB, room for a
+	// million typical resources.
+	DefaultMaxBytes = 256 << 20
 )
 
 // Errors reported in EventRejected events and returned by ApplyPush.
@@ -157,6 +178,12 @@ type Stats struct {
 	Strangers int // bare JIDs with resources that are not in the roster
 	Resources int // full JIDs with presence
 	Stale     int // resources that carry at least one mark
+	// Bytes is the memory that the resources' presence records take, in
+	// the blocks the model keeps them in (WithMaxBytes).
+	Bytes int
+	// StrangerBytes is the part of Bytes that strangers' resources take
+	// (WithMaxStrangerBytes).
+	StrangerBytes int
 }
 
 // Option configures a Model.
@@ -172,17 +199,37 @@ func WithMaxResources(n int) Option { return func(m *Model) { m.maxResources = m
 // is reached, its presence is dropped with EventUnavailable events.
 func WithMaxStrangers(n int) Option { return func(m *Model) { m.maxStrangers = max(n, 0) } }
 
+// WithMaxStrangerBytes sets how much memory the presence of all strangers
+// together may take (DefaultMaxStrangerBytes), counted as Stats.StrangerBytes
+// counts it: the records of their resources' state and marks, in the
+// power-of-two blocks the model keeps them in. A presence from a stranger
+// that would take more is rejected with ErrLimit: a new resource is not
+// tracked, a known one keeps its previous state. When a roster item is
+// removed while the budget is spent, its presence is dropped with
+// EventUnavailable events.
+func WithMaxStrangerBytes(n int) Option { return func(m *Model) { m.maxStrangerBytes = max(n, 0) } }
+
+// WithMaxBytes sets how much memory the presence of all resources together
+// may take (DefaultMaxBytes), counted as Stats.Bytes counts it. A presence
+// that would take more is rejected with ErrLimit, as for
+// WithMaxStrangerBytes. The psa.LocalDisconnected marks of MarkDisconnected
+// are the model's own and always stored: they may take the total past the
+// budget by a few dozen bytes per resource until Sweep.
+func WithMaxBytes(n int) Option { return func(m *Model) { m.maxBytes = max(n, 0) } }
+
 // WithClock sets the clock used for Since and Updated (time.Now).
 func WithClock(now func() time.Time) Option { return func(m *Model) { m.now = now } }
 
 // Model is a staleness-aware roster. Its zero value is not usable: call New.
 type Model struct {
 	// Immutable after New.
-	maxResources int
-	maxStrangers int
-	now          func() time.Time
-	seed         maphash.Seed
-	hashMask     uint64 // all ones; tests keep fewer bits to make keys collide
+	maxResources     int
+	maxStrangers     int
+	maxBytes         int
+	maxStrangerBytes int
+	now              func() time.Time
+	seed             maphash.Seed
+	hashMask         uint64 // all ones; tests keep fewer bits to make keys collide
 
 	mu      sync.RWMutex
 	account jid.JID
@@ -219,6 +266,7 @@ type contactSlot struct {
 	nextHash uint32 // the next slot with the same hash
 	first    uint32 // the first resource, in the order they came online
 	nres     uint32 // how many resources
+	bytes    uint32 // the block bytes of its resources' records
 	inRoster bool
 	live     bool // false for a free slot
 }
@@ -242,15 +290,17 @@ const maxRecord = 1 << 26
 // JID of the session: presence from the session itself is then ignored).
 func New(account jid.JID, opts ...Option) *Model {
 	m := &Model{
-		account:      account,
-		maxResources: DefaultMaxResources,
-		maxStrangers: DefaultMaxStrangers,
-		now:          time.Now,
-		seed:         maphash.MakeSeed(),
-		hashMask:     ^uint64(0),
-		index:        make(map[uint64]uint32),
-		shrinkSlots:  defaultShrinkSlots,
-		shrinkBytes:  defaultShrinkBytes,
+		account:          account,
+		maxResources:     DefaultMaxResources,
+		maxStrangers:     DefaultMaxStrangers,
+		maxBytes:         DefaultMaxBytes,
+		maxStrangerBytes: DefaultMaxStrangerBytes,
+		now:              time.Now,
+		seed:             maphash.MakeSeed(),
+		hashMask:         ^uint64(0),
+		index:            make(map[uint64]uint32),
+		shrinkSlots:      defaultShrinkSlots,
+		shrinkBytes:      defaultShrinkBytes,
 	}
 	for _, o := range opts {
 		o(m)
@@ -426,14 +476,25 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 	}
 	isOwn := p.From.Bare().Equal(m.account.Bare())
 	ci := m.lookup(key)
+	var ri uint32
+	if ci != 0 {
+		ri, _ = m.findResource(ci, full)
+	}
+	added := ri == 0
+	changed := added || !stateMatches(m.arena.bytes(m.resources[ri-1].state), &p.State)
+	if changed {
+		m.scratch = appendState(m.scratch[:0], full, &p.State)
+	}
+	stranger := !isOwn && (ci == 0 || !m.contacts[ci-1].inRoster)
+	if ev, ok := m.checkBytes(p, ri, changed, stranger); !ok {
+		return append(dst, ev)
+	}
 	if ci == 0 {
 		if !isOwn && m.stats.Strangers >= m.maxStrangers {
 			return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("strangers", m.maxStrangers)})
 		}
 		ci = m.addContact(key)
 	}
-	ri, _ := m.findResource(ci, full)
-	added := ri == 0
 	if added {
 		c := &m.contacts[ci-1]
 		if int(c.nres) >= m.maxResources {
@@ -446,11 +507,10 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 		ri = m.addResource(ci)
 	}
 	r := &m.resources[ri-1]
+	oldBytes := r.blockBytes()
 	marks := m.readMarks(m.arena.bytes(r.marks))
 	wasStale := marks.Stale()
-	changed := added || !stateMatches(m.arena.bytes(r.state), &p.State)
 	if changed {
-		m.scratch = appendState(m.scratch[:0], full, &p.State)
 		r.state = m.arena.store(r.state, m.scratch)
 	}
 	r.delay = m.stampOf(p.Delay)
@@ -464,6 +524,7 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 			r.marks = m.arena.store(r.marks, m.scratch)
 		}
 	}
+	m.charge(ci, stranger, r.blockBytes()-oldBytes)
 	switch isStale := marks.Stale(); {
 	case isStale && !wasStale:
 		m.stats.Stale++
@@ -567,12 +628,14 @@ func (m *Model) removeResource(dst []Event, ci, ri, prev uint32, from *jid.JID) 
 	if r.marks.chunk != 0 {
 		m.stats.Stale--
 	}
+	own := snap.JID.Bare().Equal(m.account.Bare())
+	m.charge(ci, !c.inRoster && !own, -r.blockBytes())
 	m.arena.release(r.state)
 	m.arena.release(r.marks)
 	*r = resourceSlot{}
 	m.freeRes = append(m.freeRes, ri)
 	m.stats.Resources--
-	if c.nres == 0 && !c.inRoster && !snap.JID.Bare().Equal(m.account.Bare()) {
+	if c.nres == 0 && !c.inRoster && !own {
 		m.stats.Strangers--
 	}
 	m.dropIfEmpty(ci)
@@ -583,15 +646,29 @@ func (m *Model) removeResource(dst []Event, ci, ri, prev uint32, from *jid.JID) 
 // account's own stream has dropped: no update can arrive until it is back.
 // It returns one EventStale per resource newly marked.
 func (m *Model) MarkDisconnected() []Event {
+	evs, _ := m.MarkDisconnectedUpTo(-1)
+	return evs
+}
+
+// MarkDisconnectedUpTo is MarkDisconnected with a bound on the memory of
+// the events: every resource is marked, but events are built only while
+// their estimated size (the event and the strings of its snapshot) stays
+// within maxBytes; omitted counts the resources marked without an event.
+// A negative maxBytes means no bound. The models are current either way: a
+// caller that omits events tells its user to read the snapshots again, as
+// after an overflow.
+func (m *Model) MarkDisconnectedUpTo(maxBytes int) (evs []Event, omitted int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
 	mark := stale.LocalMark(m.account, now)
-	var dst []Event
+	size := 0
 	for i := range m.contacts {
 		if !m.contacts[i].live {
 			continue
 		}
+		ci := uint32(i + 1)
+		stranger := m.isStranger(ci)
 		for ri := m.contacts[i].first; ri != 0; ri = m.resources[ri-1].next {
 			r := &m.resources[ri-1]
 			marks := m.readMarks(m.arena.bytes(r.marks))
@@ -602,13 +679,21 @@ func (m *Model) MarkDisconnected() []Event {
 			if !marks.Stale() {
 				m.stats.Stale++
 			}
+			old := r.blockBytes()
 			m.scratch = m.appendMarks(m.scratch[:0], next)
 			r.marks = m.arena.store(r.marks, m.scratch)
+			m.charge(ci, stranger, r.blockBytes()-old)
+			if maxBytes >= 0 {
+				if size += m.eventBytes(ri); size > maxBytes {
+					omitted++
+					continue
+				}
+			}
 			snap := m.resourceSnapshot(ri, nil)
-			dst = append(dst, Event{Kind: EventStale, JID: snap.JID, Resource: snap, Mark: mark})
+			evs = append(evs, Event{Kind: EventStale, JID: snap.JID, Resource: snap, Mark: mark})
 		}
 	}
-	return dst
+	return evs, omitted
 }
 
 // Sweep removes every resource that still carries the psa.LocalDisconnected
@@ -713,6 +798,7 @@ func (m *Model) maybeShrink() {
 			hash:     c.hash,
 			nextHash: m.index[c.hash],
 			nres:     c.nres,
+			bytes:    c.bytes,
 			inRoster: c.inRoster,
 			live:     true,
 		})

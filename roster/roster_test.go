@@ -100,6 +100,7 @@ func checkStats(t testing.TB, m *roster.Model) {
 			}
 		}
 	}
+	want.Bytes, want.StrangerBytes = roster.RecountBytes(m)
 	if got := m.Stats(); got != want {
 		t.Fatalf("Stats() = %+v, recomputed %+v", got, want)
 	}

@@ -1,13 +1,19 @@
 // Command demo shows psakit at work with no server to set up: it starts an
-// in-process XMPP server (package psatest), connects a psakit client to it,
-// and plays the three cases of XEP-0310, Presence State Annotations:
+// in-process XMPP server (package psatest) with a multi-user chat service,
+// connects a psakit client to it, and plays the three cases of XEP-0310,
+// Presence State Annotations, and what psakit adds:
 //
-//  1. a remote server becomes unreachable, then comes back;
+//  1. a remote server becomes unreachable, then comes back: the user's own
+//     server annotates a contact's presence;
 //  2. a contact's session is paused, then resumed;
-//  3. psakit's own connection is lost, then recovered.
+//  3. the MUC service loses its link to a room occupant's server, then gets
+//     it back: the room annotates the occupant's presence;
+//  4. psakit's own connection is lost, then recovered: psakit marks every
+//     presence itself, reconnects, rejoins the room, and sweeps what the
+//     server no longer sends.
 //
-// It prints a timeline of what the client's roster shows: which presence is
-// fresh, which is stale, why, and by whose word.
+// It prints a timeline of what the client's roster and room show: which
+// presence is fresh, which is stale, why, and by whose word.
 //
 //	go run ./examples/demo
 package main
@@ -15,6 +21,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +30,9 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/mucwatch"
+	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/psa/psatest"
 	"github.com/psakit/psakit/roster"
@@ -34,23 +44,45 @@ var (
 	benvolio = jid.MustParse("benvolio@montague.lit/street")
 	nurse    = jid.MustParse("nurse@capulet.lit/kitchen")
 	montague = jid.MustParse("montague.lit")
+	// The room: Juliet sits in it too, from capulet.lit.
+	mucDomain = "conference.montague.lit"
+	orchard   = jid.MustParse("orchard@conference.montague.lit")
+	julietOcc = jid.MustParse("orchard@conference.montague.lit/Juliet")
+	romeoOcc  = jid.MustParse("orchard@conference.montague.lit/Romeo")
 )
 
 const password = "wherefore-art-thou"
 
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := run(ctx, os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	cancel()
+	code := cliconn.ExitCode(err)
+	if code == 1 {
 		fmt.Fprintln(os.Stderr, "demo:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
+
+// about is what -h says.
+const about = `demo shows psakit at work with no server to set up: it starts an in-process
+XMPP server, connects a psakit client to it, and plays the three cases of
+XEP-0310 Presence State Annotations: a remote server becomes unreachable; a
+contact's session is paused; the client's own connection is lost, and a
+room occupant's server becomes unreachable from the room. It prints a
+timeline of what the client shows: which presence is fresh, which is
+stale, why, and by whose word. It needs no password and takes no flags.
+
+Usage:
+
+  go run ./examples/demo
+`
 
 // event is anything the client's callbacks reported.
 type event struct {
 	roster *roster.Event
 	conn   *client.ConnEvent
+	room   *mucwatch.Event
 }
 
 // timeline prints events as they come, and lets the script wait for one.
@@ -140,19 +172,62 @@ func (tl *timeline) print(e event) {
 		case roster.EventRejected:
 			tl.printf("rejected       %s: %v", r.JID, r.Err)
 		}
+	case e.room != nil:
+		tl.printRoom(e.room)
 	}
 }
 
-func describe(r roster.Resource) string {
-	show := string(r.Show)
+func (tl *timeline) printRoom(r *mucwatch.Event) {
+	switch r.Kind {
+	case mucwatch.EventRoomJoined:
+		tl.printf("joined         %-28s as %s", r.Room, r.JID.Resourcepart())
+	case mucwatch.EventRejoining:
+		tl.printf("rejoining      %s", r.Room)
+	case mucwatch.EventOccupantAvailable:
+		if !r.Occupant.Self {
+			tl.printf("occupant       %-28s %s", r.JID, describeState(r.Occupant.State, r.Fresh()))
+		}
+	case mucwatch.EventOccupantStale:
+		if r.Mark.Condition == psa.LocalDisconnected {
+			tl.printf("STALE          %-28s psakit's own mark: our stream is down", r.JID)
+			break
+		}
+		why := string(r.Mark.Condition)
+		if d, ok := r.Mark.Description(); ok {
+			why += ": " + d.Text
+		}
+		tl.printf("STALE          %-28s the room says, as %s (%s)", r.JID, r.Mark.By, why)
+	case mucwatch.EventOccupantRestored:
+		if r.Mark.Condition == psa.LocalDisconnected {
+			tl.printf("refreshed      %-28s the room sent it again: fresh", r.JID)
+			break
+		}
+		state := "now fresh"
+		if !r.Fresh() {
+			state = "still stale"
+		}
+		tl.printf("restored       %-28s %s cleared %s, %s", r.JID, r.Mark.By, r.Mark.Condition, state)
+	case mucwatch.EventRoomStale:
+		tl.printf("ROOM STALE     %-28s %s: we may no longer be in it", r.Room, r.Mark.Condition)
+	case mucwatch.EventRoomRestored:
+		tl.printf("room fresh     %s", r.Room)
+	case mucwatch.EventRoomJoinFailed, mucwatch.EventRejected:
+		tl.printf("%-14s %s: %v", r.Kind, r.JID, r.Err)
+	}
+}
+
+func describe(r roster.Resource) string { return describeState(r.State, r.Fresh()) }
+
+func describeState(st presence.State, fresh bool) string {
+	show := string(st.Show)
 	if show == "" {
 		show = "online"
 	}
 	s := show
-	if st := r.StatusText(); st != "" {
-		s += fmt.Sprintf(" %q", st)
+	if text := st.StatusText(); text != "" {
+		s += fmt.Sprintf(" %q", text)
 	}
-	if !r.Fresh() {
+	if !fresh {
 		s += " (stale)"
 	}
 	return s
@@ -186,16 +261,58 @@ func (tl *timeline) show(wait bool) {
 	}
 }
 
+// showRoom prints what the client shows of the room.
+func (tl *timeline) showRoom(wait bool) {
+	if wait {
+		time.Sleep(pause)
+	}
+	r, ok := tl.c.Rooms().Room(orchard)
+	if !ok {
+		fmt.Fprintf(tl.w, "%6.3fs  not in %s\n", time.Since(tl.start).Seconds(), orchard)
+		return
+	}
+	state := "our place in it is fresh"
+	if r.Stale {
+		state = "our place in it is STALE"
+	}
+	fmt.Fprintf(tl.w, "%6.3fs  the room %s shows (%s, %s):\n", time.Since(tl.start).Seconds(), r.JID, r.State, state)
+	for o := range tl.c.Rooms().Occupants(orchard) {
+		nick := o.Nick
+		if o.Self {
+			nick += " (us)"
+		}
+		if o.Fresh() {
+			fmt.Fprintf(tl.w, "           %-28s %s, fresh\n", nick, describeState(o.State, true))
+			continue
+		}
+		m := o.Marks[0]
+		fmt.Fprintf(tl.w, "           %-28s %s, STALE (%s) for %v, by %s\n", nick, describeState(o.State, false), m.Condition,
+			time.Since(m.Since).Round(time.Millisecond), m.By)
+	}
+}
+
 func isRoster(kind roster.EventKind, j jid.JID) func(event) bool {
 	return func(e event) bool { return e.roster != nil && e.roster.Kind == kind && e.roster.JID.Equal(j) }
+}
+
+func isRoom(kind mucwatch.EventKind, j jid.JID) func(event) bool {
+	return func(e event) bool {
+		return e.room != nil && e.room.Kind == kind && (e.room.JID.Equal(j) || e.room.Room.Equal(j))
+	}
 }
 
 func isConn(kind client.ConnEventKind) func(event) bool {
 	return func(e event) bool { return e.conn != nil && e.conn.Kind == kind }
 }
 
-func run(ctx context.Context, w io.Writer) error {
-	srv := psatest.NewServer(psatest.WithUser("romeo", password))
+// run parses args, then plays the demo, writing the timeline to w.
+func run(ctx context.Context, args []string, w, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := cliconn.Parse(fs, about, args); err != nil {
+		return err
+	}
+	srv := psatest.NewServer(psatest.WithUser("romeo", password), psatest.WithMUC(mucDomain))
 	defer srv.Close()
 	srv.SetRoster(romeo, "1",
 		roster.Item{JID: juliet.Bare(), Name: "Juliet", Subscription: roster.SubscriptionBoth},
@@ -211,6 +328,12 @@ func run(ctx context.Context, w io.Writer) error {
 		}
 	}
 
+	room := srv.Room(orchard.Localpart())
+	room.SetPersistent(true)
+	if err := room.AddOccupant(ctx, "Juliet", juliet, "participant", "member"); err != nil {
+		return err
+	}
+
 	tl := &timeline{w: w, start: time.Now(), events: make(chan event, 1024)}
 	fmt.Fprintln(w, "psakit demo: a psakit client connected to an in-process XMPP server that speaks XEP-0310.")
 	tl.say("== Romeo connects; his server sends the presence of his contacts.")
@@ -219,7 +342,8 @@ func run(ctx context.Context, w io.Writer) error {
 		client.WithReconnect(50*time.Millisecond, time.Second), client.WithSettle(time.Second),
 		client.WithVerify(client.VerifyOff, 0),
 		client.OnRoster(func(e roster.Event) { tl.events <- event{roster: &e} }),
-		client.OnConnection(func(e client.ConnEvent) { tl.events <- event{conn: &e} }))
+		client.OnConnection(func(e client.ConnEvent) { tl.events <- event{conn: &e} }),
+		client.OnRoom(func(e mucwatch.Event) { tl.events <- event{room: &e} }))
 	if err != nil {
 		return err
 	}
@@ -266,27 +390,56 @@ func run(ctx context.Context, w io.Writer) error {
 		return err
 	}
 
-	tl.say("== 3. Romeo's own connection drops. While he is away, the Nurse goes offline.")
+	tl.say("== 3. Romeo joins the room orchard, where Juliet is too. Then the MUC service,\n" +
+		"   conference.montague.lit, loses its link to capulet.lit: it re-sends Juliet's\n" +
+		"   presence in the room, annotated by the room.")
+	if err := c.Join(ctx, romeoOcc); err != nil {
+		return err
+	}
+	if err := tl.await(ctx, "the room", isRoom(mucwatch.EventOccupantAvailable, julietOcc), isRoom(mucwatch.EventRoomJoined, orchard)); err != nil {
+		return err
+	}
+	err = room.Annotate(ctx, "Juliet", psa.Annotation{Condition: psa.ServerUnavailable,
+		Descriptions: []psa.Description{{Lang: "en", Text: "capulet.lit cannot be reached from the room"}}})
+	if err != nil {
+		return err
+	}
+	if err := tl.await(ctx, "juliet stale in the room", isRoom(mucwatch.EventOccupantStale, julietOcc)); err != nil {
+		return err
+	}
+	tl.showRoom(true)
+	tl.say("   The room reaches capulet.lit again: an empty annotation from conference.montague.lit.")
+	if err := room.Annotate(ctx, "Juliet", psa.Annotation{}); err != nil {
+		return err
+	}
+	if err := tl.await(ctx, "juliet restored in the room", isRoom(mucwatch.EventOccupantRestored, julietOcc)); err != nil {
+		return err
+	}
+
+	tl.say("== 4. Romeo's own connection drops. While he is away, the Nurse goes offline.")
 	sess, err := srv.WaitAvailable(ctx, c.JID())
 	if err != nil {
 		return err
 	}
 	sess.Drop()
 	if err := tl.await(ctx, "everything marked", isConn(client.ConnDisconnected),
-		isRoster(roster.EventStale, juliet), isRoster(roster.EventStale, benvolio), isRoster(roster.EventStale, nurse)); err != nil {
+		isRoster(roster.EventStale, juliet), isRoster(roster.EventStale, benvolio), isRoster(roster.EventStale, nurse),
+		isRoom(mucwatch.EventRoomStale, orchard)); err != nil {
 		return err
 	}
 	// Now, while Romeo is away (the server would tell a session that is
 	// online).
 	srv.ClearContactPresence(romeo, nurse)
 	tl.show(false) // right away: the client is already reconnecting
-	tl.say("   psakit reconnects, fetches the roster by version and waits for the server to send presence again.")
+	tl.say("   psakit reconnects, fetches the roster by version, rejoins the room and waits for the server to send presence again.")
 	if err := tl.await(ctx, "resynced", isConn(client.ConnConnected),
 		isRoster(roster.EventRestored, juliet), isRoster(roster.EventRestored, benvolio),
-		isRoster(roster.EventUnavailable, nurse), isConn(client.ConnResynced)); err != nil {
+		isRoster(roster.EventUnavailable, nurse), isConn(client.ConnResynced),
+		isRoom(mucwatch.EventRoomJoined, orchard), isRoom(mucwatch.EventRoomRestored, orchard)); err != nil {
 		return err
 	}
 	tl.show(true)
-	tl.say("Done: every presence the roster showed was either fresh or marked stale, with a reason.")
+	tl.showRoom(false)
+	tl.say("Done: every presence the roster and the room showed was either fresh or marked stale, with a reason.")
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -9,20 +10,28 @@ import (
 	"github.com/psakit/psakit/internal/leaktest"
 )
 
-// The demo plays its three cases to the end and says what happened.
+// The demo plays XEP-0310's three cases, contacts and room occupants, and
+// psakit's own disconnect, to the end and says what happened.
 func TestDemo(t *testing.T) {
 	leaktest.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out strings.Builder
-	if err := run(ctx, &out); err != nil {
+	if err := run(ctx, nil, &out, io.Discard); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	for _, want := range []string{
 		"STALE          juliet@capulet.lit/balcony   says montague.lit (server-unavailable",
 		"restored       juliet@capulet.lit/balcony   montague.lit cleared server-unavailable, now fresh",
 		"STALE          benvolio@montague.lit/street says montague.lit (connection-paused",
+		"joined         orchard@conference.montague.lit as Romeo",
+		"STALE          orchard@conference.montague.lit/Juliet the room says, as conference.montague.lit (server-unavailable: capulet.lit cannot be reached from the room)",
+		"Juliet                       online (stale), STALE (server-unavailable)",
+		"restored       orchard@conference.montague.lit/Juliet conference.montague.lit cleared server-unavailable, now fresh",
 		"psakit's own mark: our stream is down",
+		"ROOM STALE     orchard@conference.montague.lit local-disconnected",
+		"rejoining      orchard@conference.montague.lit",
+		"room fresh     orchard@conference.montague.lit",
 		"refreshed      juliet@capulet.lit/balcony",
 		"unavailable    nurse@capulet.lit/kitchen",
 		"nurse@capulet.lit/kitchen    offline",

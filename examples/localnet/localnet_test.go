@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"regexp"
@@ -163,7 +164,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var out syncBuffer
-	if err := run(ctx, strings.NewReader("help\nstatus\n"), &out); err != nil {
+	if err := run(ctx, nil, strings.NewReader("help\nstatus\n"), &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`go run \./examples/psawatch`, `Commands:`, `juliet@capulet\.lit/balcony +online`, `nurse@capulet\.lit/garden +online, in orchard`, `removing their files`} {

@@ -17,25 +17,54 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/psakit/psakit/internal/cliconn"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Stdin, os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	code := cliconn.ExitCode(err)
+	if code == 1 {
 		fmt.Fprintln(os.Stderr, "localnet:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
 
-// run starts the network, prints the instructions and runs commands from in
-// until quit, the end of in, or ctx's end.
-func run(ctx context.Context, in io.Reader, out io.Writer) error {
+// about is what -h says.
+const about = `localnet starts two real XMPP servers on loopback to try psawatch and
+mucbot against: Prosody with psakit's mod_psa, montague.lit (with the MUC
+service conference.montague.lit) and capulet.lit, federating with each
+other, with accounts registered and some of them online. It prints the
+ports and the exact psawatch and mucbot commands (their password, given in
+PSAKIT_PASSWORD, is printed too), then reads commands that play outages:
+cut and heal the link between the servers, kill and restart a server, pause
+and resume a user's session. Type help for the list. It stops, removing all
+its files, on quit, Ctrl-C or the end of its input.
+
+It needs Prosody (Debian: apt-get install prosody), never uses the system's
+configuration, and listens only on loopback addresses and free ports.
+
+Usage:
+
+  go run ./examples/localnet
+`
+
+// run parses args, starts the network, prints the instructions and runs
+// commands from in until quit, the end of in, or ctx's end.
+func run(ctx context.Context, args []string, in io.Reader, out, stderr io.Writer) error {
+	fs := flag.NewFlagSet("localnet", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	if err := cliconn.Parse(fs, about, args); err != nil {
+		return err
+	}
 	fmt.Fprintln(out, "localnet: starting montague.lit and capulet.lit...")
 	l, err := start(ctx, out)
 	if err != nil {

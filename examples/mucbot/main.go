@@ -7,7 +7,12 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-silence 15m] [-rejoin-delay 30s]
+//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-silence 15m] [-rejoin-delay 30s]
+//
+// -keepalive sets how long the connection may stay silent before mucbot
+// pings its server (and how long it then waits for the answer, at most
+// 15 s): a server that does not answer is taken for dead and mucbot
+// reconnects and rejoins. 0 turns it off.
 //
 // Ctrl-C leaves the rooms and exits.
 package main
@@ -33,11 +38,27 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stderr)
 	stop()
-	if err != nil {
+	code := cliconn.ExitCode(err)
+	if code == 1 {
 		fmt.Fprintln(os.Stderr, "mucbot:", err)
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
+
+// about is what -h says before the flags.
+const about = `mucbot joins the multi-user chat rooms it is given and stays in them through
+outages: it reconnects and rejoins when its connection drops, and when a
+server says (XEP-0310) that a room may be stale it checks with a XEP-0410
+self-ping and rejoins if the room dropped it. It logs every state change
+and every action. Ctrl-C leaves the rooms and exits.
+
+Usage:
+
+  PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [flags]
+
+The password comes from the environment variable PSAKIT_PASSWORD, or is
+asked for on the terminal.
+`
 
 const joinTimeout = 30 * time.Second
 
@@ -49,16 +70,16 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 	rooms := cliconn.RegisterRooms(fs)
 	silence := fs.Duration("silence", client.DefaultSilence, "self-ping a room after this long without traffic from it")
 	rejoinDelay := fs.Duration("rejoin-delay", client.DefaultRejoinDelay, "wait this long before rejoining a room that removed us for technical reasons")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := cliconn.Parse(fs, about, args); err != nil {
 		return err
 	}
 	if len(*rooms) == 0 {
-		return errors.New("give at least one -room room@service/nick")
+		return cliconn.Usage(fs, errors.New("give at least one -room room@service/nick"))
 	}
 	account, opts, password, err := conn.Connection(stdin, stderr)
+	if errors.Is(err, cliconn.ErrUsage) {
+		return cliconn.Usage(fs, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -122,7 +143,7 @@ func logRoom(log *slog.Logger, e mucwatch.Event) {
 	attrs := []any{"room", e.Room}
 	switch e.Kind {
 	case mucwatch.EventRoomStale, mucwatch.EventRoomRestored:
-		attrs = append(attrs, "condition", e.Mark.Condition, "by", e.Mark.By)
+		attrs = append(attrs, "fresh", e.Fresh(), "condition", e.Mark.Condition, "by", e.Mark.By)
 	case mucwatch.EventRoomKicked, mucwatch.EventRoomDropped, mucwatch.EventRoomDestroyed:
 		attrs = append(attrs, "codes", e.Removal.Codes, "reason", e.Removal.Reason)
 		if e.Removal.Venue.String() != "" {

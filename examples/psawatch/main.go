@@ -1,19 +1,100 @@
 // Command psawatch connects to an XMPP server and shows the live roster with
 // the staleness of every presence: which is fresh, which is stale, why, since
-// when, and by whose word (XEP-0310 Presence State Annotations).
+// when, and by whose word (XEP-0310 Presence State Annotations). With -room
+// it also joins rooms and shows their occupants.
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-json] [-room room@service/nick ...]
+//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-json] [-room room@service/nick ...]
 //
-// Without -json it draws a table that refreshes as presence changes. With
-// -json it prints one JSON object per event, one per line, with the fields
-// time, event, jid, condition, by, fresh, description, show and status, and
-// room for the events of the rooms joined with -room (occupant-available,
-// occupant-unavailable, occupant-stale, occupant-restored, room-joined,
-// room-stale, room-restored, self-ping, rejoined, room-left, and the others
-// of package mucwatch), whose jid is the occupant JID. Ctrl-C leaves the
-// rooms, sends unavailable presence and exits.
+// -keepalive sets how long the connection may stay silent before psawatch
+// pings its server (and how long it then waits for the answer, at most
+// 15 s): a server that does not answer is taken for dead, every entry is
+// marked local-disconnected and psawatch reconnects. 0 turns it off.
+//
+// The password comes from the environment variable PSAKIT_PASSWORD, or is
+// asked for on the terminal. Ctrl-C leaves the rooms, sends unavailable
+// presence and exits.
+//
+// # The table
+//
+// Without -json psawatch draws a table of the roster and of the rooms. On a
+// terminal it redraws it in place as presence changes, and every second
+// while something is stale so that "STALE ... for 1m30s" counts up. Written
+// to a file or a pipe, it prints a new table after each change, without
+// terminal control codes.
+//
+// # JSON lines
+//
+// With -json psawatch prints one JSON object per event, one per line. Every
+// object has "time", when psawatch saw the event (RFC 3339 with fractional
+// seconds, e.g. 2026-12-01T21:00:00.123456789Z), and "event", its kind. The
+// other fields depend on the kind, and are left out when empty.
+//
+// Where a kind has "fresh", "condition", "by" and "description", they say
+// what the presence is after the event: "fresh" is true or false; when it
+// is false, "condition" (a XEP-0310 condition such as server-unavailable,
+// or local-disconnected while our own stream is down), "by" (the annotator:
+// a server, a MUC service, or our own bare JID for local-disconnected) and
+// "description" (the annotator's text, if any) describe the mark that makes
+// it stale. "cleared" is an object with "condition", "by" and "description"
+// of the mark a restored event removed.
+//
+// Contacts (roster events):
+//
+//	event          fields
+//	available      jid (full JID), fresh, condition, by, description, show, status
+//	updated        jid, fresh, condition, by, description, show, status
+//	stale          jid, fresh (false), condition, by, description: the mark set
+//	restored       jid, fresh, condition, by, description, cleared, show, status
+//	unavailable    jid, status (also for a resource removed after a reconnect)
+//	item-added     jid (bare JID), subscription (none, to, from, both), name
+//	item-updated   jid, subscription, name
+//	item-removed   jid, subscription (remove), name
+//	rejected       jid (the sender), error: an annotation or presence not applied
+//
+// Rooms (joined with -room; jid is an occupant JID, room@service/nick):
+//
+//	event                  fields
+//	occupant-available     room, jid, fresh, condition, by, description, show, status
+//	occupant-updated       room, jid, fresh, condition, by, description, show, status
+//	occupant-stale         room, jid, fresh (false), condition, by, description
+//	occupant-restored      room, jid, fresh, condition, by, description, cleared, show, status
+//	occupant-unavailable   room, jid, status, codes (MUC status codes), actor, reason
+//	nick-changed           room, jid (the new one), old_nick
+//	joining, rejoining     room
+//	leaving                room
+//	room-joined            room, jid (ours)
+//	rejoined               room, jid: room-joined after a rejoin
+//	room-created           room, jid
+//	room-stale             room, fresh (false), condition, by, description; no
+//	                       condition when a self-ping found us out of the room
+//	room-restored          room, fresh (true), cleared (when a mark was removed)
+//	room-left              room, jid, codes, actor, reason
+//	room-kicked            room, jid, codes, actor, reason
+//	room-dropped           room, jid, codes, actor, reason
+//	room-destroyed         room, jid, reason, venue (the alternate room)
+//	room-join-failed       room, jid (the one asked for), error
+//	room-error             room, jid, error
+//	rejected               room, jid, error
+//	self-ping              room, reason (why it was sent), verdict, error
+//	rejoin                 room, reason, attempt
+//	gave-up                room, reason, attempt, error
+//	configured             room, error
+//
+// The connection:
+//
+//	event          fields
+//	connected      jid (the bound full JID)
+//	disconnected   error
+//	reconnecting   attempt, delay (e.g. "1.5s")
+//	resynced       swept: resources removed because the server did not send them again
+//	closed         error, if psawatch stopped for one
+//	verify-alive, verify-gone, verify-unknown, verify-probed
+//	               jid, error: a restored resource checked with a ping or probe
+//	overflow       dropped: events lost because psawatch fell behind
+//
+// # Hostile strings
 //
 // Everything shown comes from the network, and anyone who can send us
 // presence chooses its status text. The table replaces control characters,
@@ -33,6 +114,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/internal/cliconn"
 )
@@ -44,11 +127,34 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	code := cliconn.ExitCode(err)
+	if code == 1 {
 		// The error may carry a server's text.
 		fmt.Fprintln(os.Stderr, "psawatch:", clean(err.Error()))
-		os.Exit(1)
 	}
+	os.Exit(code)
+}
+
+// about is what -h says before the flags.
+const about = `psawatch shows the live roster of an XMPP account with the staleness of
+every presence (XEP-0310 Presence State Annotations): which is fresh, which
+is stale, why, since when, and by whose word. With -room it also joins rooms
+and shows their occupants. It draws a table, or with -json prints one JSON
+object per event. Ctrl-C leaves the rooms and exits.
+
+Usage:
+
+  PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [flags]
+
+The password comes from the environment variable PSAKIT_PASSWORD, or is
+asked for on the terminal.
+`
+
+// isTerminal reports whether w is a terminal, which gets a table redrawn in
+// place; anything else gets one table after another.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // run is psawatch until ctx ends (Ctrl-C) or the client stops for good.
@@ -58,13 +164,13 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	conn := cliconn.Register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per event instead of a table")
 	rooms := cliconn.RegisterRooms(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := cliconn.Parse(fs, about, args); err != nil {
 		return err
 	}
 	account, opts, password, err := conn.Connection(stdin, stderr)
+	if errors.Is(err, cliconn.ErrUsage) {
+		return cliconn.Usage(fs, err)
+	}
 	if err != nil {
 		return err
 	}
@@ -73,7 +179,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.W
 	if *asJSON {
 		out = newJSONOutput(stdout)
 	} else {
-		out = newTableOutput(stdout)
+		out = newTableOutput(stdout, isTerminal(stdout))
 	}
 	defer out.close()
 	opts = append(opts, out.options()...)

@@ -25,105 +25,161 @@ type output interface {
 	// options returns the client callbacks that feed the output.
 	options() []client.Option
 	// attach gives the output the client whose models it renders.
-	attach(c *client.Client)
+	attach(m models)
 	close()
 }
 
-// record is one line of -json output.
+// record is one line of -json output. The fields each event kind carries
+// are listed in the package documentation; keep the two in step.
 type record struct {
-	Time        string `json:"time"`
-	Event       string `json:"event"`
-	JID         string `json:"jid,omitempty"`
-	Room        string `json:"room,omitempty"`
+	Time  string `json:"time"`
+	Event string `json:"event"`
+	Room  string `json:"room,omitempty"`
+	JID   string `json:"jid,omitempty"`
+	// Fresh, Condition, By and Description say what the resource, occupant
+	// or room is after the event: fresh, or marked stale by whom and why.
+	Fresh       *bool  `json:"fresh,omitempty"`
 	Condition   string `json:"condition,omitempty"`
 	By          string `json:"by,omitempty"`
-	Fresh       *bool  `json:"fresh,omitempty"`
 	Description string `json:"description,omitempty"`
-	Show        string `json:"show,omitempty"`
-	Status      string `json:"status,omitempty"`
-	Error       string `json:"error,omitempty"`
-	Verdict     string `json:"verdict,omitempty"`
-	Reason      string `json:"reason,omitempty"`
-	Attempt     int    `json:"attempt,omitempty"`
-	Count       int    `json:"count,omitempty"`
+	// Cleared is the mark a restored event removed.
+	Cleared      *markRecord `json:"cleared,omitempty"`
+	Show         string      `json:"show,omitempty"`
+	Status       string      `json:"status,omitempty"`
+	Subscription string      `json:"subscription,omitempty"`
+	Name         string      `json:"name,omitempty"`
+	OldNick      string      `json:"old_nick,omitempty"`
+	Codes        []int       `json:"codes,omitempty"`
+	Actor        string      `json:"actor,omitempty"`
+	Reason       string      `json:"reason,omitempty"`
+	Venue        string      `json:"venue,omitempty"`
+	Verdict      string      `json:"verdict,omitempty"`
+	Attempt      int         `json:"attempt,omitempty"`
+	Delay        string      `json:"delay,omitempty"`
+	Swept        *int        `json:"swept,omitempty"`
+	Dropped      int         `json:"dropped,omitempty"`
+	Error        string      `json:"error,omitempty"`
 }
 
-// rosterRecord turns a roster event into a record.
-func rosterRecord(now time.Time, e roster.Event) record {
-	r := record{Time: now.Format(time.RFC3339), Event: e.Kind.String(), JID: e.JID.String()}
-	switch e.Kind {
-	case roster.EventItemAdded, roster.EventItemUpdated, roster.EventItemRemoved:
-		r.Status = e.Item.Subscription
-		return r
-	case roster.EventRejected:
-		if e.Err != nil {
-			r.Error = e.Err.Error()
-		}
-		return r
+// markRecord is a staleness mark: its condition, annotator and description.
+type markRecord struct {
+	Condition   string `json:"condition"`
+	By          string `json:"by"`
+	Description string `json:"description,omitempty"`
+}
+
+func newMarkRecord(m psa.Mark) *markRecord {
+	r := &markRecord{Condition: string(m.Condition), By: m.By.String()}
+	if d, ok := m.Description(); ok {
+		r.Description = d.Text
 	}
-	fresh := e.Fresh()
-	r.Fresh = &fresh
-	r.Show = string(e.Resource.Show)
-	r.Status = e.Resource.StatusText()
-	mark := e.Mark
-	if mark.Condition == "" && len(e.Resource.Marks) > 0 {
-		// An update of a stale resource: say what it is still marked with.
-		mark = e.Resource.Marks[0]
-	}
-	r.markFields(mark)
 	return r
 }
 
-// markFields fills in the condition, annotator and description of a mark.
-func (r *record) markFields(m psa.Mark) {
-	r.Condition = string(m.Condition)
-	if m.Condition != "" {
-		r.By = m.By.String()
+// timeFormat is RFC 3339 with as many fractional digits as the clock gives,
+// so that events within a second keep their order and spacing.
+const timeFormat = time.RFC3339Nano
+
+func stamp(now time.Time) string { return now.Format(timeFormat) }
+
+// rosterRecord turns a roster event into a record.
+func rosterRecord(now time.Time, e roster.Event) record {
+	r := record{Time: stamp(now), Event: e.Kind.String(), JID: e.JID.String()}
+	switch e.Kind {
+	case roster.EventItemAdded, roster.EventItemUpdated, roster.EventItemRemoved:
+		r.Subscription = e.Item.Subscription
+		r.Name = e.Item.Name
+	case roster.EventRejected:
+		r.errorField(e.Err)
+	case roster.EventUnavailable:
+		// Gone: nothing is left to be fresh or stale.
+		r.Status = e.Resource.StatusText()
+	default: // available, updated, stale, restored
+		r.Show = string(e.Resource.Show)
+		r.Status = e.Resource.StatusText()
+		r.state(e.Fresh(), e.Kind == roster.EventStale, e.Mark, e.Resource.Marks)
+		if e.Kind == roster.EventRestored {
+			r.Cleared = newMarkRecord(e.Mark)
+		}
 	}
-	if d, ok := m.Description(); ok {
-		r.Description = d.Text
+	return r
+}
+
+// state fills in fresh and, when stale, the mark that makes it so: set, the
+// mark the event set, when isSet, else the first of marks.
+func (r *record) state(fresh, isSet bool, set psa.Mark, marks psa.Marks) {
+	r.Fresh = &fresh
+	if fresh {
+		return
+	}
+	m := set
+	if !isSet && len(marks) > 0 {
+		m = marks[0]
+	}
+	if m.Condition == "" {
+		return
+	}
+	mr := newMarkRecord(m)
+	r.Condition, r.By, r.Description = mr.Condition, mr.By, mr.Description
+}
+
+func (r *record) errorField(err error) {
+	if err != nil {
+		r.Error = err.Error()
+	}
+}
+
+func (r *record) removal(rm mucwatch.Removal) {
+	r.Codes = rm.Codes
+	r.Actor = rm.Actor
+	r.Reason = rm.Reason
+	if rm.Venue.String() != "" {
+		r.Venue = rm.Venue.String()
 	}
 }
 
 // roomRecord turns a room event into a record. A room joined again after a
 // rejoin is reported as "rejoined".
 func roomRecord(now time.Time, e mucwatch.Event, rejoined bool) record {
-	r := record{Time: now.Format(time.RFC3339), Event: e.Kind.String(), Room: e.Room.String(), JID: e.JID.String()}
+	r := record{Time: stamp(now), Event: e.Kind.String(), Room: e.Room.String(), JID: e.JID.String()}
 	switch e.Kind {
 	case mucwatch.EventRoomJoined:
 		if rejoined {
 			r.Event = "rejoined"
 		}
-	case mucwatch.EventRoomStale, mucwatch.EventRoomRestored:
-		fresh := e.Kind == mucwatch.EventRoomRestored
-		r.Fresh = &fresh
-		r.markFields(e.Mark)
-	case mucwatch.EventOccupantAvailable, mucwatch.EventOccupantUnavailable, mucwatch.EventOccupantUpdated,
+	case mucwatch.EventRoomStale:
+		r.state(e.Fresh(), true, e.Mark, nil)
+	case mucwatch.EventRoomRestored:
+		r.state(e.Fresh(), false, psa.Mark{}, nil)
+		if e.Mark.Condition != "" {
+			r.Cleared = newMarkRecord(e.Mark)
+		}
+	case mucwatch.EventOccupantAvailable, mucwatch.EventOccupantUpdated,
 		mucwatch.EventOccupantStale, mucwatch.EventOccupantRestored:
-		fresh := e.Fresh()
-		r.Fresh = &fresh
 		r.Show = string(e.Occupant.Show)
 		r.Status = e.Occupant.StatusText()
-		m := e.Mark
-		if m.Condition == "" && len(e.Occupant.Marks) > 0 {
-			m = e.Occupant.Marks[0]
+		r.state(e.Fresh(), e.Kind == mucwatch.EventOccupantStale, e.Mark, e.Occupant.Marks)
+		if e.Kind == mucwatch.EventOccupantRestored {
+			r.Cleared = newMarkRecord(e.Mark)
 		}
-		r.markFields(m)
+	case mucwatch.EventOccupantUnavailable:
+		r.Status = e.Occupant.StatusText()
+		r.removal(e.Removal)
+	case mucwatch.EventNickChanged:
+		r.OldNick = e.OldNick
+	case mucwatch.EventRoomKicked, mucwatch.EventRoomDropped, mucwatch.EventRoomDestroyed, mucwatch.EventRoomLeft:
+		r.removal(e.Removal)
 	}
-	if e.Err != nil {
-		r.Error = e.Err.Error()
-	}
+	r.errorField(e.Err)
 	return r
 }
 
 func actionRecord(now time.Time, a client.RoomAction) record {
-	r := record{Time: now.Format(time.RFC3339), Event: a.Kind.String(), Room: a.Room.String(), Reason: a.Reason, Attempt: a.Attempt}
+	r := record{Time: stamp(now), Event: a.Kind.String(), Room: a.Room.String(), Reason: a.Reason, Attempt: a.Attempt}
 	if a.Kind == client.ActionSelfPing {
 		r.Verdict = a.Verdict.String()
 	}
-	if a.Err != nil {
-		r.Error = a.Err.Error()
-	}
+	r.errorField(a.Err)
 	return r
 }
 
@@ -148,19 +204,27 @@ func (rj rejoins) note(e mucwatch.Event) bool {
 }
 
 func connRecord(now time.Time, e client.ConnEvent) record {
-	r := record{Time: now.Format(time.RFC3339), Event: e.Kind.String(), JID: e.JID.String(), Attempt: e.Attempt, Count: e.Swept}
-	if e.Err != nil {
-		r.Error = e.Err.Error()
+	r := record{Time: stamp(now), Event: e.Kind.String(), JID: e.JID.String()}
+	switch e.Kind {
+	case client.ConnReconnecting:
+		r.Attempt = e.Attempt
+		r.Delay = e.Delay.String()
+	case client.ConnResynced:
+		swept := e.Swept
+		r.Swept = &swept
 	}
+	r.errorField(e.Err)
 	return r
 }
 
 func verifyRecord(now time.Time, v client.VerifyResult) record {
-	r := record{Time: now.Format(time.RFC3339), Event: "verify-" + v.Outcome.String(), JID: v.JID.String()}
-	if v.Err != nil {
-		r.Error = v.Err.Error()
-	}
+	r := record{Time: stamp(now), Event: "verify-" + v.Outcome.String(), JID: v.JID.String()}
+	r.errorField(v.Err)
 	return r
+}
+
+func overflowRecord(now time.Time, dropped int) record {
+	return record{Time: stamp(now), Event: "overflow", Dropped: dropped}
 }
 
 // jsonOutput prints one record per line. Callbacks run one at a time on the
@@ -217,31 +281,56 @@ func (o *jsonOutput) options() []client.Option {
 		client.OnVerify(func(v client.VerifyResult) { o.print(verifyRecord(o.now(), v)) }),
 		client.OnRoom(func(e mucwatch.Event) { o.print(roomRecord(o.now(), e, o.rejoins.note(e))) }),
 		client.OnRoomAction(func(a client.RoomAction) { o.print(actionRecord(o.now(), a)) }),
-		client.OnOverflow(func(n int) {
-			o.print(record{Time: o.now().Format(time.RFC3339), Event: "overflow", Count: n})
-		}),
+		client.OnOverflow(func(n int) { o.print(overflowRecord(o.now(), n)) }),
 	}
 }
 
-func (o *jsonOutput) attach(*client.Client) {}
-func (o *jsonOutput) close()                {}
+func (o *jsonOutput) attach(models) {}
+func (o *jsonOutput) close()        {}
 
-// tableOutput redraws a table of the roster, at most a few times a second.
-type tableOutput struct {
-	w    io.Writer
-	mu   sync.Mutex
-	c    *client.Client
-	conn string // the last connection event, for the header
-	last string // the last event, for the footer
-	wake chan struct{}
-	quit chan struct{}
-	done chan struct{}
+// models are what the table renders: a *client.Client.
+type models interface {
+	Roster() *roster.Model
+	Rooms() *mucwatch.Model
 }
 
-const redrawEvery = 250 * time.Millisecond
+// tableOutput redraws a table of the roster, at most a few times a second.
+// On a terminal it clears the screen first, and while something is stale it
+// redraws every second so that the "for 1m30s" of a stale presence
+// advances; written to a file or a pipe, tables follow each other and are
+// drawn only when something changed.
+type tableOutput struct {
+	w        io.Writer
+	terminal bool
+	mu       sync.Mutex
+	m        models
+	conn     string // the last connection event, for the header
+	last     string // the last event, for the footer
+	wake     chan struct{}
+	quit     chan struct{}
+	done     chan struct{}
 
-func newTableOutput(w io.Writer) *tableOutput {
-	o := &tableOutput{w: w, conn: "connecting", wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	// Owned by the loop (or by a test that calls tick).
+	dirty bool      // something changed since the last draw
+	stale bool      // the last draw showed something stale
+	drawn time.Time // when the last draw happened
+}
+
+const (
+	redrawEvery = 250 * time.Millisecond
+	staleRedraw = time.Second // the resolution of "for 1m30s"
+)
+
+// newTable returns a table output that draws only when tick is called.
+func newTable(w io.Writer, terminal bool) *tableOutput {
+	return &tableOutput{w: w, terminal: terminal, conn: "connecting",
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+}
+
+// newTableOutput returns a table output that draws from a goroutine of its
+// own until close.
+func newTableOutput(w io.Writer, terminal bool) *tableOutput {
+	o := newTable(w, terminal)
 	go o.loop()
 	return o
 }
@@ -292,9 +381,9 @@ func (o *tableOutput) options() []client.Option {
 	}
 }
 
-func (o *tableOutput) attach(c *client.Client) {
+func (o *tableOutput) attach(m models) {
 	o.mu.Lock()
-	o.c = c
+	o.m = m
 	o.mu.Unlock()
 	o.note("", "")
 }
@@ -304,49 +393,66 @@ func (o *tableOutput) close() {
 	<-o.done
 }
 
+// loop draws until close: on each tick when something changed, and every
+// staleRedraw while a terminal shows something stale. The ticker stops
+// with it.
 func (o *tableOutput) loop() {
 	defer close(o.done)
 	tick := time.NewTicker(redrawEvery)
 	defer tick.Stop()
-	dirty := false
 	for {
 		select {
 		case <-o.quit:
-			if dirty {
-				o.draw()
+			if o.dirty {
+				o.draw(time.Now())
 			}
 			return
 		case <-o.wake:
-			dirty = true
-		case <-tick.C:
-			if dirty {
-				o.draw()
-				dirty = false
-			}
+			o.dirty = true
+		case now := <-tick.C:
+			o.tick(now)
 		}
 	}
 }
 
-func (o *tableOutput) draw() {
+// tick draws the table if something changed, or if a terminal shows
+// something stale and was last drawn staleRedraw ago.
+func (o *tableOutput) tick(now time.Time) {
+	if !o.dirty && !(o.terminal && o.stale && now.Sub(o.drawn) >= staleRedraw) {
+		return
+	}
+	o.stale = o.draw(now)
+	o.drawn = now
+	o.dirty = false
+}
+
+// draw writes the table and reports whether it shows something stale.
+func (o *tableOutput) draw(now time.Time) bool {
 	o.mu.Lock()
-	c, conn, last := o.c, o.conn, o.last
+	m, conn, last := o.m, o.conn, o.last
 	o.mu.Unlock()
 	var b strings.Builder
-	b.WriteString("\x1b[H\x1b[2J") // home, clear screen
+	if o.terminal {
+		b.WriteString("\x1b[H\x1b[2J") // home, clear screen
+	} else {
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "psawatch: %s\n\n", conn)
-	if c != nil {
-		renderRoster(&b, c.Roster(), time.Now())
-		renderRooms(&b, c.Rooms(), time.Now())
+	stale := false
+	if m != nil {
+		stale = renderRoster(&b, m.Roster(), now)
+		stale = renderRooms(&b, m.Rooms(), now) || stale
 	}
 	if last != "" {
 		fmt.Fprintf(&b, "\nlast event: %s\n", last)
 	}
 	_, _ = io.WriteString(o.w, b.String())
+	return stale
 }
 
 // renderRoster writes the roster as a table: one line per resource, and one
-// per contact that is offline.
-func renderRoster(w io.Writer, m *roster.Model, now time.Time) {
+// per contact that is offline. It reports whether a resource is stale.
+func renderRoster(w io.Writer, m *roster.Model, now time.Time) (stale bool) {
 	contacts := slices.Collect(m.Contacts())
 	slices.SortFunc(contacts, func(a, b roster.Contact) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
@@ -366,20 +472,28 @@ func renderRoster(w io.Writer, m *roster.Model, now time.Time) {
 				show = "online"
 			}
 			row(tw, name, r.JID.Resourcepart(), show, clip(clean(r.StatusText()), 40), state(r.Marks, now))
+			stale = stale || !r.Fresh()
 		}
 	}
 	_ = tw.Flush()
+	return stale
 }
 
-// renderRooms writes each room with its state, then its occupants.
-func renderRooms(w io.Writer, m *mucwatch.Model, now time.Time) {
+// renderRooms writes each room with its state, then its occupants. It
+// reports whether a room or an occupant is stale.
+func renderRooms(w io.Writer, m *mucwatch.Model, now time.Time) (stale bool) {
 	rooms := slices.Collect(m.Rooms())
 	slices.SortFunc(rooms, func(a, b mucwatch.Room) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
 	for _, r := range rooms {
 		line := fmt.Sprintf("ROOM %s as %s: %s", r.JID, r.Nick, r.State)
-		if r.Stale {
+		switch {
+		case r.Stale && r.Marks.Stale():
 			line += fmt.Sprintf(" (STALE: %s)", state(r.Marks, now))
+		case r.Stale:
+			// Our own occupant is marked, or a self-ping found us out.
+			line += " (STALE)"
 		}
+		stale = stale || r.Stale
 		fmt.Fprintf(w, "\n%s\n", clean(line))
 		occupants := slices.Collect(m.Occupants(r.JID))
 		slices.SortFunc(occupants, func(a, b mucwatch.Occupant) int { return cmp.Compare(a.Nick, b.Nick) })
@@ -395,9 +509,11 @@ func renderRooms(w io.Writer, m *mucwatch.Model, now time.Time) {
 				show = "online"
 			}
 			row(tw, nick, o.Role, show, clip(clean(o.StatusText()), 40), state(o.Marks, now))
+			stale = stale || !o.Fresh()
 		}
 		_ = tw.Flush()
 	}
+	return stale
 }
 
 // state describes the marks of a resource: "fresh", or why it is stale.

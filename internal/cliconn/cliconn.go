@@ -1,5 +1,5 @@
 // Package cliconn holds the connection flags the example programs share:
-// -jid, -addr, -tls, -insecure, and the password from PSAKIT_PASSWORD or a
+// -jid, -addr, -tls, -insecure, -keepalive, and the password from PSAKIT_PASSWORD or a
 // prompt.
 package cliconn
 
@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 	"mellium.im/xmpp/jid"
@@ -28,6 +29,10 @@ type Flags struct {
 	Addr     string
 	TLS      string
 	Insecure bool
+	// Keepalive is the -keepalive interval: after that long without
+	// hearing from the server the client pings it, and waits as long again
+	// (at most client.DefaultKeepaliveTimeout) for the answer. 0 is off.
+	Keepalive time.Duration
 }
 
 // Register defines the flags on fs.
@@ -37,6 +42,9 @@ func Register(fs *flag.FlagSet) *Flags {
 	fs.StringVar(&f.Addr, "addr", "", "connect to `host:port` instead of looking up the domain's SRV records")
 	fs.StringVar(&f.TLS, "tls", "starttls", "`mode`: starttls, direct, or none (plain text, loopback addresses only)")
 	fs.BoolVar(&f.Insecure, "insecure", false, "do not verify the server's certificate")
+	fs.DurationVar(&f.Keepalive, "keepalive", client.DefaultKeepaliveInterval,
+		"ping the server after this long without hearing from it, and reconnect if it does not answer within as long again (at most "+
+			client.DefaultKeepaliveTimeout.String()+"); 0 is off")
 	return f
 }
 
@@ -58,17 +66,17 @@ func (f *Flags) Connection(stdin *os.File, stderr io.Writer) (jid.JID, []client.
 	return account, opts, password, nil
 }
 
-// Account parses -jid.
+// Account parses -jid. Its errors are *FlagError.
 func (f *Flags) Account() (jid.JID, error) {
 	if f.JID == "" {
-		return jid.JID{}, errors.New("-jid is required")
+		return jid.JID{}, &FlagError{Flag: "jid", Problem: "an account JID is required, such as romeo@montague.lit"}
 	}
-	j, err := jid.Parse(f.JID)
+	j, err := parseJID("jid", f.JID)
 	if err != nil {
-		return jid.JID{}, fmt.Errorf("-jid: %w", err)
+		return jid.JID{}, err
 	}
 	if j.Localpart() == "" {
-		return jid.JID{}, fmt.Errorf("-jid %s: an account JID has a local part (user@domain)", j)
+		return jid.JID{}, &FlagError{Flag: "jid", Value: f.JID, Problem: "an account JID has a local part: user@domain, such as romeo@" + j.Domainpart()}
 	}
 	return j, nil
 }
@@ -88,11 +96,15 @@ func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
 	case "none":
 		opts = append(opts, client.WithTLS(client.PlainText))
 	default:
-		return nil, fmt.Errorf("-tls %q: want starttls, direct or none", f.TLS)
+		return nil, &FlagError{Flag: "tls", Value: f.TLS, Problem: "want starttls, direct or none"}
 	}
 	if f.Insecure {
 		opts = append(opts, client.WithTLSConfig(&tls.Config{InsecureSkipVerify: true}))
 	}
+	if f.Keepalive < 0 {
+		return nil, &FlagError{Flag: "keepalive", Value: f.Keepalive.String(), Problem: "want a duration of 0 (off) or more"}
+	}
+	opts = append(opts, client.WithKeepalive(f.Keepalive, 0))
 	if r := account.Resourcepart(); r != "" {
 		opts = append(opts, client.WithResource(r))
 	}
@@ -120,12 +132,16 @@ func (r *Rooms) String() string {
 
 // Set implements flag.Value.
 func (r *Rooms) Set(v string) error {
-	j, err := jid.Parse(v)
+	// package flag says which flag and value: the error says what is wrong.
+	j, err := parseJID("room", v)
 	if err != nil {
-		return err
+		return errors.New(err.(*FlagError).Problem)
 	}
-	if j.Localpart() == "" || j.Resourcepart() == "" {
-		return fmt.Errorf("%s: want room@service/nick", v)
+	switch {
+	case j.Localpart() == "":
+		return errors.New("the room's name, before the @, is missing: want room@service/nick")
+	case j.Resourcepart() == "":
+		return errors.New("the nick, after the /, is missing: want room@service/nick")
 	}
 	*r = append(*r, j)
 	return nil

@@ -8,11 +8,13 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"sync"
+	"syscall"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -47,13 +49,8 @@ func Start(tb interface {
 	Cleanup(func())
 }, srv map[string][]SRV, addr map[string][]netip.Addr) *Server {
 	tb.Helper()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	udp, tcp, err := listenPair(net.Listen)
 	if err != nil {
-		tb.Fatal(err)
-	}
-	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
-	if err != nil {
-		udp.Close()
 		tb.Fatal(err)
 	}
 	s := &Server{udp: udp, tcp: tcp, srv: map[string][]SRV{}, addr: map[string][]netip.Addr{}, conns: map[net.Conn]struct{}{}}
@@ -68,6 +65,34 @@ func Start(tb interface {
 	go s.serveTCP()
 	tb.Cleanup(s.Close)
 	return s
+}
+
+// listenPairAttempts is how many port pairs listenPair tries.
+const listenPairAttempts = 20
+
+// listenPair opens a UDP socket on a free loopback port and a TCP listener
+// (made by listenTCP) on the same port. The kernel chooses the UDP port
+// without regard to TCP, where another socket may hold that number: then it
+// tries a fresh pair, up to listenPairAttempts times.
+func listenPair(listenTCP func(network, addr string) (net.Listener, error)) (net.PacketConn, net.Listener, error) {
+	var err error
+	for range listenPairAttempts {
+		var udp net.PacketConn
+		udp, err = net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		var tcp net.Listener
+		tcp, err = listenTCP("tcp", udp.LocalAddr().String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, err
+		}
+	}
+	return nil, nil, fmt.Errorf("dnstest: no free UDP and TCP port pair in %d attempts: %w", listenPairAttempts, err)
 }
 
 // Resolver returns a resolver that asks s, and only s.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"syscall"
 	"testing"
 
 	"golang.org/x/net/dns/dnsmessage"
@@ -78,5 +79,44 @@ func TestCloseWithOpenConnection(t *testing.T) {
 	s.Close() // with c still open
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Fatal("the connection is still open after Close")
+	}
+}
+
+// TestListenPairPortTaken: the kernel picks the UDP port, and the TCP port
+// of the same number may already be taken by another socket. listenPair
+// must then try another port pair instead of failing the test that asked
+// for a DNS server (the flake seen as "bind: address already in use").
+func TestListenPairPortTaken(t *testing.T) {
+	calls := 0
+	udp, tcp, err := listenPair(func(network, addr string) (net.Listener, error) {
+		calls++
+		if calls == 1 {
+			return nil, &net.OpError{Op: "listen", Net: network, Err: syscall.EADDRINUSE}
+		}
+		return net.Listen(network, addr)
+	})
+	if err != nil {
+		t.Fatalf("listenPair with the first TCP port taken: %v", err)
+	}
+	defer udp.Close()
+	defer tcp.Close()
+	if calls != 2 {
+		t.Errorf("listenTCP called %d times, want 2", calls)
+	}
+	if u, l := udp.LocalAddr().(*net.UDPAddr).Port, tcp.Addr().(*net.TCPAddr).Port; u != l {
+		t.Errorf("UDP port %d, TCP port %d: want the same", u, l)
+	}
+}
+
+// TestListenPairOtherErrors: an error other than a taken port is not
+// retried.
+func TestListenPairOtherErrors(t *testing.T) {
+	calls := 0
+	_, _, err := listenPair(func(network, addr string) (net.Listener, error) {
+		calls++
+		return nil, syscall.EACCES
+	})
+	if !errors.Is(err, syscall.EACCES) || calls != 1 {
+		t.Errorf("got %v after %d calls, want EACCES after 1", err, calls)
 	}
 }

@@ -1,7 +1,6 @@
 package e2e_test
 
 import (
-	"crypto/tls"
 	"testing"
 	"time"
 
@@ -28,7 +27,7 @@ func TestRemoteContactCutAndHeal(t *testing.T) {
 	juliet, rec, romeo := romeoSeesJuliet(ctx, t, n, "<show>away</show><status>Wherefore art thou</status>",
 		client.WithTLS(client.StartTLS), client.WithTLSConfig(mont.TLSConfig()))
 	jfull := juliet.JID()
-	if _, ok := romeo.Session().Conn().(*tls.Conn); !ok {
+	if st := romeo.Session().ConnectionState(); !st.HandshakeComplete {
 		t.Fatalf("the session runs over %T, not TLS", romeo.Session().Conn())
 	}
 

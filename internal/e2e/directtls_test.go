@@ -40,11 +40,16 @@ func TestDirectTLS(t *testing.T) {
 		t.Fatalf("connected to %s, want the direct TLS port %s", got, mont.C2SDirectTLSAddr)
 	}
 	jfull := juliet.JID()
-	conn, ok := romeo.Session().Conn().(*tls.Conn)
+	// The session's connection is the client's stanza limiter around the
+	// TLS connection.
+	conn, ok := romeo.Session().Conn().(interface{ NetConn() net.Conn })
 	if !ok {
-		t.Fatalf("the session runs over %T, not TLS", romeo.Session().Conn())
+		t.Fatalf("the session runs over %T, not the stanza limiter", romeo.Session().Conn())
 	}
-	if st := conn.ConnectionState(); !st.HandshakeComplete || st.ServerName != montague || len(st.PeerCertificates) == 0 ||
+	if _, ok := conn.NetConn().(*tls.Conn); !ok {
+		t.Fatalf("the session runs over %T, not TLS", conn.NetConn())
+	}
+	if st := romeo.Session().ConnectionState(); !st.HandshakeComplete || st.ServerName != montague || len(st.PeerCertificates) == 0 ||
 		st.PeerCertificates[0].VerifyHostname(montague) != nil {
 		t.Fatalf("TLS state: handshake %v, server name %q, %d certificates", st.HandshakeComplete, st.ServerName, len(st.PeerCertificates))
 	}

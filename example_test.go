@@ -1,0 +1,45 @@
+package psakit_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/mucwatch"
+	"github.com/psakit/psakit/roster"
+)
+
+// watch connects as bot@example.org, logs what goes stale and fresh in its
+// roster and in the room it joins, and prints its contacts. opts are more
+// client options, such as client.WithAddress.
+func watch(ctx context.Context, password string, opts ...client.Option) error {
+	opts = append(opts,
+		client.WithResource("bot"),
+		client.OnRoster(func(e roster.Event) {
+			// available, unavailable, updated, stale, restored, rejected, item-*
+			log.Printf("%s %s fresh=%v %s by %s", e.Kind, e.JID, e.Fresh(), e.Mark.Condition, e.Mark.By)
+		}),
+		client.OnRoom(func(e mucwatch.Event) {
+			// occupant-*, room-joined, room-stale, room-restored, room-kicked...
+			log.Printf("%s %s fresh=%v", e.Kind, e.JID, e.Fresh())
+		}),
+	)
+	c, err := client.Dial(ctx, jid.MustParse("bot@example.org"), password, opts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	// Join returns once we are in the room; the client keeps us there
+	// (self-pings, rejoins) until Leave or Close.
+	if err := c.Join(ctx, jid.MustParse("orchard@conference.example.org/bot")); err != nil {
+		return err
+	}
+	for contact := range c.Roster().Contacts() {
+		best, online := contact.Best()
+		fmt.Println(contact.JID, "online:", online, "show:", best.Show, "fresh:", best.Fresh())
+	}
+	return nil
+}
