@@ -352,7 +352,13 @@ func RequestAck(ctx context.Context, s *xmpp.Session) error {
 
 // StartTLS is xmpp.StartTLS with the TLS connection wrapped for counting.
 func (m *Manager) StartTLS(cfg *tls.Config) xmpp.StreamFeature {
-	f := xmpp.StartTLS(cfg)
+	return m.WrapStartTLS(xmpp.StartTLS(cfg))
+}
+
+// WrapStartTLS wraps a STARTTLS feature f (xmpp.StartTLS, or a wrapper of
+// it) so that the connection it returns is wrapped for counting, and the
+// one under TLS is no longer scanned.
+func (m *Manager) WrapStartTLS(f xmpp.StreamFeature) xmpp.StreamFeature {
 	inner := f.Negotiate
 	f.Negotiate = func(ctx context.Context, s *xmpp.Session, data any) (xmpp.SessionState, io.ReadWriter, error) {
 		mask, rw, err := inner(ctx, s, data)

@@ -56,6 +56,8 @@ type client struct {
 }
 
 // connect opens a connection of m's session to srv and serves it.
+// With a server created WithTLS it negotiates StartTLS, with the TLS
+// connection wrapped for counting.
 func connect(ctx context.Context, t *testing.T, srv *psatest.Server, m *sm.Manager) *client {
 	t.Helper()
 	var d net.Dialer
@@ -64,9 +66,15 @@ func connect(ctx context.Context, t *testing.T, srv *psatest.Server, m *sm.Manag
 		t.Fatal(err)
 	}
 	conn := m.Wrap(raw)
-	s, err := xmpp.NewSession(ctx, romeo.Domain(), romeo.Bare(), conn, xmpp.Secure,
+	features := []xmpp.StreamFeature{xmpp.SASL("", "secret", sasl.Plain), m.Bind()}
+	state := xmpp.Secure
+	if cfg := srv.ClientTLSConfig(); cfg != nil {
+		features = append([]xmpp.StreamFeature{m.StartTLS(cfg)}, features...)
+		state = 0
+	}
+	s, err := xmpp.NewSession(ctx, romeo.Domain(), romeo.Bare(), conn, state,
 		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", "secret", sasl.Plain), m.Bind()}}
+			return xmpp.StreamConfig{Features: features}
 		}))
 	if err != nil {
 		raw.Close()
@@ -300,7 +308,13 @@ func TestWrongAckFromServer(t *testing.T) {
 // new ones first), gets what the server sent meanwhile, and its inbound
 // count goes on (stanza.io reset it).
 func TestResume(t *testing.T) {
-	ctx, srv := setup(t, psatest.WithStreamManagement(0))
+	t.Run("plain", func(t *testing.T) { testResume(t) })
+	// Counting above TLS: the wrapper under it sees only TLS records.
+	t.Run("starttls", func(t *testing.T) { testResume(t, psatest.WithTLS()) })
+}
+
+func testResume(t *testing.T, opts ...psatest.Option) {
+	ctx, srv := setup(t, append(opts, psatest.WithStreamManagement(0))...)
 	var unacked [][]byte
 	var mu sync.Mutex
 	m := newManager(nil, func(s [][]byte, err error) {
