@@ -3,6 +3,7 @@ package sm
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -48,12 +49,22 @@ func FuzzScanner(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte, chunk uint8) {
 		sc := &Scanner{Capture: 64}
 		n := int(chunk) + 1
+		var chunked []string
 		for i := 0; i < len(b); i += n {
 			sc.Feed(b[i:min(i+n, len(b))], func(top Top) {
 				if len(top.Raw) > 64 || len(top.Tag) > maxTag || len(top.Name) > maxName {
 					t.Fatalf("unbounded element: %d raw, %d tag, %d name", len(top.Raw), len(top.Tag), len(top.Name))
 				}
+				chunked = append(chunked, fmt.Sprintf("%s|%s|%s|%v", top.Name, top.Tag, top.Raw, top.Truncated))
 			})
+		}
+		// The chunking never changes what is found.
+		var whole []string
+		(&Scanner{Capture: 64}).Feed(b, func(top Top) {
+			whole = append(whole, fmt.Sprintf("%s|%s|%s|%v", top.Name, top.Tag, top.Raw, top.Truncated))
+		})
+		if fmt.Sprint(whole) != fmt.Sprint(chunked) {
+			t.Fatalf("fed whole: %q\nin chunks of %d: %q", whole, n, chunked)
 		}
 		if cap(sc.buf) > 256 || cap(sc.attrs) > 2*maxTag+64 || cap(sc.name) > 2*maxName {
 			t.Fatalf("scanner buffers grew: %d %d %d", cap(sc.buf), cap(sc.attrs), cap(sc.name))

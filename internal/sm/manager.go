@@ -77,7 +77,8 @@ type Manager struct {
 	resend  []Unacked
 	bound   jid.JID // the full JID of the last bound session
 	outcome Outcome
-	expect  string // "enable" or "resume" while negotiating that: the answers accepted
+	expect  string        // "enable" or "resume" while negotiating that: the answers accepted
+	acked   chan struct{} // closed and replaced on every <a/> read
 }
 
 // NewManager returns a Manager for a new logical session.
@@ -86,7 +87,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, state: New(cfg.Config), log: l}
+	return &Manager{cfg: cfg, state: New(cfg.Config), log: l, acked: make(chan struct{})}
 }
 
 // State returns the Manager's state.
@@ -215,9 +216,22 @@ func smElement(tag []byte) (el Element, ok bool, err error) {
 // received handles a top-level element read from the server, at its place
 // in the stream: before the session's decoder sees what follows it.
 func (m *Manager) received(t Top) {
-	local := string(localName([]byte(t.Name)))
-	if IsStanza(local) {
-		m.state.Received(local)
+	var local string
+	switch l := localName(t.Name); string(l) {
+	case "message", "presence", "iq":
+		m.state.Received("message") // any stanza name: it counts one
+		return
+	case "enabled":
+		local = "enabled"
+	case "resumed":
+		local = "resumed"
+	case "failed":
+		local = "failed"
+	case "r":
+		local = "r"
+	case "a":
+		local = "a"
+	default:
 		return
 	}
 	switch local {
@@ -232,9 +246,6 @@ func (m *Manager) received(t Top) {
 			m.log.Warn("sm: unsolicited element from the server, ignored", "element", local)
 			return
 		}
-	case "r", "a":
-	default:
-		return
 	}
 	el, ok, err := smElement(t.Tag)
 	if !ok {
@@ -256,6 +267,10 @@ func (m *Manager) received(t Top) {
 		if err := m.state.Ack(e.H); err != nil {
 			m.log.Warn("sm: wrong acknowledgement from the server", "err", err)
 		}
+		m.mu.Lock()
+		close(m.acked)
+		m.acked = make(chan struct{})
+		m.mu.Unlock()
 	case Enabled:
 		if m.expecting("enable") {
 			m.unacked(m.state.Enabled(e), ErrFailed)
@@ -308,7 +323,9 @@ func (m *Manager) setExpect(what string) {
 
 // written handles a top-level element written to the server.
 func (m *Manager) written(t Top) {
-	if !IsStanza(string(localName([]byte(t.Name)))) {
+	switch string(localName(t.Name)) {
+	case "message", "presence", "iq":
+	default:
 		return
 	}
 	raw := t.Raw
@@ -348,6 +365,26 @@ func (m *Manager) Handler(h xmpp.Handler) xmpp.Handler {
 // RequestAck sends <r/> on s, asking the server for its count.
 func RequestAck(ctx context.Context, s *xmpp.Session) error {
 	return s.Send(ctx, Request{}.TokenReader())
+}
+
+// Ping sends <r/> on s and waits until the server's next <a/> has been read,
+// or ctx ends (its error is returned): the keepalive of a stream with stream
+// management, which also tells the server what we received and empties our
+// queue. Any <a/> read after the request answers it. Ping must not be called
+// from a handler: the answer is read by Serve.
+func (m *Manager) Ping(ctx context.Context, s *xmpp.Session) error {
+	m.mu.Lock()
+	ch := m.acked
+	m.mu.Unlock()
+	if err := RequestAck(ctx, s); err != nil {
+		return err
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // StartTLS is xmpp.StartTLS with the TLS connection wrapped for counting.

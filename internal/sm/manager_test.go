@@ -474,3 +474,28 @@ func TestUnsolicitedAnswersIgnored(t *testing.T) {
 		t.Fatalf("state changed by unsolicited answers: %+v (was %+v), %d unacknowledged, %d lost", after, before, m.State().Unacknowledged(), lost)
 	}
 }
+
+func TestPing(t *testing.T) {
+	ctx, srv := setup(t, psatest.WithStreamManagement(time.Minute))
+	m := newManager(nil, nil)
+	c := connect(ctx, t, srv, m)
+	sess, err := srv.WaitSession(ctx, romeo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.message(ctx, t, "m1")
+	if err := m.Ping(ctx, c.s); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	if n := m.State().Unacknowledged(); n != 0 {
+		t.Fatalf("unacknowledged after a ping = %d", n)
+	}
+	// A server that reads nothing answers nothing: the ping ends with its
+	// context.
+	sess.LoseInput()
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if err := m.Ping(short, c.s); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping to a deaf server = %v, want the context's error", err)
+	}
+}

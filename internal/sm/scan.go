@@ -26,7 +26,7 @@ type Scanner struct {
 	slash   bool    // the last byte of a tag before '>' was '/'
 	end     bool    // the tag being read is an end tag
 	name    []byte  // the tag's name, at most maxName bytes
-	topName string  // the name of the open top-level element
+	topName []byte  // the name of the open top-level element
 	buf     []byte  // the bytes of the open top-level element, when capturing
 	over    bool    // the open element is larger than Capture
 	attrs   []byte  // the start tag of the open top-level element, at most maxTag bytes
@@ -35,7 +35,7 @@ type Scanner struct {
 
 // A Top is a top-level element that has just ended.
 type Top struct {
-	Name string // its name as written, prefix included (at most 64 bytes)
+	Name []byte // its name as written, prefix included (at most 64 bytes)
 	// Tag is the text of its start tag, from '<' to '>' (at most 2560
 	// bytes; empty when longer).
 	Tag []byte
@@ -72,6 +72,25 @@ func (sc *Scanner) Reset() { *sc = Scanner{Capture: sc.Capture} }
 // slices in Top are valid only during the call.
 func (sc *Scanner) Feed(p []byte, f func(Top)) {
 	for i := 0; i < len(p); i++ {
+		// Fast paths: text and attribute values are skipped in bulk.
+		switch sc.state {
+		case sText:
+			j := bytes.IndexByte(p[i:], '<')
+			if j < 0 {
+				sc.keepText(p[i:])
+				return
+			}
+			sc.keepText(p[i : i+j])
+			i += j
+		case sQuote:
+			j := bytes.IndexByte(p[i:], sc.quote)
+			if j < 0 {
+				sc.keepBytes(p[i:])
+				return
+			}
+			sc.keepBytes(p[i : i+j])
+			i += j
+		}
 		c := p[i]
 		if sc.depth >= 1 && (sc.depth > 1 || sc.state != sText || c == '<') {
 			sc.keep(c)
@@ -172,6 +191,32 @@ func (sc *Scanner) addName(c byte) {
 	}
 }
 
+// keepText records text read outside tags: part of the open top-level
+// element when inside one.
+func (sc *Scanner) keepText(b []byte) {
+	if sc.depth > 1 {
+		sc.keepBytes(b)
+	}
+}
+
+// keepBytes records b, read inside the open top-level element.
+func (sc *Scanner) keepBytes(b []byte) {
+	if len(b) == 0 || sc.depth < 1 {
+		return
+	}
+	if sc.inTop && len(sc.attrs) < maxTag+1 {
+		sc.attrs = append(sc.attrs, b[:min(len(b), maxTag+1-len(sc.attrs))]...)
+	}
+	if sc.Capture <= 0 || sc.over {
+		return
+	}
+	if len(sc.buf)+len(b) > sc.Capture {
+		sc.over, sc.buf = true, sc.buf[:0]
+		return
+	}
+	sc.buf = append(sc.buf, b...)
+}
+
 // keep records c as part of the open top-level element.
 func (sc *Scanner) keep(c byte) {
 	if sc.depth == 1 && sc.state == sText && c == '<' {
@@ -229,7 +274,7 @@ func (sc *Scanner) tagEnd(f func(Top)) {
 	case sc.depth == 0:
 		// Before any stream header: not XMPP, ignored.
 	case sc.depth == 1:
-		sc.topName = string(sc.name)
+		sc.topName = append(sc.topName[:0], sc.name...)
 		sc.inTop = false
 		if sc.slash {
 			sc.emit(f)

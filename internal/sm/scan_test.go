@@ -9,7 +9,7 @@ import (
 func scanAll(sc *Scanner, chunks ...string) (names []string, raws []string) {
 	for _, c := range chunks {
 		sc.Feed([]byte(c), func(t Top) {
-			names = append(names, t.Name)
+			names = append(names, string(t.Name))
 			if t.Truncated {
 				raws = append(raws, "TRUNCATED")
 			} else {
