@@ -105,6 +105,9 @@ func (m *Manager) Outcome() Outcome {
 // resumption.
 func (m *Manager) Suspend() {
 	m.mu.Lock()
+	if m.cur != nil {
+		m.cur.active = false
+	}
 	m.cur = nil
 	m.reqs = m.reqs[:0]
 	m.mu.Unlock()
