@@ -9,6 +9,9 @@ import (
 
 // handleLocked acts on a stanza the client of sess sent, as a server would.
 func (s *Server) handleLocked(sess *Session, st Stanza) {
+	if s.smHandleLocked(sess, st) {
+		return
+	}
 	switch st.Name {
 	case "presence":
 		s.handlePresenceLocked(sess, st)

@@ -34,6 +34,8 @@ type Session struct {
 	last      *Stanza                // last broadcast presence (no to)
 	delivered map[string][]xml.Token // sender -> last available presence delivered, without annotations
 	pending   map[string]chan Stanza // id of a server request -> its reply
+	sm        *smSession             // stream management; nil until <enable/>
+	losing    bool                   // LoseInput: what the client sends is thrown away
 }
 
 // JID returns the session's full JID.
@@ -49,7 +51,13 @@ func (sess *Session) Available() bool {
 
 // Done returns a channel that is closed once the session's connection is
 // closed and the server has finished with it.
-func (sess *Session) Done() <-chan struct{} { return sess.c.done }
+// A resumed session (WithStreamManagement) has a new connection: call Done
+// again after a resumption.
+func (sess *Session) Done() <-chan struct{} {
+	sess.srv.mu.Lock()
+	defer sess.srv.mu.Unlock()
+	return sess.c.done
+}
 
 // Next waits for the first element the client sent on this session that
 // match accepts (nil accepts any) and that no earlier call to Next returned,
@@ -125,13 +133,19 @@ func (sess *Session) Caps() (c presence.Caps, ok bool) {
 // and no end of stream, the way a network failure looks to the client, and
 // waits until the server has cleaned up after it (unavailable presence to
 // the user's other resources and to the rooms the client had joined).
+//
+// With WithStreamManagement, a session whose client enabled resumption
+// hibernates instead, once Drop returns.
 func (sess *Session) Drop() {
 	s := sess.srv
 	s.mu.Lock()
-	s.endLocked(sess, nil)
+	if sess.sm == nil || !sess.sm.resumable {
+		s.endLocked(sess, nil)
+	}
+	c := sess.c
 	s.mu.Unlock()
-	sess.c.raw.Close()
-	<-sess.c.done
+	c.raw.Close()
+	<-c.done
 }
 
 // outItem is one write to the session's connection.
@@ -179,6 +193,9 @@ func (sess *Session) sendLocked(toks []xml.Token) *outItem {
 	sess.rememberLocked(toks)
 	data := encode(toks, nsClient)
 	sess.srv.log.Debug("psatest: sent", "jid", sess.jid.String(), "xml", string(data))
+	if it := sess.smSentLocked(data); it != nil {
+		return it
+	}
 	return sess.enqueueLocked(data)
 }
 
