@@ -8,6 +8,7 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/xmltok"
 )
 
@@ -212,8 +213,8 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Annotation, error
 // Decoder per stream (or per client). The zero value is ready to use, and a
 // Decoder is safe for concurrent use; its memory is fixed (a few KiB).
 type Decoder struct {
-	annotators xmltok.JIDCache
-	langs      xmltok.Interner
+	annotators fastjid.Cache
+	langs      fastjid.Interner
 }
 
 // DecodeElement is the package's DecodeElement, through d's caches. A nil
@@ -326,7 +327,7 @@ func (d *Decoder) parseAnnotator(from string, present bool) (jid.JID, error) {
 	if !present || from == "" {
 		return jid.JID{}, ErrNoFrom
 	}
-	var cache *xmltok.JIDCache
+	var cache *fastjid.Cache
 	if d != nil {
 		cache = &d.annotators
 	}
@@ -345,7 +346,7 @@ func (d *Decoder) parseAnnotator(from string, present bool) (jid.JID, error) {
 // The languages are interned: every mark that keeps a description then
 // shares one copy of its language.
 func (d *Decoder) decodeDescription(a *Annotation, r xml.TokenReader, start xml.StartElement, lang string) error {
-	var langs *xmltok.Interner
+	var langs *fastjid.Interner
 	if d != nil {
 		langs = &d.langs
 	}

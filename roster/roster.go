@@ -69,8 +69,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/stale"
-	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
 )
@@ -255,7 +255,7 @@ type Model struct {
 	locs          []*time.Location // the locations of stamps, see stampOf
 	lastJID       jid.JID          // the last JID given to jidString
 	lastJIDString string           // its string
-	strings       xmltok.Interner  // for snapshots' caps strings
+	strings       fastjid.Interner // for snapshots' caps strings
 }
 
 // contactSlot is a Model's entry for one bare JID.
