@@ -18,7 +18,7 @@ import (
 // not modify them afterwards.
 //
 // Presence from a room we are not in (left, kicked or destroyed) is handled
-// and ignored, except our own unavailable presence that confirms a Leave.
+// and ignored, except our own unavailable presence that confirms a Leaving call.
 // Presence from the room's bare JID (room avatars, XEP-0486) concerns no
 // occupant and is ignored, unless it is an error answering our join. A
 // presence without status 110 never changes our own occupant: from our own
@@ -238,7 +238,7 @@ func (m *Model) applyUnavailable(dst []Event, r *room, p *presence.Presence, now
 	}
 	removal := removalOf(p)
 	if self && r.leavePending && !removes(p) {
-		// The confirmation of a leave that Join or Rejoining overtook (a plain
+		// The confirmation of a leave that Joining or Rejoining overtook (a plain
 		// 110, XEP-0045 §7.14): the occupant list being sent is the new one.
 		r.leavePending = false
 		return dst
