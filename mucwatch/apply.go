@@ -6,6 +6,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/stale"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
@@ -73,7 +74,7 @@ func (m *Model) lookup(p *presence.Presence) *room {
 	if m.last != nil && m.last.jid.Equal(p.From.Bare()) {
 		return m.last
 	}
-	key, _ := presence.SplitJID(p.FromString())
+	key, _ := fastjid.Split(p.FromString())
 	r := m.rooms[key]
 	if r != nil {
 		m.last = r
@@ -98,7 +99,7 @@ func (c *cause) note(kind psa.MarkChange, mk psa.Mark) {
 }
 
 func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now time.Time, c *cause) []Event {
-	_, nick := presence.SplitJID(p.FromString())
+	_, nick := fastjid.Split(p.FromString())
 	self := p.MUC.Has(110)
 	o := r.occupants[nick]
 	if o != nil && o.Self && !self {
@@ -248,7 +249,7 @@ func (m *Model) applyUnavailable(dst []Event, r *room, p *presence.Presence, now
 		// A destruction concerns the whole room, whoever's presence carries it.
 		return m.exit(dst, r, p, StateDestroyed, EventRoomDestroyed, c)
 	}
-	_, nick := presence.SplitJID(p.FromString())
+	_, nick := fastjid.Split(p.FromString())
 	o := r.occupants[nick]
 	if o != nil && o.Self && !self {
 		return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: ErrNotSelf})

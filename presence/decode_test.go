@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
@@ -307,9 +308,9 @@ func TestFromString(t *testing.T) {
 		if got := p.FromString(); got != c.want || got != p.From.String() {
 			t.Errorf("%q: FromString %q, From.String %q, want %q", c.from, got, p.From.String(), c.want)
 		}
-		bare, res := presence.SplitJID(p.FromString())
+		bare, res := fastjid.Split(p.FromString())
 		if bare != p.From.Bare().String() || res != p.From.Resourcepart() {
-			t.Errorf("%q: SplitJID %q %q", c.from, bare, res)
+			t.Errorf("%q: fastjid.Split %q %q", c.from, bare, res)
 		}
 		// A caller that changes From gets the new JID's string.
 		p.From = jid.MustParse("romeo@montague.lit/lane")

@@ -139,18 +139,6 @@ func (p *Presence) FromString() string {
 	return p.From.String()
 }
 
-// SplitJID cuts the string form of a JID into its bare JID and its
-// resourcepart, without allocating: FromString's result cut at the first
-// slash (no localpart or domainpart holds one).
-func SplitJID(s string) (bare, resource string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
-}
-
 // StatusText returns the status text that best fits the preferred languages,
 // most preferred first; with no preference, or no match, the one in the
 // stanza's language, else the first. It returns "" when there is no status.

@@ -142,6 +142,19 @@ var localOK, ldh = func() (local, ldh [256]bool) {
 	return local, ldh
 }()
 
+// Split cuts the string form of a JID into its bare JID and its
+// resourcepart, without allocating: s cut at the first slash (no localpart
+// or domainpart holds one). For presence.Presence.FromString's result it
+// gives the bare JID the models key their maps with.
+func Split(s string) (bare, resource string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
 // Cache remembers the last JIDs parsed, for attributes that repeat from
 // stanza to stanza: the to of every stanza (the account's own JID) and the
 // annotators of state annotations (a few domains). It holds a fixed number

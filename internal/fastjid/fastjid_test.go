@@ -235,3 +235,19 @@ func TestInterner(t *testing.T) {
 		}
 	}
 }
+
+func TestSplit(t *testing.T) {
+	for _, c := range []struct{ s, bare, resource string }{
+		{"juliet@capulet.lit/balcony", "juliet@capulet.lit", "balcony"},
+		{"capulet.lit", "capulet.lit", ""},
+		{"capulet.lit/", "capulet.lit", ""},
+		{"orchard@chats.shakespeare.lit/Nick/With/Slash", "orchard@chats.shakespeare.lit", "Nick/With/Slash"},
+	} {
+		if bare, resource := fastjid.Split(c.s); bare != c.bare || resource != c.resource {
+			t.Errorf("Split(%q) = %q, %q; want %q, %q", c.s, bare, resource, c.bare, c.resource)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = fastjid.Split("juliet@capulet.lit/balcony") }); n != 0 {
+		t.Errorf("Split allocates %v times", n)
+	}
+}
