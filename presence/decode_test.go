@@ -246,7 +246,7 @@ func TestUnmarshal(t *testing.T) {
 	}
 }
 
-func TestBestText(t *testing.T) {
+func TestStatusText(t *testing.T) {
 	texts := []presence.Text{{Lang: "en", Value: "hello"}, {Lang: "fr", Value: "bonjour"}}
 	for _, tc := range []struct {
 		def   string
@@ -258,11 +258,12 @@ func TestBestText(t *testing.T) {
 		{"en", []language.Tag{language.French}, "bonjour"},
 		{"fr", []language.Tag{language.Japanese}, "bonjour"},
 	} {
-		if got := presence.BestText(texts, tc.def, tc.prefs...); got != tc.want {
-			t.Errorf("BestText(%q, %v) = %q, want %q", tc.def, tc.prefs, got, tc.want)
+		p := presence.Presence{State: presence.State{Status: texts}, Lang: tc.def}
+		if got := p.StatusText(tc.prefs...); got != tc.want {
+			t.Errorf("StatusText with xml:lang %q, prefs %v = %q, want %q", tc.def, tc.prefs, got, tc.want)
 		}
 	}
-	if presence.BestText(nil, "") != "" {
+	if (&presence.Presence{}).StatusText() != "" {
 		t.Error("text from nothing")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/internal/fastjid"
+	"github.com/psakit/psakit/internal/langmatch"
 	"github.com/psakit/psakit/internal/xmltok"
 )
 
@@ -100,49 +101,12 @@ func (a Annotation) Description(prefs ...language.Tag) (d Description, ok bool) 
 }
 
 func bestDescription(ds []Description, prefs []language.Tag) (Description, bool) {
-	if len(ds) == 0 {
+	// The fallback is the untagged description, else the first.
+	i := langmatch.Best(ds, func(d Description) string { return d.Lang }, "", prefs)
+	if i < 0 {
 		return Description{}, false
 	}
-	// The fallback is the untagged description, else the first.
-	fallback := 0
-	for i, d := range ds {
-		if d.Lang == "" {
-			fallback = i
-			break
-		}
-	}
-	if len(ds) == 1 || len(prefs) == 0 {
-		return ds[fallback], true
-	}
-	// language.Matcher falls back to its first tag: put the fallback there and
-	// keep a map from matcher index to description index.
-	tags := make([]language.Tag, 0, len(ds))
-	index := make([]int, 0, len(ds))
-	tags = append(tags, parseTag(ds[fallback].Lang))
-	index = append(index, fallback)
-	for i, d := range ds {
-		if i == fallback {
-			continue
-		}
-		tags = append(tags, parseTag(d.Lang))
-		index = append(index, i)
-	}
-	_, i, conf := language.NewMatcher(tags).Match(prefs...)
-	if conf == language.No {
-		return ds[fallback], true
-	}
-	return ds[index[i]], true
-}
-
-func parseTag(s string) language.Tag {
-	if s == "" {
-		return language.Und
-	}
-	t, err := language.Parse(s)
-	if err != nil {
-		return language.Und
-	}
-	return t
+	return ds[i], true
 }
 
 // TokenReader returns a stream of XML tokens for a, for use with mellium's
