@@ -81,37 +81,24 @@ func DefaultRoomPolicy() RoomPolicy {
 	}
 }
 
+//go:generate go run golang.org/x/tools/cmd/stringer@v0.51.0 -type=RoomActionKind -linecomment
+
 // RoomActionKind says what the room policy did.
 type RoomActionKind uint8
 
 // The room policy's actions.
 const (
 	// ActionSelfPing: a XEP-0410 self-ping was answered (or not): Verdict.
-	ActionSelfPing RoomActionKind = iota + 1
+	ActionSelfPing RoomActionKind = iota + 1 // self-ping
 	// ActionRejoin: the join presence was sent again (attempt Attempt).
-	ActionRejoin
+	ActionRejoin // rejoin
 	// ActionGaveUp: MaxAttempts rejoins failed in a row; Err is the last
 	// failure. The room is no longer tracked.
-	ActionGaveUp
+	ActionGaveUp // gave-up
 	// ActionConfigured: the default configuration of a room we created was
 	// accepted (Err says if that failed).
-	ActionConfigured
+	ActionConfigured // configured
 )
-
-var actionNames = [...]string{
-	ActionSelfPing:   "self-ping",
-	ActionRejoin:     "rejoin",
-	ActionGaveUp:     "gave-up",
-	ActionConfigured: "configured",
-}
-
-// String returns the lower-case name of the kind.
-func (k RoomActionKind) String() string {
-	if int(k) < len(actionNames) && actionNames[k] != "" {
-		return actionNames[k]
-	}
-	return "unknown"
-}
 
 // RoomAction is something the room policy did.
 type RoomAction struct {
