@@ -30,6 +30,18 @@ fi
 # Every Go module in the repository: the main one and the nested ones (bench/).
 modules=$(find . -name go.mod -not -path './.git/*' -exec dirname {} \; | sort)
 
+# Generated files (stringer's enum names) must match their sources: the
+# generators are pinned in the //go:generate lines, so this is reproducible.
+step "go generate is current"
+generated() { find . -name '*_string.go' -not -path './.git/*' -print0 | sort -z | xargs -0 -r sha256sum; }
+before=$(generated)
+go generate ./...
+if [ "$(generated)" != "$before" ]; then
+	echo "go generate changed generated files; commit its output:"
+	diff <(echo "$before") <(generated) || true
+	exit 1
+fi
+
 step "go vet"
 for m in $modules; do (cd "$m" && go vet ./...); done
 
