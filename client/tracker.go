@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/caps"
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
@@ -209,7 +210,7 @@ func (t *Tracker) applyPresence(p *presence.Presence) {
 	roomEvs, ok := t.rooms.AppendPresence(t.roomScratch[:0], p)
 	t.roomScratch = roomEvs
 	if ok {
-		bare, _ := presence.SplitJID(p.FromString())
+		bare, _ := fastjid.Split(p.FromString())
 		t.policy.heard(bare)
 		t.applyRoomEvents(roomEvs)
 		return
@@ -504,7 +505,7 @@ func (t *Tracker) Disconnected() {
 func (t *Tracker) closing() {
 	for r := range t.rooms.Rooms() {
 		t.policy.forget(r.JID)
-		t.disp.pushRoom(t.rooms.Leave(r.JID))
+		t.disp.pushRoom(t.rooms.Leaving(r.JID))
 	}
 }
 

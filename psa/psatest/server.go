@@ -438,23 +438,6 @@ func (s *Server) targetsLocked(to jid.JID) ([]*Session, error) {
 	return targets, nil
 }
 
-// waitWritten waits until every item is written, and returns the first
-// error.
-func waitWritten(ctx context.Context, items []*outItem) error {
-	var first error
-	for _, it := range items {
-		select {
-		case <-it.done:
-			if it.err != nil && first == nil {
-				first = it.err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return first
-}
-
 // CloseStream closes the stream of the session j (a full JID), or of every
 // session of the user j (a bare JID), with the stream error cond, such as
 // stream.Conflict or stream.SystemShutdown, followed by the end of the
