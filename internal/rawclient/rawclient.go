@@ -636,11 +636,7 @@ func (c *Client) RoundTrip(ctx context.Context, to string) error {
 // from `from` (answered already by the reader), then makes a round trip to
 // `from`, so that the answer has been processed when it returns.
 func (c *Client) AwaitCapsQuery(ctx context.Context, from string) error {
-	node := c.cfg.Node + "#" + c.Ver()
-	_, err := c.take(ctx, func(e *Element) bool {
-		q := e.Child(NSDiscoInfo, "query")
-		return e.Is(NSClient, "iq") && e.Attr("type") == "get" && e.Attr("from") == from && q != nil && q.Attr("node") == node
-	})
+	_, err := c.take(ctx, c.capsQueryFrom(from))
 	if err != nil {
 		return fmt.Errorf("rawclient: no caps query from %s: %w", from, err)
 	}
@@ -649,7 +645,8 @@ func (c *Client) AwaitCapsQuery(ctx context.Context, from string) error {
 
 // JoinMUC joins room (a bare room JID) as nick with caps, waits for the own
 // presence from the room (status 110) and, with caps and a unique identity,
-// for the MUC service's caps query (mod_psa on the MUC asks it).
+// until the MUC service has its caps (mod_psa on the MUC asks for a ver it
+// does not know yet).
 func (c *Client) JoinMUC(ctx context.Context, room, nick string) error {
 	occupant := room + "/" + nick
 	if err := c.Sendf("<presence to='%s'><x xmlns='%s'><history maxstanzas='0'/></x>%s</presence>", Escape(occupant), NSMUC, c.CapsElement()); err != nil {
@@ -673,7 +670,29 @@ func (c *Client) JoinMUC(ctx context.Context, room, nick string) error {
 		return nil
 	}
 	service := room[strings.IndexByte(room, '@')+1:]
-	return c.AwaitCapsQuery(ctx, service)
+	// mod_psa on the service asks for the caps of a ver it has not verified
+	// yet; a ver it knows (from an earlier join, by anyone) is not asked
+	// again. The query, if any, is sent while the service handles the join,
+	// so it comes before the answer to a ping sent after it.
+	if err := c.RoundTrip(ctx, service); err != nil {
+		return err
+	}
+	if e, _, err := c.scan(c.capsQueryFrom(service), false); err != nil || e == nil {
+		return err
+	}
+	// Asked: the reader has answered; one more round trip and the service
+	// has processed the answer.
+	return c.RoundTrip(ctx, service)
+}
+
+// capsQueryFrom matches a disco#info query from `from` for the advertised
+// caps node.
+func (c *Client) capsQueryFrom(from string) func(*Element) bool {
+	node := c.cfg.Node + "#" + c.Ver()
+	return func(e *Element) bool {
+		q := e.Child(NSDiscoInfo, "query")
+		return e.Is(NSClient, "iq") && e.Attr("type") == "get" && e.Attr("from") == from && q != nil && q.Attr("node") == node
+	}
 }
 
 // Err returns why the stream stopped, or nil while it runs.
