@@ -74,16 +74,34 @@ func TestMUCCapsTableFlood(t *testing.T) {
 // Many occupants from one remote domain (a hostile server can join any
 // number of resources) evict only that domain's entries from the MUC
 // service's caps table: occupants from other domains, remote (mantua.lit)
-// or local (montague.lit), keep their annotations.
+// or local (montague.lit), keep their annotations. Either the domain's quota
+// stops it, or, with a full table, the domain holding the most entries (the
+// flooding one) loses one.
 func TestMUCCapsTablePerDomainQuota(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		options map[string]string
+	}{
+		{"quota", map[string]string{"psa_muc_max_tracked_jids": "4", "psa_muc_max_tracked_jids_per_domain": "2"}},
+		{"full table", map[string]string{"psa_muc_max_tracked_jids": "3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			perDomainFlood(t, tc.options)
+		})
+	}
+}
+
+func perDomainFlood(t *testing.T, options map[string]string) {
 	mont := prosodytest.Spec{
 		Domain: montague, MUC: conference,
 		Users:      map[string]string{"romeo": pw},
 		PSAOptions: prosodytest.FastPSA(),
 	}
-	mont.PSAOptions["psa_muc_max_tracked_jids"] = "4"
-	mont.PSAOptions["psa_muc_max_tracked_jids_per_domain"] = "2"
+	for k, v := range options {
+		mont.PSAOptions[k] = v
+	}
 	capu := prosodytest.Spec{
 		Domain: capulet, Users: map[string]string{"nurse": pw, "tybalt": pw},
 		PSAOptions: prosodytest.FastPSA(),
@@ -117,4 +135,33 @@ func TestMUCCapsTablePerDomainQuota(t *testing.T) {
 	mark := n.Server(montague).LogMark()
 	must(t, n.Cut(montague, capulet))
 	expectNurseAnnotated(ctx, t, n.Server(montague), mark, room, romeo, john)
+}
+
+// An occupant whose entry its domain's quota pushed out of the caps table is
+// still in the room: when the last tracked occupant from its domain leaves,
+// the service still watches the domain and annotates the occupant.
+func TestMUCUntrackedOccupantStillAnnotated(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.PSAOptions["psa_muc_max_tracked_jids_per_domain"] = "1"
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+
+	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
+	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	// Tybalt takes capulet.lit's only place, then leaves.
+	tybalt := client(ctx, t, capu, "tybalt", "street", psaFeatures)
+	must(t, tybalt.JoinMUC(ctx, room, "Tybalt"))
+	must(t, tybalt.Sendf("<presence type='unavailable' to='%s/Tybalt'/>", room))
+	expect(ctx, t, romeo, "tybalt leaving", plainPresence(room+"/Tybalt", "unavailable"))
+
+	mark := mont.LogMark()
+	must(t, n.Cut(montague, capulet))
+	expectNurseAnnotated(ctx, t, mont, mark, room, romeo)
 }
