@@ -1110,17 +1110,20 @@ if is_user_host then
 	local function track_directed(event)
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
-		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] or broadcasts[stanza] then return; end
+		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
+		-- Whom it appears offline to: contacts and its own account, told by
+		-- directed presences and by a broadcast's copies alike.
+		local t = stanza.attr.type;
+		if t == nil or t == "unavailable" then
+			track_hidden(origin, to, t);
+		end
+		if broadcasts[stanza] then return; end
 		-- What mod_presence counts as directed: not to a contact that has a
 		-- subscription to the user's presence, nor to the user's own resources.
 		local to_bare = jid_bare(to);
 		if to_bare == origin.username.."@"..origin.host then return; end
 		local item = origin.roster and origin.roster[to_bare];
 		if item and (item.subscription == "both" or item.subscription == "from") then return; end
-		local t = stanza.attr.type;
-		if t == nil or t == "unavailable" then
-			track_hidden(origin, to, t);
-		end
 		local store = directed_store[origin];
 		if t == nil then
 			if not store then
