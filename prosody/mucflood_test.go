@@ -93,7 +93,10 @@ func TestMUCCapsTablePerDomainQuota(t *testing.T) {
 	}
 }
 
-func perDomainFlood(t *testing.T, options map[string]string) {
+// threeServers starts montague.lit (romeo, the MUC service, with mod_psa
+// options), capulet.lit (nurse, tybalt) and mantua.lit (john).
+func threeServers(t *testing.T, options map[string]string) *prosodytest.Network {
+	t.Helper()
 	mont := prosodytest.Spec{
 		Domain: montague, MUC: conference,
 		Users:      map[string]string{"romeo": pw},
@@ -110,7 +113,11 @@ func perDomainFlood(t *testing.T, options map[string]string) {
 		Domain: mantua, Users: map[string]string{"john": pw},
 		PSAOptions: prosodytest.FastPSA(),
 	}
-	n := prosodytest.Start(t, mont, capu, mant)
+	return prosodytest.Start(t, mont, capu, mant)
+}
+
+func perDomainFlood(t *testing.T, options map[string]string) {
+	n := threeServers(t, options)
 	ctx := testContext(t, 60*time.Second)
 	room := "orchard@" + conference
 
@@ -164,4 +171,33 @@ func TestMUCUntrackedOccupantStillAnnotated(t *testing.T) {
 	mark := mont.LogMark()
 	must(t, n.Cut(montague, capulet))
 	expectNurseAnnotated(ctx, t, mont, mark, room, romeo)
+}
+
+// With the table full, a newcomer from a domain that holds fewer entries
+// takes the place of the least recently seen entry of the domain holding the
+// most (capulet.lit), not of the least recently seen overall (romeo).
+func TestMUCCapsTableNewcomerTakesFromLargestDomain(t *testing.T) {
+	t.Parallel()
+	n := threeServers(t, map[string]string{"psa_muc_max_tracked_jids": "3"})
+	ctx := testContext(t, 60*time.Second)
+	room := "orchard@" + conference
+
+	romeo := client(ctx, t, n.Server(montague), "romeo", "lane", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
+	nurse := client(ctx, t, n.Server(capulet), "nurse", "garden", psaFeatures)
+	must(t, nurse.SendPresence(ctx, ""))
+	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	for i := range 2 {
+		c := client(ctx, t, n.Server(capulet), "tybalt", fmt.Sprintf("r%d", i), psaFeatures)
+		must(t, c.JoinMUC(ctx, room, fmt.Sprintf("Tybalt%d", i)))
+	}
+	john := client(ctx, t, n.Server(mantua), "john", "cell", psaFeatures)
+	must(t, john.SendPresence(ctx, ""))
+	must(t, john.JoinMUC(ctx, room, "John"))
+	expect(ctx, t, romeo, "john's occupant presence", plainPresence(room+"/John", ""))
+
+	mark := n.Server(montague).LogMark()
+	must(t, n.Cut(montague, capulet))
+	expectNurseAnnotated(ctx, t, n.Server(montague), mark, room, romeo, john)
 }
