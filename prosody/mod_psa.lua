@@ -106,6 +106,8 @@ local max_per_session = number_option("psa_max_presences_per_session", 1000, 1);
 local max_total = number_option("psa_max_presences", 100000, 1);
 local max_directed = number_option("psa_max_directed_per_session", 100, 0);
 local max_muc_tracked = number_option("psa_muc_max_tracked_jids", 10000, 1);
+-- Of those, at most this many from one domain not hosted on this server.
+local max_muc_per_domain = math_min(max_muc_tracked, number_option("psa_muc_max_tracked_jids_per_domain", 1000, 1));
 -- Human readable descriptions; "{domain}" is replaced by the domain, an
 -- empty string leaves the description out.
 local text_server = module:get_option_string("psa_server_unavailable_text", "The server {domain} is not reachable");
@@ -1129,10 +1131,10 @@ if is_user_host then
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
 		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
+		-- Whom it appears offline to: contacts and its own account, told by
+		-- directed presences and by a broadcast's copies alike.
 		local t = stanza.attr.type;
 		if t == nil or t == "unavailable" then
-			-- Broadcast copies too: an available broadcast shows the session
-			-- to every contact again.
 			track_hidden(origin, to, t);
 		end
 		if broadcasts[stanza] then return; end
@@ -1468,107 +1470,216 @@ end
 if is_muc then
 	local muc = module:depends("muc");
 
-	-- Caps of occupants' real JIDs, as seen from the MUC host.
-	local jid_caps = kept_cache("jid_caps", max_muc_tracked); -- real full JID -> { node, ver, status, gen }
+	-- The occupants' real JIDs that the service tracks: the rooms each is in
+	-- and the caps verdict of its presence. Only sessions that a room
+	-- accepted are tracked (a refused join, or any other presence from
+	-- someone who is not an occupant, takes no place), at most
+	-- max_muc_tracked of them, and at most max_muc_per_domain from one
+	-- domain not hosted on this server. A domain at its quota loses its own
+	-- least recently seen entry to a new one; a full table loses the least
+	-- recently seen entry of the domain holding the most (the new entry's own
+	-- domain when it is one of those). So a flood from one domain (a hostile
+	-- server can join any number of resources) evicts only its own entries
+	-- once it holds its quota, and never an entry of a domain that holds
+	-- fewer than it.
+	--
+	-- It also counts, per domain, the (real JID, room) pairs from there, so
+	-- that "does any occupant come from this domain" (asked for every lost
+	-- s2s session and every keepalive) costs one lookup, not a scan of every
+	-- room and occupant; a domain that lost entries is looked for by a scan.
+	local T = kept("muc_tracked", function ()
+		return {
+			entries = {}; -- real JID -> { jid, domain, rooms = { [room JID] = true }, caps, newer, older }
+			domains = {}; -- domain -> { count, newest, oldest } (entries linked newest to oldest)
+			buckets = {}; -- count -> { [domain] = true }: the domains holding that many
+			max = 0; -- the highest count
+			total = 0;
+			dropped = {}; dropped_count = 0; -- domains that lost entries: some occupants may be untracked
+			dropped_all = false; -- too many of those to list: any domain may have untracked occupants
+		};
+	end); -- caps = { node, ver, hash, status, gen }
+	local by_domain = kept("muc_occupants_by_domain", function () return {}; end); -- domain -> count
 	local current_annotation; -- set while publicising an annotated presence
 	local left_room; -- forward
 
-	local function jid_enabled(real_jid)
-		local state = jid_caps:get(real_jid);
-		return state ~= nil and state.status == "on";
+	local function count_domain(domain, delta)
+		local n = (by_domain[domain] or 0) + delta;
+		by_domain[domain] = n > 0 and n or nil;
 	end
 
+	local function set_count(domain, d, count)
+		local from, buckets = d.count, T.buckets;
+		d.count = count;
+		if from > 0 then
+			buckets[from][domain] = nil;
+			if next(buckets[from]) == nil then buckets[from] = nil; end
+		end
+		if count > 0 then
+			buckets[count] = buckets[count] or {};
+			buckets[count][domain] = true;
+		end
+		if count > T.max then T.max = count; end
+		while T.max > 0 and not buckets[T.max] do T.max = T.max - 1; end
+	end
+
+	local function unlink(d, e)
+		if e.newer then e.newer.older = e.older; else d.newest = e.older; end
+		if e.older then e.older.newer = e.newer; else d.oldest = e.newer; end
+		e.newer, e.older = nil, nil;
+	end
+
+	local function link_newest(d, e)
+		e.older = d.newest;
+		if d.newest then d.newest.newer = e; else d.oldest = e; end
+		d.newest = e;
+	end
+
+	local function untrack(real_jid, why)
+		local e = T.entries[real_jid];
+		if not e then return; end
+		local domain, d = e.domain, T.domains[e.domain];
+		T.entries[real_jid] = nil;
+		unlink(d, e);
+		T.total = T.total - 1;
+		set_count(domain, d, d.count - 1);
+		if d.count == 0 then T.domains[domain] = nil; end
+		for _ in pairs(e.rooms) do count_domain(domain, -1); end
+		if why and next(e.rooms) then
+			module:log("debug", "Forgetting the caps and rooms of occupant %s (%s)", real_jid, why);
+			if not T.dropped[domain] and not T.dropped_all then
+				T.dropped[domain] = true;
+				T.dropped_count = T.dropped_count + 1;
+				if T.dropped_count > max_muc_tracked then
+					T.dropped, T.dropped_count, T.dropped_all = {}, 0, true;
+				end
+			end
+		end
+	end
+
+	-- Makes room for a new entry from domain.
+	local function make_room(domain)
+		local d = T.domains[domain];
+		if d and not hosts[domain] and d.count >= max_muc_per_domain then
+			untrack(d.oldest.jid, "the quota of "..domain.." is full");
+		elseif T.total >= max_muc_tracked then
+			local victim = (d and d.count == T.max) and domain or next(T.buckets[T.max]);
+			untrack(T.domains[victim].oldest.jid, "the table is full");
+		end
+	end
+
+	-- track returns real_jid's entry, made the most recently seen of its
+	-- domain, or a new one.
+	local function track(real_jid)
+		local e = T.entries[real_jid];
+		local domain = e and e.domain or jid_host(real_jid);
+		if not domain then return nil; end
+		if not e then
+			make_room(domain);
+			e = { jid = real_jid, domain = domain, rooms = {} };
+			T.entries[real_jid] = e;
+			T.total = T.total + 1;
+			local d = T.domains[domain];
+			if not d then
+				d = { count = 0 };
+				T.domains[domain] = d;
+			end
+			set_count(domain, d, d.count + 1);
+		else
+			unlink(T.domains[domain], e);
+		end
+		link_newest(T.domains[domain], e);
+		return e;
+	end
+
+	-- Options lowered since the table was filled (a reload).
+	for domain, d in pairs(T.domains) do
+		while not hosts[domain] and d.count > max_muc_per_domain do
+			untrack(d.oldest.jid, "the quota was lowered");
+		end
+	end
+	while T.total > max_muc_tracked do
+		untrack(T.domains[next(T.buckets[T.max])].oldest.jid, "the table was shrunk");
+	end
+
+	local function jid_enabled(real_jid)
+		local e = T.entries[real_jid];
+		return e ~= nil and e.caps ~= nil and e.caps.status == "on";
+	end
+
+	-- resolve_jid_caps takes the caps c of a tracked occupant's presence. It
+	-- returns true when the verdict turned "on" at once (and the unreachable
+	-- occupants were announced to it).
 	local function resolve_jid_caps(real_jid, c)
-		local state = jid_caps:get(real_jid);
-		if not c then return; end -- keep what we know
+		local e = T.entries[real_jid];
+		if not e or not c then return false; end -- no caps: keep what we know
+		local state = e.caps;
 		local hash, node, ver = c.attr.hash, c.attr.node, c.attr.ver;
-		if state and state.node == node and state.ver == ver and state.hash == hash then return; end
+		if state and state.node == node and state.ver == ver and state.hash == hash then return false; end
 		state = { node = node, ver = ver, hash = hash, gen = ((state and state.gen) or 0) + 1 };
-		jid_caps:set(real_jid, state);
+		e.caps = state;
 		local function set(status, why)
 			local old = state.status;
 			state.status = status;
 			module:log("debug", "Annotations for occupant %s: %s (%s)", real_jid, status, why);
 			if status == "on" and old ~= "on" then
 				safely("occupant enabled", muc_on_jid_enabled, real_jid);
+				return true;
 			end
+			return false;
 		end
 		if hash ~= "sha-1" or not ver or not node then
-			set("off", "caps without a sha-1 hash");
-			return;
+			return set("off", "caps without a sha-1 hash");
 		end
 		local cached = caps_cache:get(ver);
 		if cached ~= nil then
-			set(cached and "on" or "off", "caps cache");
-			return;
+			return set(cached and "on" or "off", "caps cache");
 		end
-		local link = links[jid_host(real_jid)];
+		local link = links[e.domain];
 		if link and link.state == "down" then
 			state.status = "off"; -- cannot ask now; asked again with its next presence
 			state.ver = nil;
-			return;
+			return false;
 		end
 		state.status = "pending";
 		local gen = state.gen;
 		ask_caps(ver, {
 			to = real_jid, node = node;
 			valid = function ()
-				return jid_caps:get(real_jid) == state and state.gen == gen;
+				local cur = T.entries[real_jid];
+				return cur ~= nil and cur.caps == state and state.gen == gen;
 			end;
 			done = function (has_psa, why)
 				set(has_psa and "on" or "off", why);
 			end;
 		});
+		return false;
 	end
 
-	-- The rooms each real JID is in: its caps verdict is forgotten when it
-	-- has left the last one, not when it leaves one.
-	-- It also counts, per domain, the (real JID, room) pairs from there, so
-	-- that "does any occupant come from this domain" (asked for every lost
-	-- s2s session and every keepalive) costs one lookup, not a scan of every
-	-- room and occupant.
-	local jid_rooms = kept_cache("jid_rooms", max_muc_tracked, "jid_rooms_evicted"); -- real full JID -> { [room JID] = true }
-	local by_domain = kept("occupants_by_domain", function () return {}; end); -- domain -> count
-
-	local function count_domain(real_jid, delta)
-		local domain = jid_host(real_jid);
-		if not domain then return; end
-		local n = (by_domain[domain] or 0) + delta;
-		by_domain[domain] = n > 0 and n or nil;
-	end
-
-	S.jid_rooms_evicted = function (real_jid, rooms)
-		for _ in pairs(rooms) do count_domain(real_jid, -1); end
-	end
-
+	-- A real JID's caps verdict is forgotten when it has left the last room
+	-- it was in, not when it leaves one.
 	local function joined_room(real_jid, room_jid)
-		local rooms = jid_rooms:get(real_jid);
-		if not rooms then
-			rooms = {};
-			jid_rooms:set(real_jid, rooms);
+		local e = track(real_jid);
+		if e and not e.rooms[room_jid] then
+			e.rooms[room_jid] = true;
+			count_domain(e.domain, 1);
 		end
-		if not rooms[room_jid] then
-			rooms[room_jid] = true;
-			count_domain(real_jid, 1);
-		end
+		return e;
 	end
 
 	left_room = function (real_jid, room_jid)
-		local rooms = jid_rooms:get(real_jid);
-		if rooms then
-			if rooms[room_jid] then
-				rooms[room_jid] = nil;
-				count_domain(real_jid, -1);
-			end
-			if next(rooms) then return; end
-			jid_rooms:set(real_jid, nil);
+		local e = T.entries[real_jid];
+		if not e then return; end
+		if e.rooms[room_jid] then
+			e.rooms[room_jid] = nil;
+			count_domain(e.domain, -1);
 		end
-		jid_caps:set(real_jid, nil);
+		if next(e.rooms) == nil then untrack(real_jid); end
 	end
 
-	-- Occupants that joined before the module was loaded (or before the
-	-- index existed): index them once.
-	if not S.rooms_indexed then
+	-- Occupants that joined before the module was loaded (or before this
+	-- table existed): track them once. Caps known to a version of this
+	-- module that kept them apart are taken over.
+	if not S.muc_tracked_indexed then
 		for room in muc.live_rooms() do
 			for _, occupant in room:each_occupant() do
 				for real_jid in occupant:each_session() do
@@ -1576,11 +1687,28 @@ if is_muc then
 				end
 			end
 		end
-		S.rooms_indexed = true;
+		S.muc_tracked_indexed = true;
+		if S.jid_caps then
+			for real_jid, state in S.jid_caps:items() do
+				if T.entries[real_jid] then T.entries[real_jid].caps = state; end
+			end
+		end
+		S.jid_caps, S.jid_rooms, S.jid_rooms_evicted, S.occupants_by_domain, S.rooms_indexed = nil, nil, nil, nil, nil;
 	end
 
+	-- A session the room accepted (a join, or a desynced occupant joining
+	-- again): track it, with the caps of its join presence. With caps already
+	-- known, and domains in outage, announce their occupants to it.
 	module:hook("muc-occupant-session-new", function (event)
-		if event.jid and event.room then joined_room(event.jid, event.room.jid); end
+		local real_jid, room = event.jid, event.room;
+		if not (real_jid and room) then return; end
+		safely("occupant joined", function ()
+			joined_room(real_jid, room.jid);
+			local c = event.stanza and event.stanza:get_child("c", xmlns_caps);
+			if not resolve_jid_caps(real_jid, c) and jid_enabled(real_jid) then
+				muc_on_jid_enabled(real_jid);
+			end
+		end);
 	end, 1000);
 
 	-- An occupant kicked or gone with its last session: its sessions left.
@@ -1598,13 +1726,14 @@ if is_muc then
 	-- are asked again, with the caps of their presence in a room they are in.
 	S.muc_resume_after_reload = function ()
 		local stale = {};
-		for real_jid, state in jid_caps:items() do
-			if state.status == "pending" then stale[#stale + 1] = real_jid; end
+		for real_jid, e in pairs(T.entries) do
+			if e.caps and e.caps.status == "pending" then stale[#stale + 1] = real_jid; end
 		end
 		for _, real_jid in ipairs(stale) do
-			jid_caps:set(real_jid, nil);
+			local e = T.entries[real_jid];
+			e.caps = nil;
 			local c;
-			for room_jid in pairs(jid_rooms:get(real_jid) or {}) do
+			for room_jid in pairs(e.rooms) do
 				local room = muc.get_room_from_jid(room_jid);
 				local occupant = room and room:get_occupant_by_real_jid(real_jid);
 				local pr = occupant and occupant:get_presence(real_jid);
@@ -1615,14 +1744,22 @@ if is_muc then
 		end
 	end
 
-	-- Presences to rooms carry the occupants' caps.
+	-- Presences to rooms carry the occupants' caps. Only an occupant's
+	-- presence counts here (a presence update); a join counts once the room
+	-- accepted it (muc-occupant-session-new above).
 	local function presence_to_room(event)
 		local origin, stanza = event.origin, event.stanza;
 		local from = stanza.attr.from;
 		if not from or not jid_resource(from) then return; end
 		local t = stanza.attr.type;
 		if t == nil then
-			safely("occupant caps", resolve_jid_caps, from, stanza:get_child("c", xmlns_caps));
+			safely("occupant caps", function ()
+				local room = muc.get_room_from_jid(jid_bare(stanza.attr.to));
+				if room and room:get_occupant_by_real_jid(from) then
+					joined_room(from, room.jid);
+					resolve_jid_caps(from, stanza:get_child("c", xmlns_caps));
+				end
+			end);
 		elseif t == "unavailable" then
 			safely("occupant left", left_room, from, jid_bare(stanza.attr.to));
 		end
@@ -1768,12 +1905,16 @@ if is_muc then
 
 	function hooks.relevant(domain)
 		if (by_domain[domain] or 0) > 0 then return true; end
-		if jid_rooms:count() < max_muc_tracked then return false; end
-		-- The index is full and may have dropped some: look.
+		if not (T.dropped_all or T.dropped[domain]) then return false; end
+		-- Entries from there were dropped: look for untracked occupants.
 		for room in muc.live_rooms() do
 			for _, occupant in room:each_occupant() do
 				if jid_host(occupant.bare_jid) == domain then return true; end
 			end
+		end
+		if T.dropped[domain] then
+			T.dropped[domain] = nil;
+			T.dropped_count = T.dropped_count - 1;
 		end
 		return false;
 	end
@@ -1795,13 +1936,6 @@ if is_muc then
 		end);
 		module:log("info", "Sent %d occupant presences with an empty annotation for %s", n, domain);
 	end
-
-	-- A session joining a room during an outage, with caps already known.
-	module:hook("muc-occupant-session-new", function (event)
-		if next(links) and event.jid and jid_enabled(event.jid) then
-			safely("occupant joined", muc_on_jid_enabled, event.jid);
-		end
-	end);
 
 	-- A real JID got annotations enabled while domains are in outage: annotate
 	-- the unreachable occupants of the rooms it is in.
