@@ -10,24 +10,44 @@
 // updates, so a user interface can render the model while the client feeds
 // it.
 //
-// The staleness rules (also in psakit's DESIGN.md):
-//   - A trusted annotation from annotator A sets or replaces A's mark on the
-//     resource; an empty annotation from A removes A's mark only. A resource
-//     is fresh when no mark is left.
+// # Staleness
+//
+// These are psakit's staleness rules, in full. They hold for each presence
+// entry: a resource here, a room occupant in package mucwatch, which applies
+// the same rules.
+//   - An annotation applies only when its annotator passes the trust rule
+//     ([psa.CheckTrust]): it is the account's own domain, or the domain of
+//     the presence's from (on a presence without from, the account's own,
+//     only the former). Domains are compared in normalized form (case, a
+//     trailing dot). An annotation from any other domain is rejected
+//     ([psa.ErrUntrusted]), and so is a malformed one, whose from is a
+//     user's or a full JID, say ([psa.ErrMalformed]): reported, never
+//     applied.
+//   - A trusted annotation from annotator A sets or replaces A's mark; an
+//     empty annotation from A removes A's mark only. An entry is fresh when
+//     no mark is left. A condition psakit does not know is kept by its name
+//     and means stale all the same.
 //   - An annotated presence carries the presence content as well: it is
 //     applied, and a mark that is repeated keeps its Since.
 //   - An available presence without annotations is a new delivery from the
-//     contact, so it clears every mark. A presence that carries annotations
-//     is a re-send and clears only what its trusted annotations clear.
+//     contact: the path works, so it clears every mark. Without this an
+//     entry would stay stale for ever whenever an annotator forgot its
+//     outage (a restarted server) or its empty annotation was lost. A
+//     presence that carries annotations, even rejected ones only, is a
+//     re-send and clears only what its trusted annotations clear.
+//   - A presence carries at most presence.MaxAnnotations (4) annotation
+//     elements, malformed ones included; the decoder drops further ones
+//     (they are not applied, nor reported as EventRejected, only listed in
+//     the presence's Problems), and the presence still counts as annotated.
 //   - An annotation for a resource the model does not know creates it,
 //     marked.
-//   - Unavailable presence removes the resource and its marks. Annotations on
-//     unavailable, error, probe and subscription presences are rejected.
-//   - MarkDisconnected marks every resource psa.LocalDisconnected when the
-//     account's own stream drops; any presence received afterwards clears
-//     that mark, and Sweep removes the resources that were not refreshed.
-//   - Annotations that fail psa.CheckTrust, and malformed ones, are rejected,
-//     never applied.
+//   - Unavailable presence removes the resource and its marks. Annotations
+//     on unavailable, error, probe and subscription presences are excluded
+//     by XEP-0310: they are rejected ([psa.ErrExcluded]).
+//   - MarkDisconnected marks every resource [psa.LocalDisconnected] when the
+//     account's own stream drops; any available presence received
+//     afterwards clears that mark, and Sweep removes the resources that were
+//     not refreshed.
 //
 // Rejections and limits are reported as EventRejected events, never as
 // panics or silently corrupted state.
