@@ -251,7 +251,7 @@ type Model struct {
 	mu      sync.RWMutex
 	account jid.JID
 	ver     string
-	stats   Stats
+	stats   Stats        // but Contacts and Resources, which st counts
 	res     stale.Result // scratch space for Apply, reused under mu
 	scratch []byte       // scratch space for records, reused under mu
 
