@@ -40,10 +40,10 @@
 // our own occupant: one from our own occupant JID is refused (EventRejected,
 // ErrNotSelf), and so is another occupant's nick change into our nick.
 //
-// Occupants carry staleness marks exactly as roster resources do (the rules
-// are shared, see package roster): the MUC service marks an occupant whose
-// server it cannot reach, the account's own server marks occupants when its
-// link to the MUC service is down; each annotator clears only its own mark.
+// Occupants carry staleness marks under the same rules as roster resources
+// (written out in the roster package documentation, section Staleness): the
+// MUC service marks an occupant whose server it cannot reach, the account's
+// own server marks occupants when its link to the MUC service is down.
 // Only what concerns our own place makes a room stale:
 //   - our own occupant carries any mark (when our server's link to the
 //     service is down, it marks ours with the others), or

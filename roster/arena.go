@@ -44,7 +44,7 @@ func sizeClass(n int) (class, size int) {
 // dedicated chunks of blocks larger than chunkSize, which are dropped on
 // free. Memory is thus bounded by the peak of what the model held, within a
 // factor of two for the rounding to a class, until the Model shrinks
-// (Model.maybeShrink): then a new arena holds the live blocks only.
+// (storage.maybeShrink): then a new arena holds the live blocks only.
 //
 // arena is not safe for concurrent use: the Model's lock guards it.
 type arena struct {

@@ -185,7 +185,7 @@ func TestShrink(t *testing.T) {
 		p.Status = []presence.Text{{Value: strings.Repeat("s", i%300)}}
 		m.ApplyPresence(p)
 	}
-	full, reserved := len(m.contacts)+len(m.resources), m.arena.reserved
+	full, reserved := len(m.st.contacts)+len(m.st.resources), m.st.arena.reserved
 	m.SetItems("2", items[:keep]) // the rest become strangers, most dropped at the strangers limit
 	for i := keep; i < n; i++ {
 		p := &presence.Presence{From: jid.MustParse(fmt.Sprintf("c%d@capulet.lit/r", i)), Type: stanza.UnavailablePresence}
@@ -194,11 +194,11 @@ func TestShrink(t *testing.T) {
 	if s := m.Stats(); s.Contacts != keep || s.Resources != keep {
 		t.Fatalf("stats %+v, want %d contacts and resources", s, keep)
 	}
-	if slots := len(m.contacts) + len(m.resources); slots > 4*2*keep {
+	if slots := len(m.st.contacts) + len(m.st.resources); slots > 4*2*keep {
 		t.Errorf("%d slots for %d entries (%d before)", slots, 2*keep, full)
 	}
-	if m.arena.reserved > reserved/4 {
-		t.Errorf("the arena keeps %d bytes, %d before", m.arena.reserved, reserved)
+	if m.st.arena.reserved > reserved/4 {
+		t.Errorf("the arena keeps %d bytes, %d before", m.st.arena.reserved, reserved)
 	}
 	for i := range keep {
 		r, ok := m.Resource(jid.MustParse(fmt.Sprintf("c%d@capulet.lit/r", i)))

@@ -48,10 +48,10 @@ func marksBound(p *presence.Presence) int {
 // what applying p would store, and the rejection when not. changed says
 // that p changes the state record, whose new encoding is in m.scratch;
 // stranger that the resource is a stranger's.
-func (m *Model) checkBytes(p *presence.Presence, ri uint32, changed, stranger bool) (Event, bool) {
+func (m *Model) checkBytes(p *presence.Presence, ri resourceRef, changed, stranger bool) (Event, bool) {
 	var old, stateLen, marksLen int
 	if ri != 0 {
-		r := &m.resources[ri-1]
+		r := m.st.resource(ri)
 		old, stateLen, marksLen = r.blockBytes(), int(r.state.n), int(r.marks.n)
 	}
 	if changed {
@@ -78,11 +78,12 @@ func (m *Model) checkBytes(p *presence.Presence, ri uint32, changed, stranger bo
 
 // charge adds delta bytes (negative to free) to contact ci's count and the
 // totals.
-func (m *Model) charge(ci uint32, stranger bool, delta int) {
+func (m *Model) charge(ci contactRef, stranger bool, delta int) {
 	if delta == 0 {
 		return
 	}
-	m.contacts[ci-1].bytes = uint32(int(m.contacts[ci-1].bytes) + delta)
+	c := m.st.contact(ci)
+	c.bytes = uint32(int(c.bytes) + delta)
 	m.stats.Bytes += delta
 	if stranger {
 		m.stats.StrangerBytes += delta
@@ -91,14 +92,14 @@ func (m *Model) charge(ci uint32, stranger bool, delta int) {
 
 // isStranger reports whether contact ci counts as a stranger: not in the
 // roster, and not the account itself.
-func (m *Model) isStranger(ci uint32) bool {
-	c := &m.contacts[ci-1]
-	return !c.inRoster && string(m.arena.bytes(c.key)) != m.jidString(m.account.Bare())
+func (m *Model) isStranger(ci contactRef) bool {
+	c := m.st.contact(ci)
+	return !c.inRoster && string(m.st.get(c.key)) != m.jidString(m.account.Bare())
 }
 
 // eventBytes estimates the memory of an event built from resource ri's
 // snapshot: the event and the strings decoded from the records.
-func (m *Model) eventBytes(ri uint32) int {
-	r := &m.resources[ri-1]
+func (m *Model) eventBytes(ri resourceRef) int {
+	r := m.st.resource(ri)
 	return int(unsafe.Sizeof(Event{})) + int(r.state.n) + int(r.marks.n)
 }

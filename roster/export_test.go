@@ -4,13 +4,13 @@ package roster
 // (slots, arena bytes), so that tests exercise the rebuild with a few
 // entries.
 func WithShrinkAt(slots, bytes int) Option {
-	return func(m *Model) { m.shrinkSlots, m.shrinkBytes = slots, bytes }
+	return func(m *Model) { m.st.shrinkSlots, m.st.shrinkBytes = slots, bytes }
 }
 
 // WithHashBits keeps only the low bits of the index's hashes, so that bare
 // JIDs collide and tests exercise the chains of equal hashes.
 func WithHashBits(bits int) Option {
-	return func(m *Model) { m.hashMask = 1<<bits - 1 }
+	return func(m *Model) { m.st.hashMask = 1<<bits - 1 }
 }
 
 // RecountBytes counts, from the records themselves, the block bytes of
@@ -20,15 +20,12 @@ func RecountBytes(m *Model) (total, strangers int) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	bare := m.account.Bare().String()
-	for i := range m.contacts {
-		c := &m.contacts[i]
-		if !c.live {
-			continue
-		}
-		for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
-			n := m.resources[ri-1].blockBytes()
+	for ci := range m.st.allContacts() {
+		c := m.st.contact(ci)
+		for ri := range m.st.resourcesOf(ci) {
+			n := m.st.resource(ri).blockBytes()
 			total += n
-			if !c.inRoster && string(m.arena.bytes(c.key)) != bare {
+			if !c.inRoster && string(m.st.get(c.key)) != bare {
 				strangers += n
 			}
 		}

@@ -3,7 +3,6 @@ package roster
 import (
 	"bytes"
 	"fmt"
-	"slices"
 
 	"mellium.im/xmpp/jid"
 )
@@ -26,7 +25,7 @@ func (m *Model) SetItems(ver string, items []Item) []Event {
 		// would allocate five times its final size (append grows large slices
 		// by a quarter), tens of megabytes for a large roster.
 		dst = make([]Event, 0, len(items))
-		m.contacts = slices.Grow(m.contacts, len(items))
+		m.st.growContacts(len(items))
 	}
 	seen := make(map[string]struct{}, len(items))
 	for _, it := range items {
@@ -38,16 +37,16 @@ func (m *Model) SetItems(ver string, items []Item) []Event {
 		seen[key] = struct{}{}
 		dst = m.setItem(dst, key, it)
 	}
-	for i := range m.contacts {
-		c := &m.contacts[i]
-		if !c.live || !c.inRoster {
+	for ci := range m.st.allContacts() {
+		c := m.st.contact(ci)
+		if !c.inRoster {
 			continue
 		}
-		if _, ok := seen[string(m.arena.bytes(c.key))]; !ok {
-			dst = m.removeItem(dst, uint32(i+1))
+		if _, ok := seen[string(m.st.get(c.key))]; !ok {
+			dst = m.removeItem(dst, ci)
 		}
 	}
-	m.maybeShrink()
+	m.st.maybeShrink()
 	return dst
 }
 
@@ -70,9 +69,9 @@ func (m *Model) ApplyPush(from jid.JID, ver string, item Item) ([]Event, error) 
 	item.JID = item.JID.Bare()
 	key := item.JID.String()
 	if item.Subscription == SubscriptionRemove {
-		if ci := m.lookup(key); ci != 0 && m.contacts[ci-1].inRoster {
+		if ci := m.st.lookup(key); ci != 0 && m.st.contact(ci).inRoster {
 			evs := m.removeItem(nil, ci)
-			m.maybeShrink()
+			m.st.maybeShrink()
 			return evs, nil
 		}
 		return nil, nil
@@ -85,16 +84,16 @@ func (m *Model) setItem(dst []Event, key string, it Item) []Event {
 	if len(m.scratch)+len(key) > maxRecord {
 		return append(dst, Event{Kind: EventRejected, JID: it.JID, Item: it, Err: errLimit("bytes per item", maxRecord)})
 	}
-	ci := m.lookup(key)
+	ci := m.st.lookup(key)
 	if ci == 0 {
-		ci = m.addContact(key)
+		ci = m.st.addContact(key)
 	}
-	c := &m.contacts[ci-1]
+	c := m.st.contact(ci)
 	if c.inRoster {
-		if bytes.Equal(m.scratch, m.arena.bytes(c.item)) {
+		if bytes.Equal(m.scratch, m.st.get(c.item)) {
 			return dst
 		}
-		c.item = m.arena.store(c.item, m.scratch)
+		c.item = m.st.put(c.item, m.scratch)
 		return append(dst, Event{Kind: EventItemUpdated, JID: it.JID, Item: it})
 	}
 	if c.nres > 0 && !it.JID.Equal(m.account.Bare()) {
@@ -102,17 +101,16 @@ func (m *Model) setItem(dst []Event, key string, it Item) []Event {
 		m.stats.Strangers--
 		m.stats.StrangerBytes -= int(c.bytes)
 	}
-	c.item, c.inRoster = m.arena.store(c.item, m.scratch), true
+	c.item, c.inRoster = m.st.put(c.item, m.scratch), true
 	m.stats.Items++
 	return append(dst, Event{Kind: EventItemAdded, JID: it.JID, Item: it})
 }
 
-func (m *Model) removeItem(dst []Event, ci uint32) []Event {
-	c := &m.contacts[ci-1]
-	bare := m.parseJID(m.arena.bytes(c.key))
-	old := m.readItem(bare, m.arena.bytes(c.item))
-	m.arena.release(c.item)
-	c.item, c.inRoster = blob{}, false
+func (m *Model) removeItem(dst []Event, ci contactRef) []Event {
+	c := m.st.contact(ci)
+	bare := m.parseJID(m.st.get(c.key))
+	old := m.readItem(bare, m.st.get(c.item))
+	c.item, c.inRoster = m.st.put(c.item, nil), false
 	m.stats.Items--
 	dst = append(dst, Event{Kind: EventItemRemoved, JID: old.JID, Item: old})
 	if c.nres > 0 && !bare.Equal(m.account.Bare()) {
@@ -122,7 +120,7 @@ func (m *Model) removeItem(dst []Event, ci uint32) []Event {
 		if m.stats.Strangers > m.maxStrangers || m.stats.StrangerBytes > m.maxStrangerBytes {
 			// No room for one more stranger: drop its presence rather than break
 			// a limit. Removing the last resource counts the stranger out.
-			return m.removeResources(dst, ci, func(uint32) bool { return true })
+			return m.removeResources(dst, ci, func(resourceRef) bool { return true })
 		}
 	}
 	m.dropIfEmpty(ci)

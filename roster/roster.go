@@ -10,24 +10,44 @@
 // updates, so a user interface can render the model while the client feeds
 // it.
 //
-// The staleness rules:
-//   - A trusted annotation from annotator A sets or replaces A's mark on the
-//     resource; an empty annotation from A removes A's mark only. A resource
-//     is fresh when no mark is left.
+// # Staleness
+//
+// These are psakit's staleness rules, in full. They hold for each presence
+// entry: a resource here, a room occupant in package mucwatch, which applies
+// the same rules.
+//   - An annotation applies only when its annotator passes the trust rule
+//     ([psa.CheckTrust]): it is the account's own domain, or the domain of
+//     the presence's from (on a presence without from, the account's own,
+//     only the former). Domains are compared in normalized form (case, a
+//     trailing dot). An annotation from any other domain is rejected
+//     ([psa.ErrUntrusted]), and so is a malformed one, whose from is a
+//     user's or a full JID, say ([psa.ErrMalformed]): reported, never
+//     applied.
+//   - A trusted annotation from annotator A sets or replaces A's mark; an
+//     empty annotation from A removes A's mark only. An entry is fresh when
+//     no mark is left. A condition psakit does not know is kept by its name
+//     and means stale all the same.
 //   - An annotated presence carries the presence content as well: it is
 //     applied, and a mark that is repeated keeps its Since.
 //   - An available presence without annotations is a new delivery from the
-//     contact, so it clears every mark. A presence that carries annotations
-//     is a re-send and clears only what its trusted annotations clear.
+//     contact: the path works, so it clears every mark. Without this an
+//     entry would stay stale for ever whenever an annotator forgot its
+//     outage (a restarted server) or its empty annotation was lost. A
+//     presence that carries annotations, even rejected ones only, is a
+//     re-send and clears only what its trusted annotations clear.
+//   - A presence carries at most presence.MaxAnnotations (4) annotation
+//     elements, malformed ones included; the decoder drops further ones
+//     (they are not applied, nor reported as EventRejected, only listed in
+//     the presence's Problems), and the presence still counts as annotated.
 //   - An annotation for a resource the model does not know creates it,
 //     marked.
-//   - Unavailable presence removes the resource and its marks. Annotations on
-//     unavailable, error, probe and subscription presences are rejected.
-//   - MarkDisconnected marks every resource psa.LocalDisconnected when the
-//     account's own stream drops; any presence received afterwards clears
-//     that mark, and Sweep removes the resources that were not refreshed.
-//   - Annotations that fail psa.CheckTrust, and malformed ones, are rejected,
-//     never applied.
+//   - Unavailable presence removes the resource and its marks. Annotations
+//     on unavailable, error, probe and subscription presences are excluded
+//     by XEP-0310: they are rejected ([psa.ErrExcluded]).
+//   - MarkDisconnected marks every resource [psa.LocalDisconnected] when the
+//     account's own stream drops; any available presence received
+//     afterwards clears that mark, and Sweep removes the resources that were
+//     not refreshed.
 //
 // Rejections and limits are reported as EventRejected events, never as
 // panics or silently corrupted state.
@@ -61,7 +81,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"iter"
 	"sync"
 	"time"
@@ -228,56 +247,22 @@ type Model struct {
 	maxBytes         int
 	maxStrangerBytes int
 	now              func() time.Time
-	seed             maphash.Seed
-	hashMask         uint64 // all ones; tests keep fewer bits to make keys collide
 
 	mu      sync.RWMutex
 	account jid.JID
 	ver     string
-	stats   Stats
+	stats   Stats        // but Contacts and Resources, which st counts
 	res     stale.Result // scratch space for Apply, reused under mu
 	scratch []byte       // scratch space for records, reused under mu
 
-	// The entries, in storage the garbage collector does not walk (see
-	// arena.go): slots in pointer-free slices, strings in the arena, and an
-	// index from the hash of a bare JID to the first contact slot with that
-	// hash (slot numbers are index+1, 0 is none).
-	arena        arena
-	contacts     []contactSlot
-	freeContacts []uint32
-	resources    []resourceSlot
-	freeRes      []uint32
-	index        map[uint64]uint32
-
-	shrinkSlots int // see maybeShrink
-	shrinkBytes int
+	// The contacts and resources, where the garbage collector does not walk
+	// them (storage.go).
+	st storage
 
 	locs          []*time.Location // the locations of stamps, see stampOf
 	lastJID       jid.JID          // the last JID given to jidString
 	lastJIDString string           // its string
 	strings       fastjid.Interner // for snapshots' caps strings
-}
-
-// contactSlot is a Model's entry for one bare JID.
-type contactSlot struct {
-	key      blob   // the bare JID's string
-	item     blob   // the item record, when inRoster
-	hash     uint64 // of key, with the Model's seed
-	nextHash uint32 // the next slot with the same hash
-	first    uint32 // the first resource, in the order they came online
-	nres     uint32 // how many resources
-	bytes    uint32 // the block bytes of its resources' records
-	inRoster bool
-	live     bool // false for a free slot
-}
-
-// resourceSlot is a Model's entry for one full JID.
-type resourceSlot struct {
-	state   blob   // the state record, full JID first
-	marks   blob   // the marks record; zero when fresh
-	next    uint32 // the contact's next resource
-	updated stamp
-	delay   stamp
 }
 
 // maxRecord bounds the bytes the Model keeps for one resource or item.
@@ -296,11 +281,7 @@ func New(account jid.JID, opts ...Option) *Model {
 		maxBytes:         DefaultMaxBytes,
 		maxStrangerBytes: DefaultMaxStrangerBytes,
 		now:              time.Now,
-		seed:             maphash.MakeSeed(),
-		hashMask:         ^uint64(0),
-		index:            make(map[uint64]uint32),
-		shrinkSlots:      defaultShrinkSlots,
-		shrinkBytes:      defaultShrinkBytes,
+		st:               newStorage(),
 	}
 	for _, o := range opts {
 		o(m)
@@ -335,7 +316,9 @@ func (m *Model) Version() string {
 func (m *Model) Stats() Stats {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.stats
+	s := m.stats
+	s.Contacts, s.Resources = m.st.nContacts, m.st.nResources
+	return s
 }
 
 // Contact returns a snapshot of the contact with j's bare JID.
@@ -343,7 +326,7 @@ func (m *Model) Contact(j jid.JID) (Contact, bool) {
 	key := j.Bare().String()
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	ci := m.lookup(key)
+	ci := m.st.lookup(key)
 	if ci == 0 {
 		return Contact{}, false
 	}
@@ -356,11 +339,11 @@ func (m *Model) Resource(j jid.JID) (Resource, bool) {
 	key, _ := fastjid.Split(full)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	ci := m.lookup(key)
+	ci := m.st.lookup(key)
 	if ci == 0 {
 		return Resource{}, false
 	}
-	if ri, _ := m.findResource(ci, full); ri != 0 {
+	if ri, _ := m.st.findResource(ci, full); ri != 0 {
 		return m.resourceSnapshot(ri, &j), true
 	}
 	return Resource{}, false
@@ -372,11 +355,9 @@ func (m *Model) Resource(j jid.JID) (Resource, bool) {
 func (m *Model) Contacts() iter.Seq[Contact] {
 	return func(yield func(Contact) bool) {
 		m.mu.RLock()
-		all := make([]Contact, 0, m.stats.Contacts)
-		for i := range m.contacts {
-			if m.contacts[i].live {
-				all = append(all, m.contactSnapshot(uint32(i+1)))
-			}
+		all := make([]Contact, 0, m.st.nContacts)
+		for ci := range m.st.allContacts() {
+			all = append(all, m.contactSnapshot(ci))
 		}
 		m.mu.RUnlock()
 		for _, c := range all {
@@ -392,9 +373,9 @@ func (m *Model) Items() iter.Seq[Item] {
 	return func(yield func(Item) bool) {
 		m.mu.RLock()
 		items := make([]Item, 0, m.stats.Items)
-		for i := range m.contacts {
-			if c := &m.contacts[i]; c.live && c.inRoster {
-				items = append(items, m.readItem(m.parseJID(m.arena.bytes(c.key)), m.arena.bytes(c.item)))
+		for ci := range m.st.allContacts() {
+			if c := m.st.contact(ci); c.inRoster {
+				items = append(items, m.readItem(m.parseJID(m.st.get(c.key)), m.st.get(c.item)))
 			}
 		}
 		m.mu.RUnlock()
@@ -410,12 +391,10 @@ func (m *Model) Items() iter.Seq[Item] {
 func (m *Model) Resources() iter.Seq[Resource] {
 	return func(yield func(Resource) bool) {
 		m.mu.RLock()
-		all := make([]Resource, 0, m.stats.Resources)
-		for i := range m.contacts {
-			if c := &m.contacts[i]; c.live {
-				for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
-					all = append(all, m.resourceSnapshot(ri, nil))
-				}
+		all := make([]Resource, 0, m.st.nResources)
+		for ci := range m.st.allContacts() {
+			for ri := range m.st.resourcesOf(ci) {
+				all = append(all, m.resourceSnapshot(ri, nil))
 			}
 		}
 		m.mu.RUnlock()
@@ -462,7 +441,7 @@ func (m *Model) AppendPresence(dst []Event, p *presence.Presence) []Event {
 		stale.RejectExcluded(p, &m.res)
 		dst = m.rejected(dst, p.From)
 	}
-	m.maybeShrink()
+	m.st.maybeShrink()
 	return dst
 }
 
@@ -475,17 +454,17 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 		return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("bytes per resource", maxRecord)})
 	}
 	isOwn := p.From.Bare().Equal(m.account.Bare())
-	ci := m.lookup(key)
-	var ri uint32
+	ci := m.st.lookup(key)
+	var ri resourceRef
 	if ci != 0 {
-		ri, _ = m.findResource(ci, full)
+		ri, _ = m.st.findResource(ci, full)
 	}
 	added := ri == 0
-	changed := added || !stateMatches(m.arena.bytes(m.resources[ri-1].state), &p.State)
+	changed := added || !stateMatches(m.st.get(m.st.resource(ri).state), &p.State)
 	if changed {
 		m.scratch = appendState(m.scratch[:0], full, &p.State)
 	}
-	stranger := !isOwn && (ci == 0 || !m.contacts[ci-1].inRoster)
+	stranger := !isOwn && (ci == 0 || !m.st.contact(ci).inRoster)
 	if ev, ok := m.checkBytes(p, ri, changed, stranger); !ok {
 		return append(dst, ev)
 	}
@@ -493,10 +472,10 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 		if !isOwn && m.stats.Strangers >= m.maxStrangers {
 			return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("strangers", m.maxStrangers)})
 		}
-		ci = m.addContact(key)
+		ci = m.st.addContact(key)
 	}
 	if added {
-		c := &m.contacts[ci-1]
+		c := m.st.contact(ci)
 		if int(c.nres) >= m.maxResources {
 			m.dropIfEmpty(ci)
 			return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("resources per contact", m.maxResources)})
@@ -504,14 +483,14 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 		if c.nres == 0 && !c.inRoster && !isOwn {
 			m.stats.Strangers++
 		}
-		ri = m.addResource(ci)
+		ri = m.st.addResource(ci)
 	}
-	r := &m.resources[ri-1]
+	r := m.st.resource(ri)
 	oldBytes := r.blockBytes()
-	marks := m.readMarks(m.arena.bytes(r.marks))
+	marks := m.readMarks(m.st.get(r.marks))
 	wasStale := marks.Stale()
 	if changed {
-		r.state = m.arena.store(r.state, m.scratch)
+		r.state = m.st.put(r.state, m.scratch)
 	}
 	r.delay = m.stampOf(p.Delay)
 	r.updated = m.stampOf(now)
@@ -520,8 +499,8 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 		// Descriptions may change without a change of mark: store what the
 		// presence left, when it differs.
 		m.scratch = m.appendMarks(m.scratch[:0], marks)
-		if !bytes.Equal(m.scratch, m.arena.bytes(r.marks)) {
-			r.marks = m.arena.store(r.marks, m.scratch)
+		if !bytes.Equal(m.scratch, m.st.get(r.marks)) {
+			r.marks = m.st.put(r.marks, m.scratch)
 		}
 	}
 	m.charge(ci, stranger, r.blockBytes()-oldBytes)
@@ -581,16 +560,16 @@ func (m *Model) rejected(dst []Event, from jid.JID) []Event {
 func (m *Model) applyUnavailable(dst []Event, p *presence.Presence) []Event {
 	full := p.FromString()
 	key, resource := fastjid.Split(full)
-	ci := m.lookup(key)
+	ci := m.st.lookup(key)
 	if ci == 0 {
 		return dst
 	}
 	if resource == "" {
 		// From the bare JID: every resource is gone (RFC 6121 §4.5.3 allows it,
 		// and a probe to an offline contact answers so).
-		return m.removeResources(dst, ci, func(uint32) bool { return true })
+		return m.removeResources(dst, ci, func(resourceRef) bool { return true })
 	}
-	if ri, prev := m.findResource(ci, full); ri != 0 {
+	if ri, prev := m.st.findResource(ci, full); ri != 0 {
 		dst = m.removeResource(dst, ci, ri, prev, &p.From)
 	}
 	return dst
@@ -598,16 +577,14 @@ func (m *Model) applyUnavailable(dst []Event, p *presence.Presence) []Event {
 
 // removeResources removes the resources of contact ci for which drop
 // reports true.
-func (m *Model) removeResources(dst []Event, ci uint32, drop func(ri uint32) bool) []Event {
-	var prev uint32
-	for ri := m.contacts[ci-1].first; ri != 0; {
-		next := m.resources[ri-1].next
+func (m *Model) removeResources(dst []Event, ci contactRef, drop func(resourceRef) bool) []Event {
+	var prev resourceRef
+	for ri := range m.st.resourcesOf(ci) {
 		if drop(ri) {
 			dst = m.removeResource(dst, ci, ri, prev, nil)
 		} else {
 			prev = ri
 		}
-		ri = next
 	}
 	return dst
 }
@@ -615,26 +592,16 @@ func (m *Model) removeResources(dst []Event, ci uint32, drop func(ri uint32) boo
 // removeResource removes resource ri of contact ci, which follows prev in
 // the contact's list (0 when ri is first), and the contact when nothing is
 // left of it. from is the resource's JID when the caller has it, else nil.
-func (m *Model) removeResource(dst []Event, ci, ri, prev uint32, from *jid.JID) []Event {
+func (m *Model) removeResource(dst []Event, ci contactRef, ri, prev resourceRef, from *jid.JID) []Event {
 	snap := m.resourceSnapshot(ri, from)
-	r := &m.resources[ri-1]
-	c := &m.contacts[ci-1]
-	if prev == 0 {
-		c.first = r.next
-	} else {
-		m.resources[prev-1].next = r.next
-	}
-	c.nres--
-	if r.marks.chunk != 0 {
+	r := m.st.resource(ri)
+	c := m.st.contact(ci)
+	if r.marked() {
 		m.stats.Stale--
 	}
 	own := snap.JID.Bare().Equal(m.account.Bare())
 	m.charge(ci, !c.inRoster && !own, -r.blockBytes())
-	m.arena.release(r.state)
-	m.arena.release(r.marks)
-	*r = resourceSlot{}
-	m.freeRes = append(m.freeRes, ri)
-	m.stats.Resources--
+	m.st.freeResource(ci, ri, prev)
 	if c.nres == 0 && !c.inRoster && !own {
 		m.stats.Strangers--
 	}
@@ -663,15 +630,11 @@ func (m *Model) MarkDisconnectedUpTo(maxBytes int) (evs []Event, omitted int) {
 	now := m.now()
 	mark := stale.LocalMark(m.account, now)
 	size := 0
-	for i := range m.contacts {
-		if !m.contacts[i].live {
-			continue
-		}
-		ci := uint32(i + 1)
+	for ci := range m.st.allContacts() {
 		stranger := m.isStranger(ci)
-		for ri := m.contacts[i].first; ri != 0; ri = m.resources[ri-1].next {
-			r := &m.resources[ri-1]
-			marks := m.readMarks(m.arena.bytes(r.marks))
+		for ri := range m.st.resourcesOf(ci) {
+			r := m.st.resource(ri)
+			marks := m.readMarks(m.st.get(r.marks))
 			next, change, _ := marks.With(mark)
 			if change == psa.MarkUnchanged {
 				continue
@@ -681,7 +644,7 @@ func (m *Model) MarkDisconnectedUpTo(maxBytes int) (evs []Event, omitted int) {
 			}
 			old := r.blockBytes()
 			m.scratch = m.appendMarks(m.scratch[:0], next)
-			r.marks = m.arena.store(r.marks, m.scratch)
+			r.marks = m.st.put(r.marks, m.scratch)
 			m.charge(ci, stranger, r.blockBytes()-old)
 			if maxBytes >= 0 {
 				if size += m.eventBytes(ri); size > maxBytes {
@@ -703,206 +666,44 @@ func (m *Model) Sweep() []Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var dst []Event
-	for i := range m.contacts {
-		if !m.contacts[i].live {
-			continue
-		}
-		dst = m.removeResources(dst, uint32(i+1), func(ri uint32) bool {
-			r := &m.resources[ri-1]
-			return r.marks.chunk != 0 && stale.HasLocal(m.readMarks(m.arena.bytes(r.marks)), m.account)
+	for ci := range m.st.allContacts() {
+		dst = m.removeResources(dst, ci, func(ri resourceRef) bool {
+			r := m.st.resource(ri)
+			return r.marked() && stale.HasLocal(m.readMarks(m.st.get(r.marks)), m.account)
 		})
 	}
-	m.maybeShrink()
+	m.st.maybeShrink()
 	return dst
 }
 
-// hash returns the index's hash of bare JID key.
-func (m *Model) hash(key string) uint64 { return maphash.String(m.seed, key) & m.hashMask }
-
-// lookup returns the slot of the contact with bare JID key, 0 if none.
-func (m *Model) lookup(key string) uint32 {
-	h := m.hash(key)
-	for ci := m.index[h]; ci != 0; ci = m.contacts[ci-1].nextHash {
-		if c := &m.contacts[ci-1]; c.hash == h && string(m.arena.bytes(c.key)) == key {
-			return ci
-		}
-	}
-	return 0
-}
-
-// takeSlot returns the number (index + 1) of a slot for a new entry: the
-// last one freed, or a zero one appended to slots.
-func takeSlot[S any](slots *[]S, free *[]uint32) uint32 {
-	if n := len(*free); n > 0 {
-		i := (*free)[n-1]
-		*free = (*free)[:n-1]
-		return i
-	}
-	var zero S
-	*slots = append(*slots, zero)
-	return uint32(len(*slots))
-}
-
-// addContact adds an entry for bare JID key, which has none.
-func (m *Model) addContact(key string) uint32 {
-	ci := takeSlot(&m.contacts, &m.freeContacts)
-	h := m.hash(key)
-	b, buf := m.arena.alloc(len(key))
-	copy(buf, key)
-	m.contacts[ci-1] = contactSlot{
-		key:      b,
-		hash:     h,
-		nextHash: m.index[h],
-		live:     true,
-	}
-	m.index[h] = ci
-	m.stats.Contacts++
-	return ci
-}
-
-// The storage shrinks when three quarters of it is free, from these sizes
-// on: a client whose roster went from a million entries to a thousand gives
-// the memory back.
-const (
-	defaultShrinkSlots = 1 << 14
-	defaultShrinkBytes = 16 * chunkSize
-)
-
-// maybeShrink rebuilds the storage when at most a quarter of its slots, or
-// of its arena, is in use: the free lists keep what the model once held,
-// and a new, packed copy lets the garbage collector free the rest. A
-// rebuild costs O(entries), and comes only after three times as many were
-// removed, so removals stay O(1) amortized. It renumbers every slot: call
-// it only where no slot number is held, at the end of an update.
-func (m *Model) maybeShrink() {
-	slots := len(m.contacts) + len(m.resources)
-	live := m.stats.Contacts + m.stats.Resources
-	if !(slots > 0 && slots >= m.shrinkSlots && live*4 <= slots) &&
-		!(m.arena.reserved > 0 && m.arena.reserved >= m.shrinkBytes && m.arena.allocated*4 <= m.arena.reserved) {
-		return
-	}
-	oldArena, oldContacts, oldResources := &m.arena, m.contacts, m.resources
-	var a arena
-	m.contacts = make([]contactSlot, 0, m.stats.Contacts)
-	m.resources = make([]resourceSlot, 0, m.stats.Resources)
-	m.freeContacts, m.freeRes = nil, nil
-	m.index = make(map[uint64]uint32, m.stats.Contacts)
-	for i := range oldContacts {
-		c := &oldContacts[i]
-		if !c.live {
-			continue
-		}
-		m.contacts = append(m.contacts, contactSlot{
-			key:      a.store(blob{}, oldArena.bytes(c.key)),
-			item:     a.store(blob{}, oldArena.bytes(c.item)),
-			hash:     c.hash,
-			nextHash: m.index[c.hash],
-			nres:     c.nres,
-			bytes:    c.bytes,
-			inRoster: c.inRoster,
-			live:     true,
-		})
-		ci := uint32(len(m.contacts))
-		m.index[c.hash] = ci
-		var last uint32
-		for ri := c.first; ri != 0; ri = oldResources[ri-1].next {
-			r := &oldResources[ri-1]
-			m.resources = append(m.resources, resourceSlot{
-				state:   a.store(blob{}, oldArena.bytes(r.state)),
-				marks:   a.store(blob{}, oldArena.bytes(r.marks)),
-				updated: r.updated,
-				delay:   r.delay,
-			})
-			n := uint32(len(m.resources))
-			if last == 0 {
-				m.contacts[ci-1].first = n
-			} else {
-				m.resources[last-1].next = n
-			}
-			last = n
-		}
-	}
-	m.arena = a
-}
-
 // dropIfEmpty forgets contact ci when it has neither an item nor resources.
-func (m *Model) dropIfEmpty(ci uint32) {
-	c := &m.contacts[ci-1]
-	if c.inRoster || c.nres > 0 {
-		return
+func (m *Model) dropIfEmpty(ci contactRef) {
+	if c := m.st.contact(ci); !c.inRoster && c.nres == 0 {
+		m.st.freeContact(ci)
 	}
-	if head := m.index[c.hash]; head == ci {
-		if c.nextHash == 0 {
-			delete(m.index, c.hash)
-		} else {
-			m.index[c.hash] = c.nextHash
-		}
-	} else {
-		for prev := head; prev != 0; prev = m.contacts[prev-1].nextHash {
-			if p := &m.contacts[prev-1]; p.nextHash == ci {
-				p.nextHash = c.nextHash
-				break
-			}
-		}
-	}
-	m.arena.release(c.key)
-	m.arena.release(c.item)
-	*c = contactSlot{}
-	m.freeContacts = append(m.freeContacts, ci)
-	m.stats.Contacts--
-}
-
-// findResource returns the slot of contact ci's resource with full JID
-// full, 0 if none, and the slot before it in the contact's list.
-func (m *Model) findResource(ci uint32, full string) (ri, prev uint32) {
-	for ri = m.contacts[ci-1].first; ri != 0; prev, ri = ri, m.resources[ri-1].next {
-		if string(stateJID(m.arena.bytes(m.resources[ri-1].state))) == full {
-			return ri, prev
-		}
-	}
-	return 0, 0
-}
-
-// addResource appends an empty resource to contact ci's list. The caller
-// stores its state.
-func (m *Model) addResource(ci uint32) uint32 {
-	ri := takeSlot(&m.resources, &m.freeRes)
-	c := &m.contacts[ci-1]
-	if c.first == 0 {
-		c.first = ri
-	} else {
-		last := c.first
-		for m.resources[last-1].next != 0 {
-			last = m.resources[last-1].next
-		}
-		m.resources[last-1].next = ri
-	}
-	c.nres++
-	m.stats.Resources++
-	return ri
 }
 
 // resourceSnapshot decodes resource ri. full, when not nil, is its JID,
 // which then need not be parsed again.
-func (m *Model) resourceSnapshot(ri uint32, full *jid.JID) Resource {
-	r := &m.resources[ri-1]
+func (m *Model) resourceSnapshot(ri resourceRef, full *jid.JID) Resource {
+	r := m.st.resource(ri)
 	var s Resource
-	s.JID, s.State = m.readState(m.arena.bytes(r.state), full)
+	s.JID, s.State = m.readState(m.st.get(r.state), full)
 	s.Delay = m.timeOf(r.delay)
-	s.Marks = m.readMarks(m.arena.bytes(r.marks))
+	s.Marks = m.readMarks(m.st.get(r.marks))
 	s.Updated = m.timeOf(r.updated)
 	return s
 }
 
-func (m *Model) contactSnapshot(ci uint32) Contact {
-	c := &m.contacts[ci-1]
-	s := Contact{JID: m.parseJID(m.arena.bytes(c.key)), InRoster: c.inRoster}
+func (m *Model) contactSnapshot(ci contactRef) Contact {
+	c := m.st.contact(ci)
+	s := Contact{JID: m.parseJID(m.st.get(c.key)), InRoster: c.inRoster}
 	if c.inRoster {
-		s.Item = m.readItem(s.JID, m.arena.bytes(c.item))
+		s.Item = m.readItem(s.JID, m.st.get(c.item))
 	}
 	if c.nres > 0 {
 		s.Resources = make([]Resource, 0, c.nres)
-		for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
+		for ri := range m.st.resourcesOf(ci) {
 			s.Resources = append(s.Resources, m.resourceSnapshot(ri, nil))
 		}
 	}

@@ -1,24 +1,8 @@
 // Package stale holds psakit's staleness rules, shared by the roster and
 // mucwatch models so that contacts and room occupants go stale and fresh in
-// exactly the same way.
-//
-// The rules, for one presence entry (one full JID):
-//   - An annotation whose annotator fails the trust rule (psa.CheckTrust), or
-//     that is malformed (its from is a user's JID, say), is rejected and
-//     otherwise ignored.
-//   - A trusted annotation from annotator A sets or replaces A's mark; an
-//     empty one removes A's mark only. An annotated presence is a re-send of
-//     something already delivered: it says nothing about other annotators.
-//   - An available presence without any state-annotation element is a new
-//     delivery from the entity: the path works, so every mark is cleared.
-//     Without this an entry would stay stale for ever whenever an annotator
-//     forgot its outage (a restarted server) or its empty annotation was lost.
-//     A presence that carries annotations, even rejected ones, claims to be a
-//     re-send and clears nothing but what its trusted annotations clear.
-//   - Any presence at all received on the current stream clears the
-//     psa.LocalDisconnected mark, which only says that our own stream was down.
-//   - Annotations on unavailable, error, probe and subscription presences are
-//     excluded by the XEP: they are rejected (psa.ErrExcluded).
+// exactly the same way. The rules are written out once, in the roster
+// package documentation (section Staleness); this package is their engine,
+// and its tests check it against each of them.
 package stale
 
 import (
@@ -87,7 +71,7 @@ func RejectExcluded(p *presence.Presence, res *Result) {
 }
 
 // Apply applies the annotations of the available presence p, received by
-// account at now, to the marks of its entry, following the package rules.
+// account at now, to the marks of its entry, following the staleness rules.
 // It appends to res what changed and what was rejected.
 func Apply(marks psa.Marks, p *presence.Presence, account jid.JID, now time.Time, res *Result) psa.Marks {
 	if p.Type != stanza.AvailablePresence {
