@@ -65,6 +65,21 @@ type config struct {
 	debugLog   bool
 	parallel   int
 	timeout    time.Duration
+	options    options
+}
+
+// options are -opt flags: more mod_psa options, name=value (a raw Lua value).
+type options map[string]string
+
+func (o options) String() string { return fmt.Sprint(map[string]string(o)) }
+
+func (o options) Set(v string) error {
+	name, value, ok := strings.Cut(v, "=")
+	if !ok || name == "" || value == "" {
+		return fmt.Errorf("want name=value, got %q", v)
+	}
+	o[name] = value
+	return nil
 }
 
 func main() {
@@ -77,6 +92,8 @@ func main() {
 	flag.BoolVar(&cfg.debugLog, "debug-log", false, "keep the harness's debug logging instead of level info")
 	flag.IntVar(&cfg.parallel, "connect", 16, "contacts connecting at a time")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "bound of one run")
+	cfg.options = options{}
+	flag.Var(cfg.options, "opt", "a mod_psa option, name=value (raw Lua; repeatable), e.g. psa_max_presences_per_session=2100")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "psaload:", err)
@@ -105,8 +122,8 @@ func run(cfg config) error {
 	}
 	in := ins[0]
 	host, _ := os.Hostname()
-	fmt.Printf("# psaload: %v, %d contacts, %d runs x %d cycles, recheck %q/%q, debug log %v\n",
-		in, cfg.n, cfg.runs, cfg.cycles, cfg.recheck, cfg.recheckMax, cfg.debugLog)
+	fmt.Printf("# psaload: %v, %d contacts, %d runs x %d cycles, recheck %q/%q, options %v, debug log %v\n",
+		in, cfg.n, cfg.runs, cfg.cycles, cfg.recheck, cfg.recheckMax, cfg.options, cfg.debugLog)
 	fmt.Printf("# %s, %s, host %s\n", time.Now().UTC().Format(time.RFC3339), loadavg(), host)
 	var all []cycle
 	for r := range cfg.runs {
@@ -138,6 +155,9 @@ func oneRun(cfg config, r int) ([]cycle, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
 	opts := map[string]string{}
+	for k, v := range cfg.options {
+		opts[k] = v
+	}
 	if cfg.recheck != "" {
 		opts["psa_recheck_interval"] = cfg.recheck
 	}
