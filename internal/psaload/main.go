@@ -66,6 +66,7 @@ type config struct {
 	parallel   int
 	timeout    time.Duration
 	options    options
+	extra      string
 }
 
 // options are -opt flags: more mod_psa options, name=value (a raw Lua value).
@@ -94,6 +95,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "bound of one run")
 	cfg.options = options{}
 	flag.Var(cfg.options, "opt", "a mod_psa option, name=value (raw Lua; repeatable), e.g. psa_max_presences_per_session=2100")
+	flag.StringVar(&cfg.extra, "extra", "", "raw Lua appended to both servers' global configuration, e.g. network_settings = { send_buffer_chunks = 100000 }")
 	flag.Parse()
 	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "psaload:", err)
@@ -122,8 +124,8 @@ func run(cfg config) error {
 	}
 	in := ins[0]
 	host, _ := os.Hostname()
-	fmt.Printf("# psaload: %v, %d contacts, %d runs x %d cycles, recheck %q/%q, options %v, debug log %v\n",
-		in, cfg.n, cfg.runs, cfg.cycles, cfg.recheck, cfg.recheckMax, cfg.options, cfg.debugLog)
+	fmt.Printf("# psaload: %v, %d contacts, %d runs x %d cycles, recheck %q/%q, options %v, extra %q, debug log %v\n",
+		in, cfg.n, cfg.runs, cfg.cycles, cfg.recheck, cfg.recheckMax, cfg.options, cfg.extra, cfg.debugLog)
 	fmt.Printf("# %s, %s, host %s\n", time.Now().UTC().Format(time.RFC3339), loadavg(), host)
 	var all []cycle
 	for r := range cfg.runs {
@@ -167,6 +169,9 @@ func oneRun(cfg config, r int) ([]cycle, error) {
 	extra := `log = { { levels = { min = "info" }, to = "console" } }`
 	if cfg.debugLog {
 		extra = ""
+	}
+	if cfg.extra != "" {
+		extra += "\n" + cfg.extra
 	}
 	romeoRoster := make(map[string]string, cfg.n)
 	users := make(map[string]string, cfg.n)
