@@ -41,11 +41,12 @@ func main() {
 	runs := flag.Int("runs", 5, "measurements per figure")
 	only := flag.String("only", "dial,close,frozen", "which figures: dial, close, frozen, storm (comma-separated)")
 	storms := flag.Int("n", 200, "reconnect storms (SIGKILL and restart of the client's Prosody) for -only storm")
+	heapProfile := flag.String("heapprofile", "", "for -only storm: write a heap profile taken after the storms to this file")
 	flag.Parse()
 	want := func(s string) bool { return slices.Contains(strings.Split(*only, ","), s) }
 	err := run(*runs, want)
 	if err == nil && want("storm") {
-		err = reportStorm(storm(*storms, time.Minute))
+		err = reportStorm(storm(*storms, time.Minute, *heapProfile))
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultrun:", err)

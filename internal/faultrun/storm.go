@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -69,7 +71,10 @@ func (c *changes) until(ctx context.Context, cond func() string) error {
 // juliet on another server changing her status while it is down. After
 // every restart it waits, at most perStorm, until romeo's roster and room
 // equal the servers' truth, and measures how long that took.
-func storm(n int, perStorm time.Duration) (res stormResult) {
+//
+// If heapProfile is not empty, a heap profile taken after the storms is
+// written there (go tool pprof -sample_index=inuse_space).
+func storm(n int, perStorm time.Duration, heapProfile string) (res stormResult) {
 	res.storms = n
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -230,6 +235,11 @@ func storm(n int, perStorm time.Duration) (res stormResult) {
 		res.survived++
 	}
 	res.goroutines[2], res.heap[1] = runtime.NumGoroutine(), liveHeap()
+	if heapProfile != "" {
+		if err := writeHeapProfile(heapProfile); err != nil && res.err == nil {
+			res.err = err
+		}
+	}
 	_ = rom.Close()
 	_ = ben.Close()
 	// Goroutines of the clients end soon after Close; count once they did
@@ -240,6 +250,18 @@ func storm(n int, perStorm time.Duration) (res stormResult) {
 	}
 	res.goroutines[3] = runtime.NumGoroutine()
 	return res
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // liveHeap returns the heap in use after a garbage collection.
