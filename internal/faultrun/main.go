@@ -4,6 +4,7 @@
 // Prosody (for the frozen server) started by internal/prosodytest.
 //
 //	go run ./internal/faultrun [-runs 5] [-only dial,close,frozen]
+//	go run ./internal/faultrun -only storm [-n 200]
 //
 // Nothing here is a test: the figures are measured, never asserted.
 package main
@@ -38,10 +39,16 @@ const password = "pw"
 
 func main() {
 	runs := flag.Int("runs", 5, "measurements per figure")
-	only := flag.String("only", "dial,close,frozen", "which figures: dial, close, frozen (comma-separated)")
+	only := flag.String("only", "dial,close,frozen", "which figures: dial, close, frozen, storm (comma-separated)")
+	storms := flag.Int("n", 200, "reconnect storms (SIGKILL and restart of the client's Prosody) for -only storm")
+	heapProfile := flag.String("heapprofile", "", "for -only storm: write a heap profile taken after the storms to this file")
 	flag.Parse()
 	want := func(s string) bool { return slices.Contains(strings.Split(*only, ","), s) }
-	if err := run(*runs, want); err != nil {
+	err := run(*runs, want)
+	if err == nil && want("storm") {
+		err = reportStorm(storm(*storms, time.Minute, *heapProfile))
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultrun:", err)
 		os.Exit(1)
 	}
