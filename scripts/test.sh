@@ -76,6 +76,9 @@ fuzz_count() {
 	mucwatch/FuzzModel) echo 12000x ;;
 	internal/stanzalimit/FuzzScanner) echo 350000x ;;
 	internal/fastjid/FuzzFastJID) echo 150000x ;;
+	internal/sm/FuzzDecode) echo 150000x ;;
+	internal/sm/FuzzScanner) echo 200000x ;;
+	internal/sm/FuzzState) echo 120000x ;;
 	*)
 		echo "scripts/test.sh: no execution count for fuzz target $1" >&2
 		return 1
