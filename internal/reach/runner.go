@@ -171,21 +171,27 @@ func (r *Runner) run() {
 	for {
 		r.mu.Lock()
 		now := time.Now()
-		acts := r.m.Tick(now)
-		for _, a := range acts {
+		var checks []Action
+		for _, a := range r.m.Tick(now) {
 			if a.Kind == ActCheck {
-				r.wg.Add(1)
-				go r.send(r.ctx, a)
+				checks = append(checks, a)
 			} else {
 				r.pending = append(r.pending, a)
 			}
 		}
 		todo := r.pending
 		r.pending = nil
+		ctx := r.ctx
 		next, ok := r.m.Next(now)
 		r.mu.Unlock()
+		// What was decided is applied before any new check goes out, so
+		// that a check's answer never overtakes the verdict before it.
 		for _, a := range todo {
 			r.apply(a)
+		}
+		for _, a := range checks {
+			r.wg.Add(1)
+			go r.send(ctx, a)
 		}
 		if !timer.Stop() {
 			select {
