@@ -60,8 +60,9 @@ func (m *Model) MarkUnreachable(domain jid.JID, maxBytes int) (dst []Event, omit
 // and their occupants, for when the service answers again. It returns an
 // EventOccupantRestored per occupant, bounded by maxBytes as
 // MarkUnreachable, and an EventRoomRestored per room that is no longer
-// stale, whose Mark is the inferred one: the moment for a self-ping, since
-// the service may have dropped us during the outage.
+// stale, whose Mark is the inferred one. Their Resent is set, as after an
+// annotator's all-clear: what the model shows is from before the outage,
+// and the service may have dropped us meanwhile (a self-ping tells).
 func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (dst []Event, omitted int) {
 	if domain.Domainpart() == "" {
 		return nil, 0
@@ -74,7 +75,7 @@ func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (dst []Event, omi
 		if r.jid.Domainpart() != domain.Domainpart() {
 			continue
 		}
-		var c cause
+		c := cause{resent: true}
 		if next, old, ok := r.marks.Without(by); ok {
 			r.marks = next
 			c.note(psa.MarkRemoved, old)
@@ -92,7 +93,7 @@ func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (dst []Event, omi
 				omitted++
 				continue
 			}
-			dst = append(dst, Event{Kind: EventOccupantRestored, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: old})
+			dst = append(dst, Event{Kind: EventOccupantRestored, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: old, Resent: true})
 		}
 		dst = m.settle(dst, r, &c)
 	}

@@ -53,7 +53,7 @@ func TestMarkUnreachable(t *testing.T) {
 	if omitted != 0 || count(evs, mucwatch.EventOccupantRestored) != 2 || count(evs, mucwatch.EventRoomRestored) != 1 || len(evs) != 3 {
 		t.Fatalf("ClearUnreachable: %q, %d omitted", kinds(evs), omitted)
 	}
-	if last := evs[len(evs)-1]; last.Kind != mucwatch.EventRoomRestored || !last.Mark.Inferred() {
+	if last := evs[len(evs)-1]; last.Kind != mucwatch.EventRoomRestored || !last.Mark.Inferred() || !last.Resent {
 		t.Fatalf("the room's restore event %+v: its Mark tells the room policy to self-ping", last)
 	}
 	r = state(t, m)

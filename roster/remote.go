@@ -33,9 +33,10 @@ func (m *Model) MarkUnreachable(domain jid.JID, maxBytes int) (evs []Event, omit
 
 // ClearUnreachable removes the psa.InferredMark of domain from every
 // resource at domain, for when the domain answers again. It returns one
-// EventRestored per resource, bounded by maxBytes as MarkUnreachable. The
-// presence those resources show is from before the outage: the client
-// verifies them.
+// EventRestored per resource, bounded by maxBytes as MarkUnreachable.
+// Their Resent is set, as after an annotator's all-clear: the presence
+// those resources show is from before the outage, the moment to verify
+// them.
 func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (evs []Event, omitted int) {
 	if domain.Domainpart() == "" {
 		return nil, 0
@@ -91,7 +92,7 @@ func (m *Model) eachAt(domain jid.JID, maxBytes int, change func(psa.Marks) (psa
 				ev, _ = marks.Get(psa.InferredBy(domain))
 			}
 			snap := m.resourceSnapshot(ri, nil)
-			evs = append(evs, Event{Kind: kind, JID: snap.JID, Resource: snap, Mark: ev})
+			evs = append(evs, Event{Kind: kind, JID: snap.JID, Resource: snap, Mark: ev, Resent: kind == EventRestored})
 		}
 	}
 	m.maybeShrink()

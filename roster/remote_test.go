@@ -89,7 +89,7 @@ func TestMarkUnreachable(t *testing.T) {
 		t.Fatalf("ClearUnreachable: %d events, %d omitted: %v", len(evs), omitted, evs)
 	}
 	for i, e := range evs {
-		if e.Kind != roster.EventRestored || e.JID.String() != want[i] || !e.Mark.Inferred() || e.Resent {
+		if e.Kind != roster.EventRestored || e.JID.String() != want[i] || !e.Mark.Inferred() || !e.Resent {
 			t.Fatalf("event %d: %+v", i, e)
 		}
 	}
