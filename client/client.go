@@ -204,9 +204,16 @@ func (c *Client) Err() error {
 	}
 }
 
-// Close sends unavailable presence, closes the stream, stops reconnecting,
-// and waits until every goroutine of the client has ended and the callbacks
-// have received the events queued before it.
+// Close leaves the rooms, sends unavailable presence, closes the stream,
+// stops reconnecting, and waits until every goroutine of the client has
+// ended and the callbacks have received the events queued before it.
+//
+// A shutdown is not an outage: Close reports each room as left
+// (mucwatch.EventRoomLeft, also when the service does not confirm in time)
+// and no entry as stale. Afterwards the models keep their last state for
+// reading: no room is tracked, and every resource carries psakit's own
+// psa.LocalDisconnected mark, set without events, since nothing is heard
+// any more.
 //
 // Close returns within CloseTimeout (8 s) whatever the server does: after
 // 5 s the connection is cut if the server has not closed its side,
@@ -348,6 +355,9 @@ func (c *Client) closeSession(sess *session) {
 func (c *Client) run(sess *session) {
 	var final error
 	defer func() {
+		if c.ctx.Err() != nil {
+			c.t.closed() // also when Close came during a reconnect
+		}
 		c.t.disp.pushConn(ConnEvent{Kind: ConnClosed, Err: final})
 		c.t.Close()
 		c.err = final
@@ -371,8 +381,8 @@ func (c *Client) run(sess *session) {
 				c.t.disp.pushConn(ConnEvent{Kind: ConnResynced, Swept: n})
 			case <-c.ctx.Done():
 				c.setSession(nil)
+				c.t.closing()
 				c.closeSession(sess)
-				c.t.Disconnected()
 				return
 			}
 		}

@@ -31,23 +31,25 @@ const (
 	wakeDelay = 200 * time.Microsecond
 )
 
-// kind says which queue the next events come from.
-type kind uint8
+// queueKind says which queue the next events come from.
+type queueKind uint8
 
 const (
-	kindRoster kind = iota
+	kindRoster queueKind = iota
 	kindRoom
 	kindOther
 )
 
-// run is a run of consecutive events of one kind.
-type run struct {
-	kind kind
+// eventRun is a run of consecutive events of one kind.
+type eventRun struct {
+	kind queueKind
 	n    int
 }
 
-// other is a rare event: exactly one field is set.
-type other struct {
+// rareEvent is an event that is not a model's (the kindOther queue): a
+// connection event, a room action, a verification result, a presence for
+// the presence callback or an overflow notice. Exactly one field is set.
+type rareEvent struct {
 	conn     *ConnEvent
 	action   *RoomAction
 	verify   *VerifyResult
@@ -104,10 +106,10 @@ type dispatcher struct {
 
 // buffer holds events in order: runs of kinds, and the events of each kind.
 type buffer struct {
-	order   []run
+	order   []eventRun
 	rosters []roster.Event
 	rooms   []mucwatch.Event
-	others  []other
+	others  []rareEvent
 	n       int // events, notices included
 	bytes   int // the estimated memory of the events
 }
@@ -149,7 +151,7 @@ func (d *dispatcher) accept(n int, force bool) bool {
 		return false
 	}
 	if d.dropped > 0 {
-		d.pushOther(other{overflow: d.dropped})
+		d.pushOther(rareEvent{overflow: d.dropped})
 		d.dropped = 0
 	}
 	return true
@@ -157,12 +159,12 @@ func (d *dispatcher) accept(n int, force bool) bool {
 
 // note records n events of kind k in the order, and wakes the goroutine as
 // the tuning says. d.mu is held.
-func (d *dispatcher) note(k kind, n int) {
+func (d *dispatcher) note(k queueKind, n int) {
 	b := d.cur
 	if len(b.order) > 0 && b.order[len(b.order)-1].kind == k {
 		b.order[len(b.order)-1].n += n
 	} else {
-		b.order = append(b.order, run{kind: k, n: n})
+		b.order = append(b.order, eventRun{kind: k, n: n})
 	}
 	b.n += n
 	switch {
@@ -179,7 +181,7 @@ func (d *dispatcher) note(k kind, n int) {
 // otherSize is the estimate of a rare event but a presence.
 const otherSize = 256
 
-func (d *dispatcher) pushOther(o other) {
+func (d *dispatcher) pushOther(o rareEvent) {
 	if o.presence != nil {
 		d.cur.bytes += presenceSize(o.presence)
 	} else {
@@ -229,7 +231,7 @@ func (d *dispatcher) fit(n int, size func(i int) int) int {
 
 // omit counts n events of kind k that a model did not build, to keep a
 // batch within the byte budget (MarkDisconnectedUpTo), as dropped.
-func (d *dispatcher) omit(k kind, n int) {
+func (d *dispatcher) omit(k queueKind, n int) {
 	if n == 0 || (k == kindRoster && d.cb.roster == nil) || (k == kindRoom && d.cb.room == nil) {
 		return
 	}
@@ -260,7 +262,7 @@ func (d *dispatcher) pushRoom(evs []mucwatch.Event) {
 	}
 }
 
-func (d *dispatcher) push(o other, force bool) {
+func (d *dispatcher) push(o rareEvent, force bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.accept(1, force) {
@@ -272,19 +274,19 @@ func (d *dispatcher) push(o other, force bool) {
 // rare and never dropped.
 func (d *dispatcher) pushAction(a RoomAction) {
 	if d.cb.action != nil {
-		d.push(other{action: &a}, true)
+		d.push(rareEvent{action: &a}, true)
 	}
 }
 
 func (d *dispatcher) pushConn(e ConnEvent) {
 	if d.cb.conn != nil {
-		d.push(other{conn: &e}, true)
+		d.push(rareEvent{conn: &e}, true)
 	}
 }
 
 func (d *dispatcher) pushVerify(r VerifyResult) {
 	if d.cb.verify != nil {
-		d.push(other{verify: &r}, false)
+		d.push(rareEvent{verify: &r}, false)
 	}
 }
 
@@ -292,7 +294,7 @@ func (d *dispatcher) pushVerify(r VerifyResult) {
 func (d *dispatcher) pushPresence(p *presence.Presence) {
 	if d.cb.presence != nil {
 		cp := *p
-		d.push(other{presence: &cp}, false)
+		d.push(rareEvent{presence: &cp}, false)
 	}
 }
 
@@ -318,7 +320,7 @@ func (d *dispatcher) run() {
 		}
 		if d.cur.n == 0 && d.dropped > 0 {
 			// The callbacks caught up: report the drops now.
-			d.pushOther(other{overflow: d.dropped})
+			d.pushOther(rareEvent{overflow: d.dropped})
 			d.dropped = 0
 		}
 		if d.cur.n == 0 { // closed and drained
@@ -365,7 +367,7 @@ func (d *dispatcher) deliver(b *buffer) {
 	}
 }
 
-func (d *dispatcher) deliverOther(o other) {
+func (d *dispatcher) deliverOther(o rareEvent) {
 	switch {
 	case o.conn != nil:
 		d.cb.conn(*o.conn)

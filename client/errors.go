@@ -61,6 +61,8 @@ var (
 // trusted on every presence.
 type BindError = bind.MismatchError
 
+//go:generate go run golang.org/x/tools/cmd/stringer@v0.51.0 -type=DisconnectReason -linecomment
+
 // DisconnectReason classifies how a session ended.
 type DisconnectReason uint8
 
@@ -68,35 +70,19 @@ type DisconnectReason uint8
 const (
 	// ReasonClosed: the server closed the stream cleanly (</stream:stream>),
 	// for example when it shuts down.
-	ReasonClosed DisconnectReason = iota + 1
+	ReasonClosed DisconnectReason = iota + 1 // closed
 	// ReasonStreamError: the server sent a stream error (Err is a
 	// stream.Error).
-	ReasonStreamError
+	ReasonStreamError // stream-error
 	// ReasonNetwork: the connection failed: reset, timeout, end of file.
-	ReasonNetwork
+	ReasonNetwork // network
 	// ReasonAuth: authentication failed (ErrAuth), or failed for now
 	// (ErrTemporaryAuth), or the server bound the session to another
 	// account's JID (ErrBindMismatch).
-	ReasonAuth
+	ReasonAuth // auth
 	// ReasonLocal: we closed the session: Close was called.
-	ReasonLocal
+	ReasonLocal // local
 )
-
-var reasonNames = [...]string{
-	ReasonClosed:      "closed",
-	ReasonStreamError: "stream-error",
-	ReasonNetwork:     "network",
-	ReasonAuth:        "auth",
-	ReasonLocal:       "local",
-}
-
-// String returns a lower-case name of the reason.
-func (r DisconnectReason) String() string {
-	if int(r) < len(reasonNames) && reasonNames[r] != "" {
-		return reasonNames[r]
-	}
-	return "unknown"
-}
 
 // DisconnectError says why a session ended or could not start.
 type DisconnectError struct {

@@ -6,6 +6,8 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
+//go:generate go run golang.org/x/tools/cmd/stringer@v0.51.0 -type=ConnEventKind -linecomment
+
 // ConnEventKind says what happened to the connection.
 type ConnEventKind uint8
 
@@ -15,35 +17,19 @@ const (
 	// is sent right after, so the session's presence events follow this
 	// one. JID is the bound full JID. Should sending the presence fail,
 	// ConnDisconnected follows.
-	ConnConnected ConnEventKind = iota + 1
+	ConnConnected ConnEventKind = iota + 1 // connected
 	// ConnDisconnected: the session ended; Err (a *DisconnectError) says
 	// why. Every roster entry is marked psa.LocalDisconnected.
-	ConnDisconnected
+	ConnDisconnected // disconnected
 	// ConnReconnecting: the client waits Delay before attempt number Attempt.
-	ConnReconnecting
+	ConnReconnecting // reconnecting
 	// ConnResynced: the settle window after a reconnect is over; Swept
 	// resources that the server did not send again were removed.
-	ConnResynced
+	ConnResynced // resynced
 	// ConnClosed: the client stopped, after Close or a fatal error (Err).
 	// It is the last event.
-	ConnClosed
+	ConnClosed // closed
 )
-
-var connNames = [...]string{
-	ConnConnected:    "connected",
-	ConnDisconnected: "disconnected",
-	ConnReconnecting: "reconnecting",
-	ConnResynced:     "resynced",
-	ConnClosed:       "closed",
-}
-
-// String returns the lower-case name of the kind.
-func (k ConnEventKind) String() string {
-	if int(k) < len(connNames) && connNames[k] != "" {
-		return connNames[k]
-	}
-	return "unknown"
-}
 
 // ConnEvent is a change of the connection.
 type ConnEvent struct {

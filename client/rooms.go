@@ -81,37 +81,24 @@ func DefaultRoomPolicy() RoomPolicy {
 	}
 }
 
+//go:generate go run golang.org/x/tools/cmd/stringer@v0.51.0 -type=RoomActionKind -linecomment
+
 // RoomActionKind says what the room policy did.
 type RoomActionKind uint8
 
 // The room policy's actions.
 const (
 	// ActionSelfPing: a XEP-0410 self-ping was answered (or not): Verdict.
-	ActionSelfPing RoomActionKind = iota + 1
+	ActionSelfPing RoomActionKind = iota + 1 // self-ping
 	// ActionRejoin: the join presence was sent again (attempt Attempt).
-	ActionRejoin
+	ActionRejoin // rejoin
 	// ActionGaveUp: MaxAttempts rejoins failed in a row; Err is the last
 	// failure. The room is no longer tracked.
-	ActionGaveUp
+	ActionGaveUp // gave-up
 	// ActionConfigured: the default configuration of a room we created was
 	// accepted (Err says if that failed).
-	ActionConfigured
+	ActionConfigured // configured
 )
-
-var actionNames = [...]string{
-	ActionSelfPing:   "self-ping",
-	ActionRejoin:     "rejoin",
-	ActionGaveUp:     "gave-up",
-	ActionConfigured: "configured",
-}
-
-// String returns the lower-case name of the kind.
-func (k RoomActionKind) String() string {
-	if int(k) < len(actionNames) && actionNames[k] != "" {
-		return actionNames[k]
-	}
-	return "unknown"
-}
 
 // RoomAction is something the room policy did.
 type RoomAction struct {
@@ -194,7 +181,7 @@ func (t *Tracker) Join(ctx context.Context, occupant jid.JID, opts ...JoinOption
 		return ErrNotConnected
 	}
 	room := occupant.Bare()
-	evs := t.rooms.Join(occupant)
+	evs := t.rooms.Joining(occupant)
 	t.disp.pushRoom(evs)
 	for _, e := range evs {
 		if e.Kind == mucwatch.EventRejected {
@@ -234,7 +221,7 @@ func (t *Tracker) Leave(ctx context.Context, room jid.JID, status string) error 
 	}
 	w := t.waitRoom(room, mucwatch.EventRoomLeft)
 	defer t.stopWaiting(room, w)
-	evs := t.rooms.Leave(room)
+	evs := t.rooms.Leaving(room)
 	t.disp.pushRoom(evs)
 	for _, e := range evs {
 		if e.Kind == mucwatch.EventRoomLeft {
@@ -707,7 +694,7 @@ func (rp *roomPolicy) selfPing(ctx context.Context, s *xmpp.Session, room, occup
 	v := SelfPingVerdict(room, err)
 	rp.t.remote.selfPinged(room, v)
 	rp.t.disp.pushAction(RoomAction{Kind: ActionSelfPing, Room: room, Reason: reason, Verdict: v, Occupant: occupant, Err: err})
-	rp.t.disp.pushRoom(rp.t.rooms.SelfPinged(room, v))
+	rp.t.disp.pushRoom(rp.t.rooms.RecordSelfPing(room, v))
 	rp.input(policyInput{result: &actionResult{room: room.String(), verdict: v, err: err}})
 }
 
@@ -753,7 +740,7 @@ func (rp *roomPolicy) rejoin(ctx context.Context, s *xmpp.Session, room, occupan
 	evs := rp.t.rooms.Rejoining(room)
 	if len(evs) > 0 && evs[0].Kind == mucwatch.EventRejected {
 		// The model forgot the room (a failed join removes it): join anew.
-		evs = rp.t.rooms.Join(occupant)
+		evs = rp.t.rooms.Joining(occupant)
 	}
 	rp.t.disp.pushRoom(evs)
 	rp.t.disp.pushAction(RoomAction{Kind: ActionRejoin, Room: room, Reason: reason, Attempt: attempt, Occupant: occupant})

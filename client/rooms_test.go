@@ -14,6 +14,7 @@ import (
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/psa/psatest"
+	"github.com/psakit/psakit/roster"
 )
 
 const mucDomain = "muc.montague.lit"
@@ -513,4 +514,56 @@ func TestSelfPingVerdict(t *testing.T) {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestCloseIsNotAnOutage checks what a deliberate Close reports: the rooms
+// are left (EventRoomLeft, never a kick: our own unavailable with 110 after
+// we said goodbye is the service confirming the leave), and no entry goes
+// stale, since a shutdown is not an outage. The models keep their last
+// state, every resource marked local-disconnected, without events.
+func TestCloseIsNotAnOutage(t *testing.T) {
+	srv, _, c, rec, ctx := joined(t, fastPolicy())
+	if err := srv.SetContactPresence(romeo, `<presence from='juliet@capulet.lit/balcony'/>`); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoster(ctx, t, "juliet available", kindJID(roster.EventAvailable, juliet))
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Close returned: the callbacks have received everything.
+	left := false
+	for len(rec.room) > 0 {
+		e := <-rec.room
+		switch e.Kind {
+		case mucwatch.EventRoomLeft:
+			left = true
+		case mucwatch.EventRoomKicked, mucwatch.EventRoomStale, mucwatch.EventOccupantStale:
+			t.Errorf("Close reported %v %v", e.Kind, e.JID)
+		}
+	}
+	if !left {
+		t.Error("Close did not report the room left")
+	}
+	for len(rec.roster) > 0 {
+		if e := <-rec.roster; e.Kind == roster.EventStale {
+			t.Errorf("Close reported %v stale (%v)", e.JID, e.Mark.Condition)
+		}
+	}
+	if _, ok := c.Rooms().Room(orchard); ok {
+		t.Error("the room is still tracked after Close")
+	}
+	if r, ok := c.Roster().Resource(juliet); !ok || !localDisconnected(r.Marks) {
+		t.Errorf("after Close juliet is %+v (tracked %v), want kept and marked local-disconnected", r, ok)
+	}
+}
+
+// localDisconnected reports whether ms hold psakit's own mark.
+func localDisconnected(ms psa.Marks) bool {
+	for _, m := range ms {
+		if m.Condition == psa.LocalDisconnected {
+			return true
+		}
+	}
+	return false
 }

@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/caps"
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
@@ -216,7 +217,7 @@ func (t *Tracker) applyPresence(p *presence.Presence) {
 	roomEvs, ok := t.rooms.AppendPresence(t.roomScratch[:0], p)
 	t.roomScratch = roomEvs
 	if ok {
-		bare, _ := presence.SplitJID(p.FromString())
+		bare, _ := fastjid.Split(p.FromString())
 		t.policy.heard(bare)
 		t.applyRoomEvents(roomEvs)
 		return
@@ -504,6 +505,34 @@ func (t *Tracker) Disconnected() {
 	revs, omitted := t.rooms.MarkDisconnectedUpTo(t.cfg.queueBytes)
 	t.disp.pushRoom(revs)
 	t.disp.omit(kindRoom, omitted)
+}
+
+// closing records that the session is about to end for good (Client.Close):
+// every tracked room is being left (EventLeaving), so that the service's
+// answer to our unavailable presence, our own unavailable with status 110,
+// confirms a leave (EventRoomLeft) instead of reporting a kick.
+func (t *Tracker) closing() {
+	for r := range t.rooms.Rooms() {
+		t.policy.forget(r.JID)
+		t.disp.pushRoom(t.rooms.Leaving(r.JID))
+	}
+}
+
+// closed ends tracking after a deliberate close: a shutdown is not an
+// outage, so it reports no staleness. Rooms whose leave the service did not
+// confirm are forgotten (EventRoomLeft); every resource is marked
+// psa.LocalDisconnected, without events, so that a snapshot taken after
+// Close tells that nothing is heard any more.
+func (t *Tracker) closed() {
+	t.mu.Lock()
+	t.sess = nil
+	t.mu.Unlock()
+	t.verify.reset()
+	t.policy.sessionEnded()
+	t.roster.MarkDisconnectedUpTo(0)
+	for r := range t.rooms.Rooms() {
+		t.disp.pushRoom(t.rooms.Forget(r.JID))
+	}
 }
 
 // Sweep removes the resources that still carry psa.LocalDisconnected, with

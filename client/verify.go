@@ -14,6 +14,8 @@ import (
 	"mellium.im/xmpp/stanza"
 )
 
+//go:generate go run golang.org/x/tools/cmd/stringer@v0.51.0 -type=VerifyPolicy -linecomment
+
 // VerifyPolicy says what the client does when a mark clears with an empty
 // annotation. The presence the model shows then is the one delivered before
 // the outage, re-sent by the annotator: the contact may have changed it, or
@@ -36,22 +38,14 @@ type VerifyPolicy uint8
 // The restore policies.
 const (
 	// VerifyOff sends nothing.
-	VerifyOff VerifyPolicy = iota
+	VerifyOff VerifyPolicy = iota // off
 	// VerifyPing sends a XEP-0199 ping to the full JID.
-	VerifyPing
+	VerifyPing // ping
 	// VerifyProbe sends a presence probe to the bare JID.
-	VerifyProbe
+	VerifyProbe // probe
 )
 
-var policyNames = [...]string{VerifyOff: "off", VerifyPing: "ping", VerifyProbe: "probe"}
-
-// String returns the lower-case name of the policy.
-func (p VerifyPolicy) String() string {
-	if int(p) < len(policyNames) {
-		return policyNames[p]
-	}
-	return "unknown"
-}
+//go:generate go run golang.org/x/tools/cmd/stringer@v0.51.0 -type=VerifyOutcome -linecomment
 
 // VerifyOutcome is what a verification found.
 type VerifyOutcome uint8
@@ -61,29 +55,19 @@ const (
 	// VerifyAlive: the resource answered: the ping (a result, or
 	// feature-not-implemented from a client without ping support), or the
 	// disco#info query that follows a ping answered service-unavailable.
-	VerifyAlive VerifyOutcome = iota + 1
+	VerifyAlive VerifyOutcome = iota + 1 // alive
 	// VerifyGone: the contact's server says the resource is not there:
 	// item-not-found, recipient-unavailable or gone in answer to the ping,
 	// or service-unavailable to both the ping and the disco#info query (a
 	// client that implements neither would look the same, but a client that
 	// advertises caps must answer disco#info).
-	VerifyGone
+	VerifyGone // gone
 	// VerifyUnknown: no answer could be had (timeout, remote server
 	// unreachable, another error).
-	VerifyUnknown
+	VerifyUnknown // unknown
 	// VerifyProbed: the probe was sent; the answer arrives as presence.
-	VerifyProbed
+	VerifyProbed // probed
 )
-
-var outcomeNames = [...]string{VerifyAlive: "alive", VerifyGone: "gone", VerifyUnknown: "unknown", VerifyProbed: "probed"}
-
-// String returns the lower-case name of the outcome.
-func (o VerifyOutcome) String() string {
-	if int(o) < len(outcomeNames) && outcomeNames[o] != "" {
-		return outcomeNames[o]
-	}
-	return "unknown"
-}
 
 // VerifyResult is the outcome of one verification.
 type VerifyResult struct {

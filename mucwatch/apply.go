@@ -6,6 +6,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/stale"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
@@ -18,7 +19,7 @@ import (
 // not modify them afterwards.
 //
 // Presence from a room we are not in (left, kicked or destroyed) is handled
-// and ignored, except our own unavailable presence that confirms a Leave.
+// and ignored, except our own unavailable presence that confirms a Leaving call.
 // Presence from the room's bare JID (room avatars, XEP-0486) concerns no
 // occupant and is ignored, unless it is an error answering our join. A
 // presence without status 110 never changes our own occupant: from our own
@@ -73,7 +74,7 @@ func (m *Model) lookup(p *presence.Presence) *room {
 	if m.last != nil && m.last.jid.Equal(p.From.Bare()) {
 		return m.last
 	}
-	key, _ := presence.SplitJID(p.FromString())
+	key, _ := fastjid.Split(p.FromString())
 	r := m.rooms[key]
 	if r != nil {
 		m.last = r
@@ -98,7 +99,7 @@ func (c *cause) note(kind psa.MarkChange, mk psa.Mark) {
 }
 
 func (m *Model) applyAvailable(dst []Event, r *room, p *presence.Presence, now time.Time, c *cause) []Event {
-	_, nick := presence.SplitJID(p.FromString())
+	_, nick := fastjid.Split(p.FromString())
 	self := p.MUC.Has(110)
 	o := r.occupants[nick]
 	if o != nil && o.Self && !self {
@@ -238,7 +239,7 @@ func (m *Model) applyUnavailable(dst []Event, r *room, p *presence.Presence, now
 	}
 	removal := removalOf(p)
 	if self && r.leavePending && !removes(p) {
-		// The confirmation of a leave that Join or Rejoining overtook (a plain
+		// The confirmation of a leave that Joining or Rejoining overtook (a plain
 		// 110, XEP-0045 §7.14): the occupant list being sent is the new one.
 		r.leavePending = false
 		return dst
@@ -248,7 +249,7 @@ func (m *Model) applyUnavailable(dst []Event, r *room, p *presence.Presence, now
 		// A destruction concerns the whole room, whoever's presence carries it.
 		return m.exit(dst, r, p, StateDestroyed, EventRoomDestroyed, c)
 	}
-	_, nick := presence.SplitJID(p.FromString())
+	_, nick := fastjid.Split(p.FromString())
 	o := r.occupants[nick]
 	if o != nil && o.Self && !self {
 		return append(dst, Event{Kind: EventRejected, Room: r.jid, JID: p.From, Err: ErrNotSelf})

@@ -37,7 +37,7 @@ func TestRoomBytesDefault(t *testing.T) {
 	big := bigStatus()
 	before := liveHeap()
 	m, _ := newModel(t)
-	m.Join(occJID("romeo"))
+	m.Joining(occJID("romeo"))
 	rejected := 0
 	for i := range 4000 {
 		evs, _ := m.ApplyPresence(avail(t, fmt.Sprintf("n%d", i), big, x(participant)))

@@ -13,12 +13,12 @@ import (
 var (
 	// ErrLimit: a room or an occupant was not tracked because of a limit.
 	ErrLimit = errors.New("mucwatch: limit reached, not tracked")
-	// ErrNotOccupantJID: Join needs an occupant JID, room@service/nick.
+	// ErrNotOccupantJID: Joining needs an occupant JID, room@service/nick.
 	ErrNotOccupantJID = errors.New("mucwatch: not an occupant JID (room@service/nick)")
 	// ErrUnknownRoom: Rejoining was called for a room the model does not
-	// track; call Join.
+	// track; call Joining.
 	ErrUnknownRoom = errors.New("mucwatch: room not tracked")
-	// ErrAlreadyJoined: Join was called for a room that is joined or being
+	// ErrAlreadyJoined: Joining was called for a room that is joined or being
 	// joined. Call Rejoining to join it again, or Forget it first.
 	ErrAlreadyJoined = errors.New("mucwatch: room already joined or being joined")
 	// ErrNotSelf: a presence about our own occupant JID without status 110

@@ -32,12 +32,12 @@ const (
 	// or a self presence from another nick than the one we asked for).
 	// OldNick is the previous nick, JID the new occupant JID.
 	EventNickChanged
-	// EventJoining: Join was called; the room is joining.
+	// EventJoining: Joining was called; the room is joining.
 	EventJoining
 	// EventRejoining: Rejoining was called; the room is rejoining (or still
 	// joining, if the first join never completed).
 	EventRejoining
-	// EventLeaving: Leave was called; the room waits for the service to
+	// EventLeaving: Leaving was called; the room waits for the service to
 	// confirm (EventRoomLeft). Its occupants are dropped without events.
 	EventLeaving
 	// EventRoomJoined: our own presence (status 110) arrived: the join or

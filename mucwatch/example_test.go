@@ -40,7 +40,7 @@ func printEvents(evs []mucwatch.Event) {
 // service and says so, which makes the room stale until the link is back.
 func ExampleModel_ApplyPresence() {
 	m := mucwatch.New(jid.MustParse("romeo@montague.lit/lane"))
-	printEvents(m.Join(jid.MustParse("orchard@chats.shakespeare.lit/Romeo")))
+	printEvents(m.Joining(jid.MustParse("orchard@chats.shakespeare.lit/Romeo")))
 	feed(m,
 		// The occupant list, then our own presence (status 110).
 		`<presence from='orchard@chats.shakespeare.lit/Juliet'><status>Ay me!</status>
@@ -81,7 +81,7 @@ func ExampleModel_ApplyPresence() {
 // Join errors match the package's sentinel errors.
 func ExampleJoinError() {
 	m := mucwatch.New(jid.MustParse("romeo@montague.lit/lane"))
-	m.Join(jid.MustParse("orchard@chats.shakespeare.lit/Romeo"))
+	m.Joining(jid.MustParse("orchard@chats.shakespeare.lit/Romeo"))
 	p, _ := presence.Unmarshal([]byte(`<presence from='orchard@chats.shakespeare.lit/Romeo' type='error'>
 	  <error type='cancel'><conflict xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`))
 	evs, _ := m.ApplyPresence(&p)
@@ -106,7 +106,7 @@ func ExampleJoinError() {
 func ExampleModel_MarkDisconnected() {
 	room := jid.MustParse("orchard@chats.shakespeare.lit")
 	m := mucwatch.New(jid.MustParse("romeo@montague.lit/lane"))
-	m.Join(jid.MustParse("orchard@chats.shakespeare.lit/Romeo"))
+	m.Joining(jid.MustParse("orchard@chats.shakespeare.lit/Romeo"))
 	occupant := func(nick, codes string) string {
 		return `<presence from='orchard@chats.shakespeare.lit/` + nick + `'>
 		  <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant'/>` + codes + `</x></presence>`

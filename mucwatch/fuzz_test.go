@@ -89,11 +89,11 @@ func runOps(t *testing.T, ops []byte) {
 				}
 			}
 		case 5:
-			evs = m.Join(jid.MustParse(room + "/" + nick))
+			evs = m.Joining(jid.MustParse(room + "/" + nick))
 		case 6:
 			evs = m.Rejoining(roomJID)
 		case 7:
-			evs = m.Leave(roomJID)
+			evs = m.Leaving(roomJID)
 		case 8:
 			evs = m.Forget(roomJID)
 		case 9:
@@ -101,7 +101,7 @@ func runOps(t *testing.T, ops []byte) {
 		case 10:
 			evs = m.Sweep(roomJID)
 		case 11:
-			evs = m.SelfPinged(roomJID, mucwatch.Verdict(b%4))
+			evs = m.RecordSelfPing(roomJID, mucwatch.Verdict(b%4))
 		}
 		if testing.Verbose() {
 			t.Logf("op %d %d %d: %s %s -> %s", op%12, a, b, room, nick, kinds(evs))

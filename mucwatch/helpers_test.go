@@ -103,7 +103,7 @@ func apply(t testing.TB, m *mucwatch.Model, p *presence.Presence) []mucwatch.Eve
 // events of the join.
 func join(t testing.TB, m *mucwatch.Model, others ...string) {
 	t.Helper()
-	expect(t, m.Join(occJID("romeo")), "joining")
+	expect(t, m.Joining(occJID("romeo")), "joining")
 	for _, nick := range others {
 		expect(t, apply(t, m, avail(t, nick, x(participant))), "occupant-available")
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/psakit/psakit/psa"
 )
 
-// Join records that the client is about to send a join presence to
+// Joining records that the client is about to send a join presence to
 // occupant, room@service/nick: the room is tracked, in StateJoining, and
 // presence from it is now applied. It returns an EventJoining event, or an
 // EventRejected event when occupant has no nick (ErrNotOccupantJID), when
@@ -15,7 +15,7 @@ import (
 // or being joined (ErrAlreadyJoined: call Rejoining instead). A room we were
 // kicked from, or that was destroyed, or that we are leaving, may be joined
 // again.
-func (m *Model) Join(occupant jid.JID) []Event {
+func (m *Model) Joining(occupant jid.JID) []Event {
 	nick := occupant.Resourcepart()
 	bare := occupant.Bare()
 	if nick == "" || bare.Localpart() == "" {
@@ -76,14 +76,14 @@ func (m *Model) Rejoining(room jid.JID) []Event {
 	return m.settle([]Event{{Kind: EventRejoining, Room: r.jid}}, r, &c)
 }
 
-// Leave records that the client is about to send unavailable presence to a
+// Leaving records that the client is about to send unavailable presence to a
 // room. The room's occupants are dropped, and the room goes to StateLeft
 // until the service confirms with our own unavailable presence
 // (EventRoomLeft). If the confirmation never comes, call Forget. A room we
 // are not in any more (kicked, destroyed) is forgotten at once.
 // It returns EventLeaving, EventRoomLeft, or nothing when the room is not
 // tracked or already left.
-func (m *Model) Leave(room jid.JID) []Event {
+func (m *Model) Leaving(room jid.JID) []Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.rooms[room.Bare().String()]
@@ -102,7 +102,7 @@ func (m *Model) Leave(room jid.JID) []Event {
 }
 
 // Forget stops tracking a room, in whatever state, for instance when the
-// service never confirmed a Leave. It returns an EventRoomLeft event, or
+// service never confirmed a Leaving call. It returns an EventRoomLeft event, or
 // nothing when the room was not tracked.
 func (m *Model) Forget(room jid.JID) []Event {
 	m.mu.Lock()
@@ -115,13 +115,13 @@ func (m *Model) Forget(room jid.JID) []Event {
 	return []Event{{Kind: EventRoomLeft, Room: r.jid}}
 }
 
-// SelfPinged records the verdict of a XEP-0410 self-ping to a joined room.
+// RecordSelfPing records the verdict of a XEP-0410 self-ping to a joined room.
 // NotJoined makes the room stale (the client rejoins it: Rejoining);
 // Joined clears an earlier NotJoined; Undecided changes nothing. Verdicts for
 // rooms that are not joined (being joined, left, kicked, not tracked) are
 // ignored: the join in flight decides. It returns EventRoomStale or
 // EventRoomRestored when the room's staleness flips.
-func (m *Model) SelfPinged(room jid.JID, v Verdict) []Event {
+func (m *Model) RecordSelfPing(room jid.JID, v Verdict) []Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.rooms[room.Bare().String()]
@@ -199,7 +199,7 @@ func (m *Model) MarkDisconnectedUpTo(maxBytes int) (dst []Event, omitted int) {
 }
 
 // Sweep removes the occupants of a room that were not refreshed since the
-// last Join or Rejoining call, or that still carry the psa.LocalDisconnected
+// last Joining or Rejoining call, or that still carry the psa.LocalDisconnected
 // mark. A completed rejoin sweeps by itself; Sweep is for a client that
 // wants the list cleaned without waiting for our own presence. It returns an
 // EventOccupantUnavailable per occupant removed.

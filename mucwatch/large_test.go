@@ -25,7 +25,7 @@ func bigPresences(tb testing.TB, n int, children string) []*presence.Presence {
 // joinBig joins coven with n other occupants.
 func joinBig(tb testing.TB, m *mucwatch.Model, n int) {
 	tb.Helper()
-	m.Join(occJID("romeo"))
+	m.Joining(occJID("romeo"))
 	var evs []mucwatch.Event
 	for _, p := range bigPresences(tb, n, "") {
 		evs, _ = m.AppendPresence(evs, p)

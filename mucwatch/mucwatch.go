@@ -4,15 +4,15 @@
 // word.
 //
 // The Model is a functional core: it does no I/O and starts no goroutines.
-// The client tells it what it is about to send (Join, Rejoining, Leave),
+// The client tells it what it is about to send (Joining, Rejoining, Leaving),
 // feeds it every presence from a room it tracks (ApplyPresence; Tracks says
 // which presences those are) and what its XEP-0410 self-pings found
-// (SelfPinged); the model returns events. Applying a presence costs O(1)
+// (RecordSelfPing); the model returns events. Applying a presence costs O(1)
 // whatever the size of the room. Reads (lookups and iter.Seq snapshots) are
 // safe from any goroutine while another applies updates.
 //
 //	m := mucwatch.New(account)
-//	dispatch(m.Join(jid.MustParse("orchard@chats.shakespeare.lit/Romeo")))
+//	dispatch(m.Joining(jid.MustParse("orchard@chats.shakespeare.lit/Romeo")))
 //	// ... send the join presence; then, for every presence received,
 //	// decoded once with package presence:
 //	evs, ok := m.ApplyPresence(&p)
@@ -23,9 +23,9 @@
 //
 // A room's life:
 //
-//	Join ───────────▶ joining ──110──▶ joined ◀──────▶ stale
+//	Joining ────────▶ joining ──110──▶ joined ◀──────▶ stale
 //	Rejoining ──────▶ rejoining ─110─▶ joined          (derived, see below)
-//	Leave ──────────▶ left ──110 unavailable──▶ gone (room-left)
+//	Leaving ────────▶ left ──110 unavailable──▶ gone (room-left)
 //	110 unavailable: 301 307 321 322 ▶ kicked (room-kicked)
 //	                 332 333 ────────▶ kicked (room-dropped: rejoin later)
 //	                 <destroy/> ─────▶ destroyed
@@ -49,7 +49,7 @@
 //     service is down, it marks ours with the others), or
 //   - our own stream dropped (MarkDisconnected: psa.LocalDisconnected on the
 //     room), until the rejoin completes, or
-//   - a self-ping said we are no longer in the room (SelfPinged NotJoined).
+//   - a self-ping said we are no longer in the room (RecordSelfPing NotJoined).
 //
 // A mark on another occupant makes that occupant stale, never the room,
 // whoever set it: the client cannot tell a server's mark from one an
@@ -98,7 +98,7 @@ type RoomState uint8
 // The states of a room. The zero value, StateNone, means not tracked.
 const (
 	StateNone RoomState = iota
-	// StateJoining: Join was called; we wait for our own presence (110).
+	// StateJoining: Joining was called; we wait for our own presence (110).
 	StateJoining
 	// StateJoined: we are in the room and nothing says it may be stale.
 	StateJoined
@@ -107,7 +107,7 @@ const (
 	StateStale
 	// StateRejoining: Rejoining was called; we wait for our own presence.
 	StateRejoining
-	// StateLeft: Leave was called; the room is forgotten when the service
+	// StateLeft: Leaving was called; the room is forgotten when the service
 	// confirms (or Forget is called).
 	StateLeft
 	// StateKicked: the service removed us (Room.Removal says why).
@@ -261,7 +261,7 @@ type Stats struct {
 type Option func(*Model)
 
 // WithMaxRooms sets how many rooms are tracked at once (DefaultMaxRooms).
-// Join for one more is rejected with ErrLimit.
+// Joining for one more is rejected with ErrLimit.
 func WithMaxRooms(n int) Option { return func(m *Model) { m.maxRooms = max(n, 1) } }
 
 // WithMaxOccupants sets how many occupants are tracked per room
@@ -315,7 +315,7 @@ type room struct {
 	self      *occ // our own occupant, nil when unknown
 	staleOcc  int  // occupants with a mark
 	bytes     int  // the occupants' estimated memory (budget.go)
-	// epoch counts Join and Rejoining calls; an occupant refreshed since the
+	// epoch counts Joining and Rejoining calls; an occupant refreshed since the
 	// last one carries it.
 	epoch uint64
 	// leavePending: we sent unavailable and the service has not confirmed.

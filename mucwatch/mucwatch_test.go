@@ -16,7 +16,7 @@ import (
 
 func TestJoinLifecycle(t *testing.T) {
 	m, clk := newModel(t)
-	evs := m.Join(occJID("romeo"))
+	evs := m.Joining(occJID("romeo"))
 	expect(t, evs, "joining")
 	if r := state(t, m); r.State != mucwatch.StateJoining || r.Nick != "romeo" || r.Stale {
 		t.Fatalf("room %+v", r)
@@ -75,11 +75,11 @@ func TestJoinLifecycle(t *testing.T) {
 	checkModel(t, m)
 
 	// We leave; presence until the confirmation is ignored.
-	expect(t, m.Leave(coven), "leaving")
+	expect(t, m.Leaving(coven), "leaving")
 	if r := state(t, m); r.State != mucwatch.StateLeft || r.Occupants != 0 {
 		t.Fatalf("room %+v", r)
 	}
-	expect(t, m.Leave(coven), "")
+	expect(t, m.Leaving(coven), "")
 	expect(t, apply(t, m, avail(t, "thirdwitch", x(participant))), "")
 	expect(t, apply(t, m, unavail(t, "firstwitch", x(gone))), "")
 	evs = apply(t, m, unavail(t, "romeo", x(gone, 110)))
@@ -96,7 +96,7 @@ func TestJoinLifecycle(t *testing.T) {
 // Self presence is recognized by status 110, never by nick.
 func TestSelfOnlyByStatus110(t *testing.T) {
 	m, _ := newModel(t)
-	m.Join(occJID("romeo"))
+	m.Joining(occJID("romeo"))
 	expect(t, apply(t, m, avail(t, "romeo", x(participant))), "occupant-available")
 	if r := state(t, m); r.State != mucwatch.StateJoining {
 		t.Fatalf("joined without status 110: %+v", r)
@@ -115,7 +115,7 @@ func TestSelfOnlyByStatus110(t *testing.T) {
 
 func TestRoomCreated(t *testing.T) {
 	m, _ := newModel(t)
-	m.Join(occJID("romeo"))
+	m.Joining(occJID("romeo"))
 	evs := apply(t, m, avail(t, "romeo", x(moderator, 201, 110)))
 	expect(t, evs, "occupant-available,room-joined,room-created")
 	if r := state(t, m); !r.Created || r.State != mucwatch.StateJoined {
@@ -126,7 +126,7 @@ func TestRoomCreated(t *testing.T) {
 // Status 210: the service assigned another nick than the one we asked for.
 func TestNickAssigned(t *testing.T) {
 	m, _ := newModel(t)
-	m.Join(occJID("romeo"))
+	m.Joining(occJID("romeo"))
 	apply(t, m, avail(t, "juliet", x(participant)))
 	evs := apply(t, m, avail(t, "Romeo-1", x(participant, 110, 210)))
 	expect(t, evs, "occupant-available,nick-changed,room-joined")
@@ -305,7 +305,7 @@ func TestJoinErrors(t *testing.T) {
 	} {
 		t.Run(string(tc.condition), func(t *testing.T) {
 			m, _ := newModel(t)
-			m.Join(occJID("romeo"))
+			m.Joining(occJID("romeo"))
 			apply(t, m, avail(t, "juliet", x(participant)))
 			evs := apply(t, m, pres(t, `<presence from="%s/romeo" type="error"><x xmlns="http://jabber.org/protocol/muc"/>`+
 				`<error type="cancel"><%s xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/><text xmlns="urn:ietf:params:xml:ns:xmpp-stanzas">No way</text></error></presence>`,
@@ -483,9 +483,9 @@ func TestDisconnectAndRejoin(t *testing.T) {
 	join(t, m, "juliet", "nurse", "tybalt")
 	apply(t, m, avail(t, "tybalt", x(participant), ann(service, "server-unavailable")))
 	other := jid.MustParse("heath@chat.shakespeare.lit")
-	m.Join(jid.MustParse("heath@chat.shakespeare.lit/romeo"))
-	m.Join(jid.MustParse("gone@chat.shakespeare.lit/romeo"))
-	m.Leave(jid.MustParse("gone@chat.shakespeare.lit"))
+	m.Joining(jid.MustParse("heath@chat.shakespeare.lit/romeo"))
+	m.Joining(jid.MustParse("gone@chat.shakespeare.lit/romeo"))
+	m.Leaving(jid.MustParse("gone@chat.shakespeare.lit"))
 
 	clk.t = clk.t.Add(time.Minute)
 	evs := m.MarkDisconnected()
@@ -663,12 +663,12 @@ func TestNicksExact(t *testing.T) {
 	checkModel(t, m)
 }
 
-func TestSelfPinged(t *testing.T) {
+func TestRecordSelfPing(t *testing.T) {
 	m, _ := newModel(t)
 	join(t, m, "juliet")
-	expect(t, m.SelfPinged(coven, mucwatch.VerdictUndecided), "")
-	expect(t, m.SelfPinged(coven, mucwatch.VerdictJoined), "")
-	evs := m.SelfPinged(coven, mucwatch.VerdictNotJoined)
+	expect(t, m.RecordSelfPing(coven, mucwatch.VerdictUndecided), "")
+	expect(t, m.RecordSelfPing(coven, mucwatch.VerdictJoined), "")
+	evs := m.RecordSelfPing(coven, mucwatch.VerdictNotJoined)
 	expect(t, evs, "room-stale")
 	if evs[0].Mark.Condition != "" {
 		t.Fatalf("mark %+v", evs[0].Mark)
@@ -678,32 +678,32 @@ func TestSelfPinged(t *testing.T) {
 	}
 	checkModel(t, m)
 	// Undecided does not undo it; Joined does.
-	expect(t, m.SelfPinged(coven, mucwatch.VerdictUndecided), "")
-	expect(t, m.SelfPinged(coven, mucwatch.VerdictJoined), "room-restored")
+	expect(t, m.RecordSelfPing(coven, mucwatch.VerdictUndecided), "")
+	expect(t, m.RecordSelfPing(coven, mucwatch.VerdictJoined), "room-restored")
 	// NotJoined again: the client rejoins; the rejoin clears the verdict.
-	m.SelfPinged(coven, mucwatch.VerdictNotJoined)
+	m.RecordSelfPing(coven, mucwatch.VerdictNotJoined)
 	expect(t, m.Rejoining(coven), "rejoining")
-	expect(t, m.SelfPinged(coven, mucwatch.VerdictNotJoined), "")
+	expect(t, m.RecordSelfPing(coven, mucwatch.VerdictNotJoined), "")
 	apply(t, m, avail(t, "juliet", x(participant)))
 	expect(t, apply(t, m, avail(t, "romeo", x(moderator, 110))), "room-joined,room-restored")
 	if r := state(t, m); r.Verdict != mucwatch.VerdictNone || r.State != mucwatch.StateJoined {
 		t.Fatalf("room %+v", r)
 	}
 	// Verdicts for rooms not joined or not tracked are ignored.
-	expect(t, m.SelfPinged(jid.MustParse("nowhere@chat.shakespeare.lit"), mucwatch.VerdictNotJoined), "")
+	expect(t, m.RecordSelfPing(jid.MustParse("nowhere@chat.shakespeare.lit"), mucwatch.VerdictNotJoined), "")
 	checkModel(t, m)
 }
 
 func TestIntents(t *testing.T) {
 	m, _ := newModel(t)
-	evs := m.Join(coven)
+	evs := m.Joining(coven)
 	expect(t, evs, "rejected")
 	if !errors.Is(evs[0].Err, mucwatch.ErrNotOccupantJID) {
 		t.Fatalf("%v", evs[0].Err)
 	}
-	expect(t, m.Join(jid.MustParse("chat.shakespeare.lit/romeo")), "rejected")
-	expect(t, m.Join(occJID("romeo")), "joining")
-	evs = m.Join(occJID("romeo2"))
+	expect(t, m.Joining(jid.MustParse("chat.shakespeare.lit/romeo")), "rejected")
+	expect(t, m.Joining(occJID("romeo")), "joining")
+	evs = m.Joining(occJID("romeo2"))
 	if kinds(evs) != "rejected" || !errors.Is(evs[0].Err, mucwatch.ErrAlreadyJoined) {
 		t.Fatalf("events %+v", evs)
 	}
@@ -712,7 +712,7 @@ func TestIntents(t *testing.T) {
 		t.Fatalf("events %+v", evs)
 	}
 	expect(t, m.Forget(jid.MustParse("nowhere@chat.shakespeare.lit")), "")
-	expect(t, m.Leave(jid.MustParse("nowhere@chat.shakespeare.lit")), "")
+	expect(t, m.Leaving(jid.MustParse("nowhere@chat.shakespeare.lit")), "")
 	expect(t, m.Sweep(jid.MustParse("nowhere@chat.shakespeare.lit")), "")
 	// Forget works in any state.
 	expect(t, m.Forget(occJID("romeo")), "room-left")
@@ -724,16 +724,16 @@ func TestIntents(t *testing.T) {
 	// Leaving a room we were kicked from forgets it at once.
 	join(t, m)
 	apply(t, m, unavail(t, "romeo", x(gone, 307, 110)))
-	expect(t, m.Leave(coven), "room-left")
+	expect(t, m.Leaving(coven), "room-left")
 	checkModel(t, m)
 }
 
-// A Leave whose confirmation comes after the client joined again.
+// A Leaving whose confirmation comes after the client joined again.
 func TestLeaveThenJoinAgain(t *testing.T) {
 	m, _ := newModel(t)
 	join(t, m, "juliet")
-	expect(t, m.Leave(coven), "leaving")
-	expect(t, m.Join(occJID("romeo")), "joining")
+	expect(t, m.Leaving(coven), "leaving")
+	expect(t, m.Joining(occJID("romeo")), "joining")
 	// The confirmation of the leave does not end the new join.
 	expect(t, apply(t, m, unavail(t, "romeo", x(gone, 110))), "")
 	expect(t, apply(t, m, avail(t, "juliet", x(participant))), "occupant-available")
@@ -743,8 +743,8 @@ func TestLeaveThenJoinAgain(t *testing.T) {
 	checkModel(t, m)
 
 	// A kick while a leave is pending is no confirmation of the leave.
-	m.Leave(coven)
-	m.Join(occJID("romeo"))
+	m.Leaving(coven)
+	m.Joining(occJID("romeo"))
 	evs := apply(t, m, unavail(t, "romeo", x(gone, 110, 301)))
 	expect(t, evs, "room-kicked")
 	if !evs[0].JID.Equal(occJID("romeo")) || !evs[0].Removal.Has(301) {
@@ -795,19 +795,19 @@ func TestRouting(t *testing.T) {
 func TestLimits(t *testing.T) {
 	t.Run("rooms", func(t *testing.T) {
 		m, _ := newModel(t, mucwatch.WithMaxRooms(2))
-		m.Join(jid.MustParse("a@chat.shakespeare.lit/romeo"))
-		m.Join(jid.MustParse("b@chat.shakespeare.lit/romeo"))
-		evs := m.Join(jid.MustParse("c@chat.shakespeare.lit/romeo"))
+		m.Joining(jid.MustParse("a@chat.shakespeare.lit/romeo"))
+		m.Joining(jid.MustParse("b@chat.shakespeare.lit/romeo"))
+		evs := m.Joining(jid.MustParse("c@chat.shakespeare.lit/romeo"))
 		if kinds(evs) != "rejected" || !errors.Is(evs[0].Err, mucwatch.ErrLimit) {
 			t.Fatalf("events %+v", evs)
 		}
 		m.Forget(jid.MustParse("a@chat.shakespeare.lit"))
-		expect(t, m.Join(jid.MustParse("c@chat.shakespeare.lit/romeo")), "joining")
+		expect(t, m.Joining(jid.MustParse("c@chat.shakespeare.lit/romeo")), "joining")
 		checkModel(t, m)
 	})
 	t.Run("occupants", func(t *testing.T) {
 		m, _ := newModel(t, mucwatch.WithMaxOccupants(2))
-		m.Join(occJID("romeo"))
+		m.Joining(occJID("romeo"))
 		apply(t, m, avail(t, "a", x(participant)))
 		apply(t, m, avail(t, "b", x(participant)))
 		evs := apply(t, m, avail(t, "c", x(participant), ann(service, "server-unavailable")))
@@ -884,7 +884,7 @@ func TestEdgeCases(t *testing.T) {
 			{``, ""},
 		} {
 			m, _ := newModel(t)
-			m.Join(occJID("romeo"))
+			m.Joining(occJID("romeo"))
 			evs := apply(t, m, pres(t, `<presence from="%s/romeo" type="error" xml:lang="en"><error type="auth"><forbidden xmlns="urn:ietf:params:xml:ns:xmpp-stanzas"/>%s</error></presence>`, roomAddr, tc.texts))
 			var je *mucwatch.JoinError
 			if !errors.As(evs[0].Err, &je) || je.Text != tc.want || !errors.Is(je, mucwatch.ErrBanned) {

@@ -17,7 +17,7 @@ import (
 // the service's mark on the occupant survives.
 func TestRejectedPastProblemCap(t *testing.T) {
 	m := mucwatch.New(jid.MustParse("romeo@montague.lit/lane"))
-	m.Join(jid.MustParse("orchard@muc.capulet.lit/Romeo"))
+	m.Joining(jid.MustParse("orchard@muc.capulet.lit/Romeo"))
 	apply := func(s string) []mucwatch.Event {
 		t.Helper()
 		p, err := presence.Unmarshal([]byte(s))

@@ -15,7 +15,7 @@ import (
 // joinAs joins coven under nick with the given other occupants.
 func joinAs(t testing.TB, m *mucwatch.Model, nick string, others ...string) {
 	t.Helper()
-	expect(t, m.Join(occJID(nick)), "joining")
+	expect(t, m.Joining(occJID(nick)), "joining")
 	for _, o := range others {
 		expect(t, apply(t, m, avail(t, o, x(participant))), "occupant-available")
 	}

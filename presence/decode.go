@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/psa"
 )
@@ -66,13 +67,13 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Presence, error) 
 // concurrent use; its memory is fixed (a few KiB). Caching is invisible in
 // the results.
 type Decoder struct {
-	to   xmltok.JIDCache
-	strs xmltok.Interner
+	to   fastjid.Cache
+	strs fastjid.Interner
 	psa  psa.Decoder
 }
 
 // The caches of d, or nil ones (no caching) when d is nil.
-func (d *Decoder) toCache() *xmltok.JIDCache {
+func (d *Decoder) toCache() *fastjid.Cache {
 	if d == nil {
 		return nil
 	}
@@ -133,7 +134,7 @@ func (d *Decoder) DecodeElement(r xml.TokenReader, start xml.StartElement) (Pres
 				p.From = jid.JID{}
 				break
 			}
-			j, canonical, err := xmltok.ParseJID(at.Value)
+			j, canonical, err := fastjid.Parse(at.Value)
 			if err != nil {
 				if fatal == nil {
 					fatal = fmt.Errorf("%w: from: %w", ErrInvalidJID, err)
@@ -197,7 +198,7 @@ func (d *Decoder) DecodeElement(r xml.TokenReader, start xml.StartElement) (Pres
 // parseJID parses a JID that is not expected to repeat from stanza to
 // stanza, with the fast path for JIDs already in normal form.
 func parseJID(s string) (jid.JID, error) {
-	j, _, err := xmltok.ParseJID(s)
+	j, _, err := fastjid.Parse(s)
 	return j, err
 }
 

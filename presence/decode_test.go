@@ -12,6 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
@@ -245,7 +246,7 @@ func TestUnmarshal(t *testing.T) {
 	}
 }
 
-func TestBestText(t *testing.T) {
+func TestStatusText(t *testing.T) {
 	texts := []presence.Text{{Lang: "en", Value: "hello"}, {Lang: "fr", Value: "bonjour"}}
 	for _, tc := range []struct {
 		def   string
@@ -257,11 +258,12 @@ func TestBestText(t *testing.T) {
 		{"en", []language.Tag{language.French}, "bonjour"},
 		{"fr", []language.Tag{language.Japanese}, "bonjour"},
 	} {
-		if got := presence.BestText(texts, tc.def, tc.prefs...); got != tc.want {
-			t.Errorf("BestText(%q, %v) = %q, want %q", tc.def, tc.prefs, got, tc.want)
+		p := presence.Presence{State: presence.State{Status: texts}, Lang: tc.def}
+		if got := p.StatusText(tc.prefs...); got != tc.want {
+			t.Errorf("StatusText with xml:lang %q, prefs %v = %q, want %q", tc.def, tc.prefs, got, tc.want)
 		}
 	}
-	if presence.BestText(nil, "") != "" {
+	if (&presence.Presence{}).StatusText() != "" {
 		t.Error("text from nothing")
 	}
 }
@@ -307,9 +309,9 @@ func TestFromString(t *testing.T) {
 		if got := p.FromString(); got != c.want || got != p.From.String() {
 			t.Errorf("%q: FromString %q, From.String %q, want %q", c.from, got, p.From.String(), c.want)
 		}
-		bare, res := presence.SplitJID(p.FromString())
+		bare, res := fastjid.Split(p.FromString())
 		if bare != p.From.Bare().String() || res != p.From.Resourcepart() {
-			t.Errorf("%q: SplitJID %q %q", c.from, bare, res)
+			t.Errorf("%q: fastjid.Split %q %q", c.from, bare, res)
 		}
 		// A caller that changes From gets the new JID's string.
 		p.From = jid.MustParse("romeo@montague.lit/lane")

@@ -26,6 +26,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/langmatch"
 	"github.com/psakit/psakit/psa"
 )
 
@@ -139,68 +140,22 @@ func (p *Presence) FromString() string {
 	return p.From.String()
 }
 
-// SplitJID cuts the string form of a JID into its bare JID and its
-// resourcepart, without allocating: FromString's result cut at the first
-// slash (no localpart or domainpart holds one).
-func SplitJID(s string) (bare, resource string) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '/' {
-			return s[:i], s[i+1:]
-		}
-	}
-	return s, ""
-}
-
 // StatusText returns the status text that best fits the preferred languages,
 // most preferred first; with no preference, or no match, the one in the
 // stanza's language, else the first. It returns "" when there is no status.
 func (p *Presence) StatusText(prefs ...language.Tag) string {
-	return BestText(p.Status, p.Lang, prefs...)
+	return bestText(p.Status, p.Lang, prefs...)
 }
 
-// BestText picks from texts the one that best fits the preferred languages.
+// bestText picks from texts the one that best fits the preferred languages.
 // Without preferences, or when none matches, it picks the one in
-// defaultLang, else the first.
-func BestText(texts []Text, defaultLang string, prefs ...language.Tag) string {
-	switch len(texts) {
-	case 0:
+// defaultLang, else the first; "" when there is none.
+func bestText(texts []Text, defaultLang string, prefs ...language.Tag) string {
+	i := langmatch.Best(texts, func(t Text) string { return t.Lang }, defaultLang, prefs)
+	if i < 0 {
 		return ""
-	case 1:
-		return texts[0].Value
 	}
-	fallback := 0
-	for i, t := range texts {
-		if t.Lang == defaultLang {
-			fallback = i
-			break
-		}
-	}
-	if len(prefs) == 0 {
-		return texts[fallback].Value
-	}
-	tags := make([]language.Tag, 0, len(texts))
-	index := make([]int, 0, len(texts))
-	tags = append(tags, parseTag(texts[fallback].Lang))
-	index = append(index, fallback)
-	for i, t := range texts {
-		if i != fallback {
-			tags = append(tags, parseTag(t.Lang))
-			index = append(index, i)
-		}
-	}
-	_, i, conf := language.NewMatcher(tags).Match(prefs...)
-	if conf == language.No {
-		return texts[fallback].Value
-	}
-	return texts[index[i]].Value
-}
-
-func parseTag(s string) language.Tag {
-	t, err := language.Parse(s)
-	if err != nil {
-		return language.Und
-	}
-	return t
+	return texts[i].Value
 }
 
 // State is the part of an available presence that a model keeps per entity
@@ -217,7 +172,7 @@ type State struct {
 // most preferred first; with no preference, or no match, the first. It
 // returns "" when there is no status.
 func (s State) StatusText(prefs ...language.Tag) string {
-	return BestText(s.Status, "", prefs...)
+	return bestText(s.Status, "", prefs...)
 }
 
 // Equal reports whether s and o are the same state, status texts included.

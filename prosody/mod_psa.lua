@@ -82,6 +82,14 @@ local recheck_interval = number_option("psa_recheck_interval", 5, 0.01);
 local recheck_max_interval = math_max(recheck_interval, number_option("psa_recheck_max_interval", 20, 0.01));
 -- Seconds to wait for the answer to a reachability ping.
 local ping_timeout = number_option("psa_ping_timeout", 30, 0.1);
+-- On a MUC component, stanzas for a domain in outage are held, not routed
+-- (a bounce would kick its occupants): at most this many per domain, sent
+-- when the domain is found reachable if they are younger than
+-- psa_hold_time seconds, else dropped. A user of that domain joining a room
+-- right after its server restarted gets the room's answer once the check
+-- that the join itself prompts succeeds, instead of never.
+local hold_max = number_option("psa_hold_max", 100, 0);
+local hold_time = number_option("psa_hold_time", 30, 0);
 -- Seconds between keepalive pings to the remote domains this host has an
 -- outgoing s2s session with and annotations depend on; 0 turns them off. A
 -- peer that is frozen, or a path that silently drops packets, keeps its TCP
@@ -585,6 +593,18 @@ end
 local function set_up(domain, link, why)
 	if link.timer then link.timer:stop(); link.timer = nil; end
 	links[domain] = nil;
+	local held = link.held;
+	link.held = nil;
+	if held then
+		local now, sent = time_now(), 0;
+		for _, h in ipairs(held) do
+			if now - h.at <= hold_time then
+				module:send(h.stanza);
+				sent = sent + 1;
+			end
+		end
+		module:log("debug", "Sent %d of the %d stanzas held for %s", sent, #held, domain);
+	end
 	if link.state == "down" then
 		module:log("info", "Link %s -> %s is up (%s) after %.3fs of outage", host, domain, why, time_now() - link.since);
 		measure_restore();
@@ -1108,17 +1128,20 @@ if is_user_host then
 	local function track_directed(event)
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
-		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] or broadcasts[stanza] then return; end
+		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
+		local t = stanza.attr.type;
+		if t == nil or t == "unavailable" then
+			-- Broadcast copies too: an available broadcast shows the session
+			-- to every contact again.
+			track_hidden(origin, to, t);
+		end
+		if broadcasts[stanza] then return; end
 		-- What mod_presence counts as directed: not to a contact that has a
 		-- subscription to the user's presence, nor to the user's own resources.
 		local to_bare = jid_bare(to);
 		if to_bare == origin.username.."@"..origin.host then return; end
 		local item = origin.roster and origin.roster[to_bare];
 		if item and (item.subscription == "both" or item.subscription == "from") then return; end
-		local t = stanza.attr.type;
-		if t == nil or t == "unavailable" then
-			track_hidden(origin, to, t);
-		end
 		local store = directed_store[origin];
 		if t == nil then
 			if not store then
@@ -1652,7 +1675,8 @@ if is_muc then
 		return true;
 	end, 1000);
 
-	-- No stanza is routed to a domain in outage, except our own pings, the
+	-- No stanza is routed to a domain in outage (they are held: see
+	-- psa_hold_max), except our own pings, the
 	-- answers to IQs that came from there (a reply is never bounced, so it
 	-- cannot get an occupant kicked, and the domain that asked is evidently
 	-- reachable again: think of a XEP-0410 self-ping right after a heal that
@@ -1669,7 +1693,19 @@ if is_muc then
 				if t == "result" or t == "error" then return; end
 				if (stanza.attr.id or ""):match("^psa%-ping%-") then return; end
 			end
-			module:log("debug", "Not routing %s to %s during its outage", stanza.name, stanza.attr.to or "?");
+			-- Held until the domain is reachable again (set_up), bounded.
+			local held = link.held or {};
+			link.held = held;
+			if #held >= hold_max then
+				table.remove(held, 1);
+			end
+			if hold_max > 0 then
+				held[#held + 1] = { stanza = st.clone(stanza), at = time_now() };
+			end
+			module:log("debug", "Holding %s to %s during its outage", stanza.name, stanza.attr.to or "?");
+			-- If it is back, the sooner we know the better: a user of it may
+			-- be waiting for the room's answer to her join.
+			link_maybe_back(event.to_host, "a stanza for it is held");
 			return true;
 		end
 	end, 1000);

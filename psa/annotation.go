@@ -8,6 +8,8 @@ import (
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 
+	"github.com/psakit/psakit/internal/fastjid"
+	"github.com/psakit/psakit/internal/langmatch"
 	"github.com/psakit/psakit/internal/xmltok"
 )
 
@@ -99,49 +101,12 @@ func (a Annotation) Description(prefs ...language.Tag) (d Description, ok bool) 
 }
 
 func bestDescription(ds []Description, prefs []language.Tag) (Description, bool) {
-	if len(ds) == 0 {
+	// The fallback is the untagged description, else the first.
+	i := langmatch.Best(ds, func(d Description) string { return d.Lang }, "", prefs)
+	if i < 0 {
 		return Description{}, false
 	}
-	// The fallback is the untagged description, else the first.
-	fallback := 0
-	for i, d := range ds {
-		if d.Lang == "" {
-			fallback = i
-			break
-		}
-	}
-	if len(ds) == 1 || len(prefs) == 0 {
-		return ds[fallback], true
-	}
-	// language.Matcher falls back to its first tag: put the fallback there and
-	// keep a map from matcher index to description index.
-	tags := make([]language.Tag, 0, len(ds))
-	index := make([]int, 0, len(ds))
-	tags = append(tags, parseTag(ds[fallback].Lang))
-	index = append(index, fallback)
-	for i, d := range ds {
-		if i == fallback {
-			continue
-		}
-		tags = append(tags, parseTag(d.Lang))
-		index = append(index, i)
-	}
-	_, i, conf := language.NewMatcher(tags).Match(prefs...)
-	if conf == language.No {
-		return ds[fallback], true
-	}
-	return ds[index[i]], true
-}
-
-func parseTag(s string) language.Tag {
-	if s == "" {
-		return language.Und
-	}
-	t, err := language.Parse(s)
-	if err != nil {
-		return language.Und
-	}
-	return t
+	return ds[i], true
 }
 
 // TokenReader returns a stream of XML tokens for a, for use with mellium's
@@ -212,8 +177,8 @@ func DecodeElement(r xml.TokenReader, start xml.StartElement) (Annotation, error
 // Decoder per stream (or per client). The zero value is ready to use, and a
 // Decoder is safe for concurrent use; its memory is fixed (a few KiB).
 type Decoder struct {
-	annotators xmltok.JIDCache
-	langs      xmltok.Interner
+	annotators fastjid.Cache
+	langs      fastjid.Interner
 }
 
 // DecodeElement is the package's DecodeElement, through d's caches. A nil
@@ -326,7 +291,7 @@ func (d *Decoder) parseAnnotator(from string, present bool) (jid.JID, error) {
 	if !present || from == "" {
 		return jid.JID{}, ErrNoFrom
 	}
-	var cache *xmltok.JIDCache
+	var cache *fastjid.Cache
 	if d != nil {
 		cache = &d.annotators
 	}
@@ -345,7 +310,7 @@ func (d *Decoder) parseAnnotator(from string, present bool) (jid.JID, error) {
 // The languages are interned: every mark that keeps a description then
 // shares one copy of its language.
 func (d *Decoder) decodeDescription(a *Annotation, r xml.TokenReader, start xml.StartElement, lang string) error {
-	var langs *xmltok.Interner
+	var langs *fastjid.Interner
 	if d != nil {
 		langs = &d.langs
 	}

@@ -6,7 +6,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/psakit/psakit/internal/xmltok"
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
 )
@@ -314,7 +314,7 @@ func (m *Model) parseJID(b []byte) jid.JID {
 		return m.lastJID
 	}
 	s := string(b)
-	j, ok := xmltok.FastJID(s)
+	j, ok := fastjid.FastPath(s)
 	if !ok {
 		var err error
 		if j, err = jid.Parse(s); err != nil {

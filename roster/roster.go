@@ -69,8 +69,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/fastjid"
 	"github.com/psakit/psakit/internal/stale"
-	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
 )
@@ -255,7 +255,7 @@ type Model struct {
 	locs          []*time.Location // the locations of stamps, see stampOf
 	lastJID       jid.JID          // the last JID given to jidString
 	lastJIDString string           // its string
-	strings       xmltok.Interner  // for snapshots' caps strings
+	strings       fastjid.Interner // for snapshots' caps strings
 }
 
 // contactSlot is a Model's entry for one bare JID.
@@ -353,7 +353,7 @@ func (m *Model) Contact(j jid.JID) (Contact, bool) {
 // Resource returns a snapshot of the resource with full JID j.
 func (m *Model) Resource(j jid.JID) (Resource, bool) {
 	full := j.String()
-	key, _ := presence.SplitJID(full)
+	key, _ := fastjid.Split(full)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	ci := m.lookup(key)
@@ -470,7 +470,7 @@ func (m *Model) applyAvailable(dst []Event, p *presence.Presence, now time.Time)
 	full := p.FromString()
 	// The bare JID's string is a prefix of the from attribute: no allocation
 	// on this path, which every presence of a burst takes.
-	key, _ := presence.SplitJID(full)
+	key, _ := fastjid.Split(full)
 	if tooLarge(full, p) {
 		return append(dst, Event{Kind: EventRejected, JID: p.From, Err: errLimit("bytes per resource", maxRecord)})
 	}
@@ -580,7 +580,7 @@ func (m *Model) rejected(dst []Event, from jid.JID) []Event {
 // resources when p is from a bare JID).
 func (m *Model) applyUnavailable(dst []Event, p *presence.Presence) []Event {
 	full := p.FromString()
-	key, resource := presence.SplitJID(full)
+	key, resource := fastjid.Split(full)
 	ci := m.lookup(key)
 	if ci == 0 {
 		return dst

@@ -80,7 +80,7 @@ fi
 if [ "$only" = all ] || [ "$only" = packages ]; then
 	echo
 	echo "## Package benchmarks"
-	go test -run '^$' -bench . -benchmem -count 6 ./presence/ ./psa/ ./caps/ ./mucwatch/ ./internal/xmltok/ >"$out/packages.txt"
+	go test -run '^$' -bench . -benchmem -count 6 ./presence/ ./psa/ ./caps/ ./mucwatch/ ./internal/fastjid/ >"$out/packages.txt"
 	go test -run '^$' -bench '^BenchmarkApplyPresence$' -benchmem -count 6 ./roster/ ./client/ >>"$out/packages.txt"
 	go test -run '^$' -bench '^BenchmarkResourceMemory$' -benchtime 1x -count 3 ./roster/ >>"$out/packages.txt"
 	go test -run '^$' -bench '^BenchmarkMarkModel$' -benchtime 10x -count 4 ./roster/ >>"$out/packages.txt"

@@ -54,7 +54,7 @@ func TestTableHostileStrings(t *testing.T) {
 	}
 
 	rooms := mucwatch.New(jid.MustParse("romeo@montague.lit/lane"))
-	rooms.Join(jid.MustParse("orchard@muc.montague.lit/Romeo"))
+	rooms.Joining(jid.MustParse("orchard@muc.montague.lit/Romeo"))
 	for _, s := range []string{
 		`<presence from='orchard@muc.montague.lit/Mallory'><status>` + hostile + `</status>
 		   <x xmlns='http://jabber.org/protocol/muc#user'><item affiliation='none' role='participant&#10;x&#x9b;'/></x>

@@ -115,6 +115,17 @@
 // makes logins fail. Close stops everything and waits for every goroutine of
 // the server to end.
 //
+// # Stream management
+//
+// WithStreamManagement makes the server speak XEP-0198 (urn:xmpp:sm:3), so
+// that a bot can be tested across a blip: a client that enabled resumption
+// and loses its connection (Session.Drop) finds its session hibernating
+// (Session.Hibernating), stanzas sent to it kept, and resumes it; after
+// Session.Expire (or the hibernation time) its resumption fails and it binds
+// anew. Session.LoseInput makes the link lose what the client sends, so that
+// its stanzas stay unacknowledged; Session.RequestAck, Handled and
+// Unacknowledged show the counts.
+//
 // # Multi-user chat
 //
 // With WithMUC the server runs a XEP-0045 service whose rooms the test

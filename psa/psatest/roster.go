@@ -3,9 +3,7 @@ package psatest
 import (
 	"context"
 	"encoding/xml"
-	"fmt"
 
-	"mellium.im/xmpp/disco"
 	"mellium.im/xmpp/jid"
 	mroster "mellium.im/xmpp/roster"
 	"mellium.im/xmpp/stanza"
@@ -151,92 +149,4 @@ func (s *Server) rosterIQLocked(sess *Session, st Stanza) {
 	}
 	s.replyLocked(sess, st, nil)
 	s.pushItemLocked(sess.jid, item)
-}
-
-// request is an IQ the server sent to a client, waiting for its answer.
-type request struct {
-	sess *Session
-	id   string
-	ch   chan Stanza
-	sent *outItem
-}
-
-// requestLocked sends an IQ of type typ with payload from the server to
-// the session, with the attribute from ("" for none).
-func (sess *Session) requestLocked(typ stanza.IQType, from string, payload []xml.Token) *request {
-	req := &request{sess: sess, id: newID(), ch: make(chan Stanza, 1)}
-	if sess.ended {
-		close(req.ch)
-	} else {
-		sess.pending[req.id] = req.ch
-	}
-	req.sent = sess.sendLocked(el("", "iq", []xml.Attr{
-		attr("type", string(typ)), attr("id", req.id),
-		attr("from", from), attr("to", sess.jid.String()),
-	}, payload))
-	return req
-}
-
-// wait waits for the answer; an error answer is returned as a stanza.Error.
-func (req *request) wait(ctx context.Context) (Stanza, error) {
-	select {
-	case st, ok := <-req.ch:
-		if !ok {
-			return Stanza{}, fmt.Errorf("%w: %s", ErrSessionClosed, req.sess.jid)
-		}
-		if st.Type == string(stanza.ErrorIQ) {
-			return st, stanzaErr(st)
-		}
-		return st, nil
-	case <-ctx.Done():
-		s := req.sess.srv
-		s.mu.Lock()
-		delete(req.sess.pending, req.id)
-		s.mu.Unlock()
-		return Stanza{}, ctx.Err()
-	}
-}
-
-// ask sends an IQ get with payload to the session full and waits for the
-// answer.
-func (s *Server) ask(ctx context.Context, full jid.JID, payload []xml.Token) (Stanza, error) {
-	s.mu.Lock()
-	if full.Resourcepart() == "" {
-		s.mu.Unlock()
-		return Stanza{}, fmt.Errorf("%w: %s is not a full JID", ErrNoSession, full)
-	}
-	targets, err := s.targetsLocked(full)
-	if err != nil {
-		s.mu.Unlock()
-		return Stanza{}, err
-	}
-	req := targets[0].requestLocked(stanza.GetIQ, s.domain.String(), payload)
-	s.mu.Unlock()
-	return req.wait(ctx)
-}
-
-// DiscoInfo asks the session full for its service discovery information
-// (XEP-0030) at node, as a peer checking its entity capabilities does (the
-// node is then NODE#VER; check the answer with caps.Verify). An error answer
-// is returned as a stanza.Error.
-func (s *Server) DiscoInfo(ctx context.Context, full jid.JID, node string) (disco.Info, error) {
-	st, err := s.ask(ctx, full, el(nsDiscoInfo, "query", []xml.Attr{attr("node", node)}))
-	if err != nil {
-		return disco.Info{}, err
-	}
-	var v struct {
-		Info disco.Info `xml:"http://jabber.org/protocol/disco#info query"`
-	}
-	if err := st.Decode(&v); err != nil {
-		return disco.Info{}, fmt.Errorf("psatest: decoding disco#info answer: %w", err)
-	}
-	return v.Info, nil
-}
-
-// Ping sends a XEP-0199 ping from the server to the session full, and
-// returns nil when the client answers with a result, or the error answer as
-// a stanza.Error.
-func (s *Server) Ping(ctx context.Context, full jid.JID) error {
-	_, err := s.ask(ctx, full, el(nsPing, "ping", nil))
-	return err
 }

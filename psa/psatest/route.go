@@ -9,6 +9,9 @@ import (
 
 // handleLocked acts on a stanza the client of sess sent, as a server would.
 func (s *Server) handleLocked(sess *Session, st Stanza) {
+	if s.smHandleLocked(sess, st) {
+		return
+	}
 	switch st.Name {
 	case "presence":
 		s.handlePresenceLocked(sess, st)
@@ -160,34 +163,6 @@ func (s *Server) handleIQLocked(sess *Session, st Stanza) {
 	// SendRaw.
 }
 
-// serverIQLocked answers a get or set addressed to the server (or to the
-// account, which the server answers for).
-func (s *Server) serverIQLocked(sess *Session, st Stanza) {
-	payload := payloadName(st.toks)
-	switch {
-	case payload == xml.Name{Space: nsRoster, Local: "query"}:
-		s.rosterIQLocked(sess, st)
-	case payload == xml.Name{Space: nsPing, Local: "ping"} && st.Type == string(stanza.GetIQ):
-		s.replyLocked(sess, st, nil)
-	case payload == xml.Name{Space: nsDiscoInfo, Local: "query"} && st.Type == string(stanza.GetIQ) && !st.To.Equal(sess.jid.Bare()):
-		if node := payloadAttr(st.toks, "node"); node != "" {
-			s.replyErrorLocked(sess, st, stanza.ItemNotFound, "")
-			return
-		}
-		s.replyLocked(sess, st, el(nsDiscoInfo, "query", nil,
-			el("", "identity", []xml.Attr{attr("category", "server"), attr("type", "im"), attr("name", "psatest")}),
-			feature(nsDiscoInfo), feature(nsDiscoItems), feature(nsRoster), feature(nsPing)))
-	case payload == xml.Name{Space: nsDiscoItems, Local: "query"} && st.Type == string(stanza.GetIQ) && !st.To.Equal(sess.jid.Bare()):
-		var items [][]xml.Token
-		if s.mucDomain.String() != "" {
-			items = append(items, el("", "item", []xml.Attr{attr("jid", s.mucDomain.String())}))
-		}
-		s.replyLocked(sess, st, el(nsDiscoItems, "query", nil, items...))
-	default:
-		s.replyErrorLocked(sess, st, stanza.ServiceUnavailable, "")
-	}
-}
-
 func feature(v string) []xml.Token {
 	return el("", "feature", []xml.Attr{attr("var", v)})
 }
@@ -211,22 +186,4 @@ func payloadAttr(toks []xml.Token, local string) string {
 		}
 	}
 	return ""
-}
-
-// replyLocked answers the request st with a result carrying payload, from
-// the JID it was sent to.
-func (s *Server) replyLocked(sess *Session, st Stanza, payload []xml.Token) {
-	sess.sendLocked(el("", "iq", []xml.Attr{
-		attr("type", "result"), attr("id", st.ID),
-		attr("from", attrValue(st.Attr, "to")), attr("to", sess.jid.String()),
-	}, payload))
-}
-
-// replyErrorLocked answers the request st with an error of condition cond,
-// and type typ (the usual one for cond when "").
-func (s *Server) replyErrorLocked(sess *Session, st Stanza, cond stanza.Condition, typ stanza.ErrorType) {
-	sess.sendLocked(el("", st.Name, []xml.Attr{
-		attr("type", "error"), attr("id", st.ID),
-		attr("from", attrValue(st.Attr, "to")), attr("to", sess.jid.String()),
-	}, errorEl(cond, typ, "")))
 }

@@ -14,6 +14,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"time"
 
 	"mellium.im/sasl"
 	"mellium.im/xmlstream"
@@ -36,6 +37,7 @@ type Server struct {
 	tlsConfig *tls.Config           // server side; nil without WithTLS
 	directTLS bool                  // TLS from the first byte instead of StartTLS
 	rebind    func(jid.JID) jid.JID // WithBindAnswer; nil: answer the bound JID
+	sm        *smServer             // WithStreamManagement; nil without
 	clientTLS *tls.Config
 	ca        *x509.Certificate
 	ctx       context.Context // canceled by Close
@@ -70,6 +72,9 @@ type config struct {
 	log    *slog.Logger
 	muc    string
 	rebind func(jid.JID) jid.JID
+
+	sm          bool
+	smHibernate time.Duration
 }
 
 // WithDomain sets the server's domain, DefaultDomain ("montague.lit") by
@@ -138,6 +143,9 @@ func NewServer(opts ...Option) *Server {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.sm {
+		s.sm = &smServer{hibernate: cfg.smHibernate, byID: make(map[string]*Session)}
 	}
 	if cfg.muc != "" {
 		s.mucDomain, err = jid.New("", cfg.muc, "")
@@ -313,6 +321,7 @@ func (s *Server) DropAll() {
 // dropAllLocked ends every session and returns every connection, which the
 // caller closes once it has released the lock.
 func (s *Server) dropAllLocked() []*conn {
+	s.smExpireAllLocked()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
@@ -427,23 +436,6 @@ func (s *Server) targetsLocked(to jid.JID) ([]*Session, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNoSession, to)
 	}
 	return targets, nil
-}
-
-// waitWritten waits until every item is written, and returns the first
-// error.
-func waitWritten(ctx context.Context, items []*outItem) error {
-	var first error
-	for _, it := range items {
-		select {
-		case <-it.done:
-			if it.err != nil && first == nil {
-				first = it.err
-			}
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return first
 }
 
 // CloseStream closes the stream of the session j (a full JID), or of every
@@ -561,17 +553,21 @@ func (s *Server) serveConn(c *conn) {
 			return ok
 		}, sasl.Plain),
 		rosterVersioning(),
-		xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
-			sess, bindErr = s.bind(c, user, res)
-			if bindErr != nil {
-				return jid.JID{}, bindErr
-			}
-			if s.rebind != nil {
-				return s.rebind(sess.jid), nil
-			}
-			return sess.jid, nil
-		}),
 	)
+	bindF := xmpp.BindCustom(func(_ jid.JID, res string) (jid.JID, error) {
+		sess, bindErr = s.bind(c, user, res)
+		if bindErr != nil {
+			return jid.JID{}, bindErr
+		}
+		if s.rebind != nil {
+			return s.rebind(sess.jid), nil
+		}
+		return sess.jid, nil
+	})
+	features = append(features, bindF)
+	if s.sm != nil {
+		features = append(features, s.smFeature(c, func() string { return user }, bindF, func(r *Session) { sess = r }))
+	}
 	neg := xmpp.NewNegotiator(func(m *xmpp.Session, _ *xmpp.StreamConfig) xmpp.StreamConfig {
 		if m != nil {
 			// The domain the client asked for in its stream header.
@@ -610,7 +606,12 @@ func (s *Server) serveConn(c *conn) {
 
 	s.mu.Lock()
 	sess.finished = true
-	s.endLocked(sess, nil)
+	// A resumable session whose connection failed may hibernate, once its
+	// writer has ended (below).
+	smKeep := !graceful && sess.sm != nil && sess.sm.resumable && !sess.ended && !s.closed
+	if !smKeep {
+		s.endLocked(sess, nil)
+	}
 	var bye *outItem
 	if graceful && !sess.outClosed {
 		// The client closed its stream: close ours.
@@ -625,6 +626,14 @@ func (s *Server) serveConn(c *conn) {
 	c.raw.Close()
 	close(sess.quit)
 	<-sess.writerDone
+	if smKeep {
+		s.mu.Lock()
+		if !s.smHibernateLocked(sess) {
+			s.endLocked(sess, nil)
+		}
+		s.notifyLocked()
+		s.mu.Unlock()
+	}
 	s.log.Info("psatest: session ended", "jid", sess.jid.String(), "graceful", graceful)
 }
 
@@ -653,6 +662,10 @@ func (s *Server) readLoop(sess *Session, ms *xmpp.Session) (graceful bool) {
 		st := newStanza(toks)
 		s.log.Debug("psatest: received", "jid", sess.jid.String(), "xml", st.String())
 		s.mu.Lock()
+		if sess.losing {
+			s.mu.Unlock()
+			continue
+		}
 		sess.stanzas = append(sess.stanzas, st)
 		sess.taken = append(sess.taken, false)
 		if !sess.ended {

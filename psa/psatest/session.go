@@ -8,7 +8,6 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/presence"
-	"github.com/psakit/psakit/psa"
 )
 
 // A Session is one client's bound stream on the server. It records every
@@ -34,6 +33,8 @@ type Session struct {
 	last      *Stanza                // last broadcast presence (no to)
 	delivered map[string][]xml.Token // sender -> last available presence delivered, without annotations
 	pending   map[string]chan Stanza // id of a server request -> its reply
+	sm        *smSession             // stream management; nil until <enable/>
+	losing    bool                   // LoseInput: what the client sends is thrown away
 }
 
 // JID returns the session's full JID.
@@ -49,7 +50,13 @@ func (sess *Session) Available() bool {
 
 // Done returns a channel that is closed once the session's connection is
 // closed and the server has finished with it.
-func (sess *Session) Done() <-chan struct{} { return sess.c.done }
+// A resumed session (WithStreamManagement) has a new connection: call Done
+// again after a resumption.
+func (sess *Session) Done() <-chan struct{} {
+	sess.srv.mu.Lock()
+	defer sess.srv.mu.Unlock()
+	return sess.c.done
+}
 
 // Next waits for the first element the client sent on this session that
 // match accepts (nil accepts any) and that no earlier call to Next returned,
@@ -125,126 +132,17 @@ func (sess *Session) Caps() (c presence.Caps, ok bool) {
 // and no end of stream, the way a network failure looks to the client, and
 // waits until the server has cleaned up after it (unavailable presence to
 // the user's other resources and to the rooms the client had joined).
+//
+// With WithStreamManagement, a session whose client enabled resumption
+// hibernates instead, once Drop returns.
 func (sess *Session) Drop() {
 	s := sess.srv
 	s.mu.Lock()
-	s.endLocked(sess, nil)
+	if sess.sm == nil || !sess.sm.resumable {
+		s.endLocked(sess, nil)
+	}
+	c := sess.c
 	s.mu.Unlock()
-	sess.c.raw.Close()
-	<-sess.c.done
-}
-
-// outItem is one write to the session's connection.
-type outItem struct {
-	data []byte
-	done chan struct{}
-	err  error // set before done is closed
-}
-
-func (it *outItem) finish(err error) {
-	it.err = err
-	close(it.done)
-}
-
-// enqueueLocked queues data for the writer goroutine. The returned item is
-// done when data is written, or failed with ErrSessionClosed if the stream
-// is already closed.
-func (sess *Session) enqueueLocked(data []byte) *outItem {
-	it := &outItem{data: data, done: make(chan struct{})}
-	if sess.outClosed {
-		it.finish(ErrSessionClosed)
-		return it
-	}
-	sess.queue = append(sess.queue, it)
-	select {
-	case sess.wake <- struct{}{}:
-	default:
-	}
-	return it
-}
-
-// failQueueLocked closes the output and fails what is queued, for a
-// session whose writer never started.
-func (sess *Session) failQueueLocked() {
-	sess.outClosed = true
-	for _, it := range sess.queue {
-		it.finish(ErrSessionClosed)
-	}
-	sess.queue = nil
-}
-
-// sendLocked writes the stanza toks to the session, and remembers the
-// presences it delivers, for Annotate.
-func (sess *Session) sendLocked(toks []xml.Token) *outItem {
-	sess.rememberLocked(toks)
-	data := encode(toks, nsClient)
-	sess.srv.log.Debug("psatest: sent", "jid", sess.jid.String(), "xml", string(data))
-	return sess.enqueueLocked(data)
-}
-
-// rememberLocked records the last available presence delivered from each
-// sender, without its annotations: the presence a XEP-0310 server re-sends
-// with an annotation.
-func (sess *Session) rememberLocked(toks []xml.Token) {
-	start, ok := toks[0].(xml.StartElement)
-	if !ok || start.Name.Local != "presence" || (start.Name.Space != "" && start.Name.Space != nsClient) {
-		return
-	}
-	from, err := jid.Parse(attrValue(start.Attr, "from"))
-	if err != nil || from.String() == "" {
-		return
-	}
-	switch attrValue(start.Attr, "type") {
-	case "":
-		sess.delivered[from.String()] = filterChildren(toks, isAnnotation)
-	case "unavailable":
-		delete(sess.delivered, from.String())
-	}
-}
-
-func isAnnotation(start xml.StartElement) bool {
-	return start.Name.Space == psa.NS && start.Name.Local == "state-annotation"
-}
-
-// writeLoop writes queued items until the read loop has ended.
-func (sess *Session) writeLoop() {
-	s := sess.srv
-	defer s.wg.Done()
-	defer close(sess.writerDone)
-	var werr error
-	for {
-		s.mu.Lock()
-		q := sess.queue
-		sess.queue = nil
-		s.mu.Unlock()
-		if len(q) == 0 {
-			select {
-			case <-sess.wake:
-				continue
-			case <-sess.quit:
-			}
-			s.mu.Lock()
-			sess.outClosed = true
-			q = sess.queue
-			sess.queue = nil
-			s.mu.Unlock()
-			for _, it := range q {
-				it.finish(ErrSessionClosed)
-			}
-			return
-		}
-		for _, it := range q {
-			if werr != nil {
-				it.finish(ErrSessionClosed)
-				continue
-			}
-			if _, werr = sess.out.Write(it.data); werr != nil {
-				s.log.Info("psatest: write failed", "jid", sess.jid.String(), "err", werr)
-				sess.c.raw.Close() // ends the read loop
-				it.finish(ErrSessionClosed)
-				continue
-			}
-			it.finish(nil)
-		}
-	}
+	c.raw.Close()
+	<-c.done
 }

@@ -66,7 +66,7 @@ func (m *Model) removeOccupant(dst []Event, r *room, o *occ, ev Event, c *cause)
 	return append(dst, ev)
 }
 
-// sweep removes the occupants not refreshed since the last Join or
+// sweep removes the occupants not refreshed since the last Joining or
 // Rejoining, and those still marked psa.LocalDisconnected.
 func (m *Model) sweep(dst []Event, r *room, c *cause) []Event {
 	for _, o := range r.occupants {

@@ -1,4 +1,9 @@
-package xmltok
+// Package fastjid parses the JIDs psakit's decoders read from attributes,
+// with exactly jid.Parse's result but without its cost for the common case,
+// and keeps the small caches the decoders share: Cache for JIDs that repeat
+// from stanza to stanza, Interner for repeated strings (caps, xml:lang).
+// Every cache has a fixed size and is safe for concurrent use.
+package fastjid
 
 import (
 	"hash/maphash"
@@ -7,23 +12,23 @@ import (
 	"mellium.im/xmpp/jid"
 )
 
-// ParseJID parses a JID found in an attribute, as jid.Parse does and with
+// Parse parses a JID found in an attribute, as jid.Parse does and with
 // exactly its result. canonical reports that s is already the JID's
 // normalized string form (j.String() == s), so callers may use s as a map
 // key instead of calling j.String().
 //
 // Most JIDs on the wire are lower-case ASCII and already normalized; for
-// those FastJID builds the JID without PRECIS and IDNA, which cost most of
+// those FastPath builds the JID without PRECIS and IDNA, which cost most of
 // jid.Parse's time and allocations.
-func ParseJID(s string) (j jid.JID, canonical bool, err error) {
-	if j, ok := FastJID(s); ok {
+func Parse(s string) (j jid.JID, canonical bool, err error) {
+	if j, ok := FastPath(s); ok {
 		return j, true, nil
 	}
 	j, err = jid.Parse(s)
 	return j, false, err
 }
 
-// FastJID returns the JID s when s is provably what jid.Parse would return
+// FastPath returns the JID s when s is provably what jid.Parse would return
 // unchanged: ASCII only, with
 //   - a localpart of printable characters without upper-case letters (which
 //     PRECIS UsernameCaseMapped would lower) nor the ones RFC 7622 forbids;
@@ -37,9 +42,9 @@ func ParseJID(s string) (j jid.JID, canonical bool, err error) {
 //   - each part at most 1023 bytes.
 //
 // ok is false, and the caller must use jid.Parse, for anything else. The
-// package's fuzz test checks that FastJID either declines or agrees with
+// package's fuzz test checks that FastPath either declines or agrees with
 // jid.Parse byte for byte.
-func FastJID(s string) (j jid.JID, ok bool) {
+func FastPath(s string) (j jid.JID, ok bool) {
 	if s == "" {
 		return jid.JID{}, false
 	}
@@ -137,7 +142,20 @@ var localOK, ldh = func() (local, ldh [256]bool) {
 	return local, ldh
 }()
 
-// JIDCache remembers the last JIDs parsed, for attributes that repeat from
+// Split cuts the string form of a JID into its bare JID and its
+// resourcepart, without allocating: s cut at the first slash (no localpart
+// or domainpart holds one). For presence.Presence.FromString's result it
+// gives the bare JID the models key their maps with.
+func Split(s string) (bare, resource string) {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '/' {
+			return s[:i], s[i+1:]
+		}
+	}
+	return s, ""
+}
+
+// Cache remembers the last JIDs parsed, for attributes that repeat from
 // stanza to stanza: the to of every stanza (the account's own JID) and the
 // annotators of state annotations (a few domains). It holds a fixed number
 // of entries, is safe for concurrent use, and a hit allocates nothing. Do
@@ -145,13 +163,13 @@ var localOK, ldh = func() (local, ldh [256]bool) {
 //
 // Caching is invisible to callers: a jid.JID is immutable, so one value may
 // be shared by every stanza that carried the same string.
-type JIDCache struct {
-	sets [jidCacheSlots / cacheWays][cacheWays]atomic.Pointer[cachedJID]
+type Cache struct {
+	sets [cacheSlots / cacheWays][cacheWays]atomic.Pointer[cachedJID]
 }
 
-const jidCacheSlots = 64
+const cacheSlots = 64
 
-// cacheWays is the number of entries per set of JIDCache and Interner. A
+// cacheWays is the number of entries per set of Cache and Interner. A
 // string may sit in any entry of the set its hash picks, so a few hot
 // strings that hash to the same set (the per-process seed decides) still
 // all stay cached instead of evicting one another on every stanza.
@@ -176,11 +194,11 @@ type cachedJID struct {
 
 var jidSeed = maphash.MakeSeed()
 
-// Parse is ParseJID through the cache. Invalid JIDs are not cached. A nil
+// Parse is the package's Parse through the cache. Invalid JIDs are not cached. A nil
 // cache parses without caching.
-func (c *JIDCache) Parse(s string) (j jid.JID, canonical bool, err error) {
+func (c *Cache) Parse(s string) (j jid.JID, canonical bool, err error) {
 	if c == nil {
-		return ParseJID(s)
+		return Parse(s)
 	}
 	set := &c.sets[maphash.String(jidSeed, s)%uint64(len(c.sets))]
 	for i := range set {
@@ -188,7 +206,7 @@ func (c *JIDCache) Parse(s string) (j jid.JID, canonical bool, err error) {
 			return e.j, e.canonical, nil
 		}
 	}
-	j, canonical, err = ParseJID(s)
+	j, canonical, err = Parse(s)
 	if err == nil {
 		insert(set, &cachedJID{s: s, j: j, canonical: canonical})
 	}

@@ -1,4 +1,4 @@
-package xmltok
+package fastjid
 
 import (
 	"hash/maphash"
@@ -32,7 +32,7 @@ const hot = 4
 
 func TestCollidingStringsStayCached(t *testing.T) {
 	t.Run("JIDCache", func(t *testing.T) {
-		var c JIDCache
+		var c Cache
 		jids := sameSet(t, hot, len(c.sets), func(i int) string { return "user" + strconv.Itoa(i) + "@example.org/r" })
 		for _, s := range jids {
 			if _, _, err := c.Parse(s); err != nil {

@@ -1,4 +1,4 @@
-package xmltok_test
+package fastjid_test
 
 import (
 	"strings"
@@ -8,7 +8,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
-	"github.com/psakit/psakit/internal/xmltok"
+	"github.com/psakit/psakit/internal/fastjid"
 )
 
 // jidSeeds are JIDs the fast path must take, and JIDs near its edges.
@@ -33,13 +33,13 @@ func TestFastJIDTakesTypicalJIDs(t *testing.T) {
 		"juliet@capulet.lit/balcony", "montague.lit", "romeo@montague.lit",
 		"orchard@chats.shakespeare.lit/Juliet Capulet", "user.name_1+x@mail.example.co.uk/Conversations.AbC1",
 	} {
-		j, ok := xmltok.FastJID(s)
+		j, ok := fastjid.FastPath(s)
 		if !ok {
-			t.Errorf("FastJID(%q) declined", s)
+			t.Errorf("FastPath(%q) declined", s)
 			continue
 		}
 		if j.String() != s {
-			t.Errorf("FastJID(%q) = %q", s, j.String())
+			t.Errorf("FastPath(%q) = %q", s, j.String())
 		}
 	}
 }
@@ -49,8 +49,8 @@ func TestFastJIDDeclines(t *testing.T) {
 		"", "Juliet@capulet.lit", "juliet@Capulet.lit", "juliet@capulet.lit.", "juliet@xn--caf-dma.example",
 		"[::1]", "a@b/é", "a/", "@b", "a@b_c", "ju'liet@a",
 	} {
-		if _, ok := xmltok.FastJID(s); ok {
-			t.Errorf("FastJID(%q) accepted", s)
+		if _, ok := fastjid.FastPath(s); ok {
+			t.Errorf("FastPath(%q) accepted", s)
 		}
 	}
 }
@@ -62,7 +62,7 @@ func TestFastJIDAgreesWithParse(t *testing.T) {
 }
 
 // FuzzFastJID checks that the fast path either declines or returns exactly
-// what jid.Parse returns, and that ParseJID always agrees with jid.Parse.
+// what jid.Parse returns, and that Parse always agrees with jid.Parse.
 func FuzzFastJID(f *testing.F) {
 	for _, s := range jidSeeds {
 		f.Add(s)
@@ -85,25 +85,25 @@ func FuzzFastJID(f *testing.F) {
 func checkJID(t *testing.T, s string) {
 	t.Helper()
 	want, werr := jid.Parse(s)
-	if j, ok := xmltok.FastJID(s); ok {
+	if j, ok := fastjid.FastPath(s); ok {
 		if werr != nil {
-			t.Fatalf("FastJID(%q) accepted what jid.Parse rejects: %v", s, werr)
+			t.Fatalf("FastPath(%q) accepted what jid.Parse rejects: %v", s, werr)
 		}
 		sameJID(t, s, j, want)
 		if j.String() != s {
-			t.Fatalf("FastJID(%q) is not canonical: %q", s, j.String())
+			t.Fatalf("FastPath(%q) is not canonical: %q", s, j.String())
 		}
 	}
-	j, canonical, err := xmltok.ParseJID(s)
+	j, canonical, err := fastjid.Parse(s)
 	if (err == nil) != (werr == nil) {
-		t.Fatalf("ParseJID(%q) error %v, jid.Parse error %v", s, err, werr)
+		t.Fatalf("Parse(%q) error %v, jid.Parse error %v", s, err, werr)
 	}
 	if err != nil {
 		return
 	}
 	sameJID(t, s, j, want)
 	if canonical && j.String() != s {
-		t.Fatalf("ParseJID(%q) canonical, but String() = %q", s, j.String())
+		t.Fatalf("Parse(%q) canonical, but String() = %q", s, j.String())
 	}
 }
 
@@ -119,7 +119,7 @@ func sameJID(t *testing.T, s string, got, want jid.JID) {
 }
 
 func TestJIDCache(t *testing.T) {
-	var c xmltok.JIDCache
+	var c fastjid.Cache
 	for range 3 {
 		for _, s := range jidSeeds {
 			want, werr := jid.Parse(s)
@@ -145,7 +145,7 @@ func TestJIDCache(t *testing.T) {
 }
 
 func TestJIDCacheConcurrent(t *testing.T) {
-	var c xmltok.JIDCache
+	var c fastjid.Cache
 	var wg sync.WaitGroup
 	for g := range 4 {
 		wg.Add(1)
@@ -179,16 +179,16 @@ func BenchmarkParseJID(b *testing.B) {
 				}
 			}
 		})
-		b.Run(bc.name+"/ParseJID", func(b *testing.B) {
+		b.Run(bc.name+"/Parse", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := xmltok.ParseJID(bc.s); err != nil {
+				if _, _, err := fastjid.Parse(bc.s); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
-		b.Run(bc.name+"/JIDCache", func(b *testing.B) {
-			var c xmltok.JIDCache
+		b.Run(bc.name+"/Cache", func(b *testing.B) {
+			var c fastjid.Cache
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, _, err := c.Parse(bc.s); err != nil {
@@ -200,13 +200,13 @@ func BenchmarkParseJID(b *testing.B) {
 }
 
 func TestInterner(t *testing.T) {
-	var in xmltok.Interner
+	var in fastjid.Interner
 	a := in.Intern(strings.Clone("http://conversations.im"))
 	b := in.Intern(strings.Clone("http://conversations.im"))
 	if a != b || unsafe.StringData(a) != unsafe.StringData(b) {
 		t.Errorf("not shared: %q %q", a, b)
 	}
-	long := strings.Repeat("x", xmltok.MaxIntern+1)
+	long := strings.Repeat("x", fastjid.MaxIntern+1)
 	if in.Intern(long) != long || in.Intern("") != "" {
 		t.Error("long or empty strings changed")
 	}
@@ -233,5 +233,21 @@ func TestInterner(t *testing.T) {
 		if got := in.Intern(v); got != v {
 			t.Fatalf("Intern(%q) = %q", v, got)
 		}
+	}
+}
+
+func TestSplit(t *testing.T) {
+	for _, c := range []struct{ s, bare, resource string }{
+		{"juliet@capulet.lit/balcony", "juliet@capulet.lit", "balcony"},
+		{"capulet.lit", "capulet.lit", ""},
+		{"capulet.lit/", "capulet.lit", ""},
+		{"orchard@chats.shakespeare.lit/Nick/With/Slash", "orchard@chats.shakespeare.lit", "Nick/With/Slash"},
+	} {
+		if bare, resource := fastjid.Split(c.s); bare != c.bare || resource != c.resource {
+			t.Errorf("Split(%q) = %q, %q; want %q, %q", c.s, bare, resource, c.bare, c.resource)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = fastjid.Split("juliet@capulet.lit/balcony") }); n != 0 {
+		t.Errorf("Split allocates %v times", n)
 	}
 }
