@@ -14,7 +14,7 @@ func TestMarkUnreachable(t *testing.T) {
 	join(t, m, "juliet", "mercutio")
 	// A room on another service, which must not be touched.
 	other := jid.MustParse("hall@muc.capulet.lit")
-	expect(t, m.Join(jid.MustParse("hall@muc.capulet.lit/romeo")), "joining")
+	expect(t, m.Joining(jid.MustParse("hall@muc.capulet.lit/romeo")), "joining")
 	expect(t, apply(t, m, pres(t, `<presence from="hall@muc.capulet.lit/romeo">%s</presence>`, x(participant, 110))), "occupant-available,room-joined")
 
 	svc := jid.MustParse(service)
