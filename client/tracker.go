@@ -529,6 +529,7 @@ func (t *Tracker) closed() {
 	t.mu.Unlock()
 	t.verify.reset()
 	t.policy.sessionEnded()
+	t.remote.sessionEnded()
 	t.roster.MarkDisconnectedUpTo(0)
 	for r := range t.rooms.Rooms() {
 		t.disp.pushRoom(t.rooms.Forget(r.JID))
