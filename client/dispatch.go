@@ -87,6 +87,10 @@ type dispatcher struct {
 	cb       callbacks
 	capacity int
 	maxBytes int
+	// seeRoster and seeRoom, when set, see every batch of model events
+	// before it is queued (the remote checks count entries with them).
+	seeRoster func([]roster.Event)
+	seeRoom   func([]mucwatch.Event)
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -197,6 +201,9 @@ func (d *dispatcher) timeout() {
 
 // pushRoster queues copies of evs; the caller may reuse the slice.
 func (d *dispatcher) pushRoster(evs []roster.Event) {
+	if d.seeRoster != nil && len(evs) > 0 {
+		d.seeRoster(evs)
+	}
 	if len(evs) == 0 || d.cb.roster == nil {
 		return
 	}
@@ -240,6 +247,9 @@ func (d *dispatcher) omit(k queueKind, n int) {
 
 // pushRoom queues copies of evs; the caller may reuse the slice.
 func (d *dispatcher) pushRoom(evs []mucwatch.Event) {
+	if d.seeRoom != nil && len(evs) > 0 {
+		d.seeRoom(evs)
+	}
 	if len(evs) == 0 || d.cb.room == nil {
 		return
 	}

@@ -93,6 +93,9 @@ type config struct {
 	verify     VerifyPolicy
 	verifyRate float64
 
+	remoteCheck   time.Duration // WithRemoteCheck; <= 0: off
+	remoteTimeout time.Duration // RemoteCheckTimeout when 0; tests shorten it
+
 	log         *slog.Logger
 	passthrough bool
 

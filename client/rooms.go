@@ -692,6 +692,7 @@ func (rp *roomPolicy) selfPing(ctx context.Context, s *xmpp.Session, room, occup
 		return // the session ended, or the client closes: no verdict
 	}
 	v := SelfPingVerdict(room, err)
+	rp.t.remote.selfPinged(room, v)
 	rp.t.disp.pushAction(RoomAction{Kind: ActionSelfPing, Room: room, Reason: reason, Verdict: v, Occupant: occupant, Err: err})
 	rp.t.disp.pushRoom(rp.t.rooms.RecordSelfPing(room, v))
 	rp.input(policyInput{result: &actionResult{room: room.String(), verdict: v, err: err}})

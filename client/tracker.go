@@ -60,6 +60,7 @@ type Tracker struct {
 	log    *slog.Logger
 	verify *verifier
 	policy *roomPolicy
+	remote *remoteChecker
 	gate   atomic.Bool // set: the callbacks receive nothing more (Client.Close timed out)
 
 	// Used only on the session's read goroutine (one session at a time).
@@ -106,6 +107,8 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 	}), cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
 	t.policy = newRoomPolicy(t, cfg.roomPolicy)
+	t.remote = newRemoteChecker(t, cfg.remoteCheck)
+	t.disp.seeRoster, t.disp.seeRoom = t.remote.rosterEvents, t.remote.roomEvents
 	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority
 	return t, nil
 }
@@ -127,6 +130,7 @@ func (t *Tracker) Advertiser() *caps.Advertiser { return t.adv }
 // events already queued. It must not be called from a callback, since it
 // waits for the callbacks to return.
 func (t *Tracker) Close() {
+	t.remote.close()
 	t.policy.close()
 	t.verify.close()
 	t.disp.close()
@@ -206,6 +210,9 @@ func (t *Tracker) badPresence(err error) error {
 func (t *Tracker) applyPresence(p *presence.Presence) {
 	for _, prob := range p.Problems {
 		t.log.Debug("psakit: problem in presence", "from", p.From.String(), "err", prob)
+	}
+	if p.Error != nil {
+		t.remote.bounce(p.From, *p.Error)
 	}
 	roomEvs, ok := t.rooms.AppendPresence(t.roomScratch[:0], p)
 	t.roomScratch = roomEvs
@@ -478,6 +485,7 @@ func (t *Tracker) start(ctx context.Context, s *xmpp.Session, ready func()) erro
 	// Every room was left when the previous session ended: the policy
 	// rejoins them, once each.
 	t.policy.sessionStarted(s)
+	t.remote.sessionStarted()
 	return nil
 }
 
@@ -490,6 +498,7 @@ func (t *Tracker) Disconnected() {
 	t.mu.Unlock()
 	t.verify.reset()
 	t.policy.sessionEnded()
+	t.remote.sessionEnded()
 	evs, omitted := t.roster.MarkDisconnectedUpTo(t.cfg.queueBytes)
 	t.disp.pushRoster(evs)
 	t.disp.omit(kindRoster, omitted)
@@ -520,6 +529,7 @@ func (t *Tracker) closed() {
 	t.mu.Unlock()
 	t.verify.reset()
 	t.policy.sessionEnded()
+	t.remote.sessionEnded()
 	t.roster.MarkDisconnectedUpTo(0)
 	for r := range t.rooms.Rooms() {
 		t.disp.pushRoom(t.rooms.Forget(r.JID))

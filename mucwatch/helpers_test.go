@@ -197,7 +197,8 @@ func checkModel(t testing.TB, m *mucwatch.Model) {
 				if seen[by] || mk.Condition == "" {
 					t.Fatalf("%s: bad marks %+v", o.JID, o.Marks)
 				}
-				if !mk.By.Equal(acct.Domain()) && !mk.By.Equal(r.JID.Domain()) && !mk.By.Equal(acct.Bare()) {
+				if !mk.By.Equal(acct.Domain()) && !mk.By.Equal(r.JID.Domain()) && !mk.By.Equal(acct.Bare()) &&
+					!mk.By.Equal(psa.InferredBy(r.JID)) {
 					t.Fatalf("%s: mark by %s", o.JID, mk.By)
 				}
 				seen[by] = true

@@ -7,12 +7,17 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-silence 15m] [-rejoin-delay 30s]
+//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-silence 15m] [-rejoin-delay 30s]
 //
 // -keepalive sets how long the connection may stay silent before mucbot
 // pings its server (and how long it then waits for the answer, at most
 // 15 s): a server that does not answer is taken for dead and mucbot
 // reconnects and rejoins. 0 turns it off.
+//
+// -remote-check sets how often mucbot pings the MUC service of each room it
+// sits in: while a service is out of reach (our own server bounces the
+// ping, or nobody answers within 30 s) its rooms are stale, and when it
+// answers again mucbot self-pings them. 0 turns it off.
 //
 // Ctrl-C leaves the rooms and exits.
 package main

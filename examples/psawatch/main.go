@@ -5,12 +5,18 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-json] [-room room@service/nick ...]
+//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-json] [-room room@service/nick ...]
 //
 // -keepalive sets how long the connection may stay silent before psawatch
 // pings its server (and how long it then waits for the answer, at most
 // 15 s): a server that does not answer is taken for dead, every entry is
 // marked local-disconnected and psawatch reconnects. 0 turns it off.
+//
+// -remote-check sets how often psawatch pings each remote domain that has
+// available contacts or rooms, to find the server-to-server outages that a
+// server without XEP-0310 support never reports: while a domain is out of
+// reach its entries are stale, by psakit's own word (annotator
+// DOMAIN/psakit-inferred). 0 turns it off.
 //
 // The password comes from the environment variable PSAKIT_PASSWORD, or is
 // asked for on the terminal. Ctrl-C leaves the rooms, sends unavailable

@@ -33,6 +33,10 @@ type Flags struct {
 	// hearing from the server the client pings it, and waits as long again
 	// (at most client.DefaultKeepaliveTimeout) for the answer. 0 is off.
 	Keepalive time.Duration
+	// RemoteCheck is the -remote-check interval (client.WithRemoteCheck):
+	// how often remote domains with available contacts or rooms are pinged
+	// to find outages no server reports. 0 is off.
+	RemoteCheck time.Duration
 }
 
 // Register defines the flags on fs.
@@ -45,6 +49,8 @@ func Register(fs *flag.FlagSet) *Flags {
 	fs.DurationVar(&f.Keepalive, "keepalive", client.DefaultKeepaliveInterval,
 		"ping the server after this long without hearing from it, and reconnect if it does not answer within as long again (at most "+
 			client.DefaultKeepaliveTimeout.String()+"); 0 is off")
+	fs.DurationVar(&f.RemoteCheck, "remote-check", client.DefaultRemoteCheck,
+		"ping each remote domain with available contacts or rooms this often, and mark their entries stale while it is unreachable; 0 is off")
 	return f
 }
 
@@ -105,6 +111,10 @@ func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
 		return nil, &FlagError{Flag: "keepalive", Value: f.Keepalive.String(), Problem: "want a duration of 0 (off) or more"}
 	}
 	opts = append(opts, client.WithKeepalive(f.Keepalive, 0))
+	if f.RemoteCheck < 0 {
+		return nil, &FlagError{Flag: "remote-check", Value: f.RemoteCheck.String(), Problem: "want a duration of 0 (off) or more"}
+	}
+	opts = append(opts, client.WithRemoteCheck(f.RemoteCheck))
 	if r := account.Resourcepart(); r != "" {
 		opts = append(opts, client.WithResource(r))
 	}
