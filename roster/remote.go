@@ -57,16 +57,15 @@ func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (evs []Event, omi
 func (m *Model) eachAt(domain jid.JID, maxBytes int, change func(psa.Marks) (psa.Marks, bool), kind EventKind, mark psa.Mark) (evs []Event, omitted int) {
 	want := []byte(domain.Domainpart())
 	size := 0
-	for i := range m.contacts {
-		c := &m.contacts[i]
-		if !c.live || c.nres == 0 || !bytes.Equal(domainOf(m.arena.bytes(c.key)), want) {
+	for ci := range m.st.allContacts() {
+		c := m.st.contact(ci)
+		if c.nres == 0 || !bytes.Equal(domainOf(m.st.get(c.key)), want) {
 			continue
 		}
-		ci := uint32(i + 1)
 		stranger := m.isStranger(ci)
-		for ri := c.first; ri != 0; ri = m.resources[ri-1].next {
-			r := &m.resources[ri-1]
-			marks := m.readMarks(m.arena.bytes(r.marks))
+		for ri := range m.st.resourcesOf(ci) {
+			r := m.st.resource(ri)
+			marks := m.readMarks(m.st.get(r.marks))
 			next, ok := change(marks)
 			if !ok {
 				continue
@@ -79,7 +78,7 @@ func (m *Model) eachAt(domain jid.JID, maxBytes int, change func(psa.Marks) (psa
 			}
 			old := r.blockBytes()
 			m.scratch = m.appendMarks(m.scratch[:0], next)
-			r.marks = m.arena.store(r.marks, m.scratch)
+			r.marks = m.st.put(r.marks, m.scratch)
 			m.charge(ci, stranger, r.blockBytes()-old)
 			if maxBytes >= 0 {
 				if size += m.eventBytes(ri); size > maxBytes {
@@ -95,7 +94,7 @@ func (m *Model) eachAt(domain jid.JID, maxBytes int, change func(psa.Marks) (psa
 			evs = append(evs, Event{Kind: kind, JID: snap.JID, Resource: snap, Mark: ev, Resent: kind == EventRestored})
 		}
 	}
-	m.maybeShrink()
+	m.st.maybeShrink()
 	return evs, omitted
 }
 
