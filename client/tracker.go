@@ -102,6 +102,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		conn:     cfg.onConn,
 		verify:   cfg.onVerify,
 		presence: cfg.onPresence,
+		message:  cfg.onMessage,
 		overflow: cfg.onOverflow,
 	}), cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
@@ -150,6 +151,7 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 				if from, ok := xmltok.Attr(*start, "from"); ok {
 					t.heardFrom(from)
 				}
+				return t.handleMessage(r, start, next)
 			}
 			if next == nil {
 				return nil
@@ -166,6 +168,47 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 		t.applyPresence(&p)
 		return nil
 	})
+}
+
+// handleMessage decodes a message for OnMessage (when set), from a recorded
+// copy of its tokens when next is to see it as well, queues it, and passes
+// it on to next. A message whose from or to is no JID is reported and
+// dropped, and next does not see it: mellium's mux would end the session
+// over it.
+func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartElement, next xmpp.Handler) error {
+	if _, err := stanza.NewMessage(*start); err != nil {
+		t.log.Warn("psakit: dropped an invalid message", "err", err)
+		return nil
+	}
+	if t.cfg.onMessage == nil {
+		if next == nil {
+			return nil
+		}
+		return next.HandleXMPP(r, start)
+	}
+	if next == nil {
+		m, err := decodeMessage(r, *start, t.cfg.maxStanzaSize)
+		if err != nil {
+			return err
+		}
+		t.disp.pushMessage(&m)
+		return nil
+	}
+	toks, err := xmlstream.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	replay := xmltok.NewReplayer(toks)
+	m, err := decodeMessage(replay, *start, t.cfg.maxStanzaSize)
+	if err != nil {
+		return err
+	}
+	t.disp.pushMessage(&m)
+	replay.Reset(toks)
+	return next.HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{replay, r}, start)
 }
 
 // passPresence decodes a presence from a recorded copy of its tokens, then
