@@ -114,6 +114,7 @@ func Dial(ctx context.Context, account jid.JID, password string, opts ...Option)
 		handler:  t.Handler(m),
 		done:     make(chan struct{}),
 	}
+	t.send = c.Send // before any session: messages are answered on the Client's
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, c.cancel) // ctx may abort this first attempt
 	sess, err := c.connect(ctx)

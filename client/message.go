@@ -60,6 +60,10 @@ type Message struct {
 	// Error is the error of a message of type error: a bounce of one we
 	// sent. Never reply to it.
 	Error *stanza.Error
+
+	// send sends on the session of the client (or Tracker) that received
+	// the message; nil in a Message built by hand.
+	send func(context.Context, xml.TokenReader) error
 }
 
 // ErrReplyToError is returned by Reply for a message of type error: RFC 6120
@@ -205,6 +209,23 @@ func (c *Client) SendMessage(ctx context.Context, to jid.JID, typ stanza.Message
 // ErrReplyToError for a message of type error, and otherwise what Send
 // returns.
 func (c *Client) Reply(ctx context.Context, m Message, body string) error {
+	return m.reply(ctx, c.Send, body)
+}
+
+// Reply answers the message as Client.Reply does, on the session of the
+// client that received it (or, for a Tracker's message, the session it was
+// last started with): a callback can answer without holding the Client,
+// which Dial has not returned yet when the first messages arrive (those the
+// server stored while the account was offline). It returns ErrNotConnected
+// for a Message that no client received.
+func (m Message) Reply(ctx context.Context, body string) error {
+	if m.send == nil {
+		return ErrNotConnected
+	}
+	return m.reply(ctx, m.send, body)
+}
+
+func (m Message) reply(ctx context.Context, send func(context.Context, xml.TokenReader) error, body string) error {
 	to, typ := m.From, m.Type
 	switch typ {
 	case stanza.ErrorMessage:
@@ -214,5 +235,5 @@ func (c *Client) Reply(ctx context.Context, m Message, body string) error {
 	case "":
 		typ = stanza.NormalMessage
 	}
-	return c.Send(ctx, messageReader(to, typ, body, m.Thread))
+	return send(ctx, messageReader(to, typ, body, m.Thread))
 }

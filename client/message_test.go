@@ -96,7 +96,7 @@ func TestOnMessageAndReply(t *testing.T) {
 	if m.Type != stanza.NormalMessage || m.Body != "Madam!" || !m.Delay.IsZero() {
 		t.Fatalf("got %+v", m)
 	}
-	if err := c.Reply(ctx, m, "Anon!"); err != nil {
+	if err := m.Reply(ctx, "Anon!"); err != nil { // the method: no Client needed
 		t.Fatal(err)
 	}
 	if st, v := nextSent(ctx, t, sess); !st.To.Equal(nurse) || st.Type != "normal" || v.Body != "Anon!" || v.Thread != "" {
@@ -255,6 +255,9 @@ func TestSendMessageNotConnected(t *testing.T) {
 	}
 	if err := c.Reply(ctx, client.Message{From: juliet, Type: stanza.ChatMessage}, "hi"); !errors.Is(err, client.ErrNotConnected) {
 		t.Fatalf("Reply: %v", err)
+	}
+	if err := (client.Message{From: juliet}).Reply(ctx, "hi"); !errors.Is(err, client.ErrNotConnected) {
+		t.Fatalf("Reply of a Message built by hand: %v", err)
 	}
 	if err := c.SendMessage(ctx, jid.JID{}, stanza.ErrorMessage, "x"); !errors.Is(err, client.ErrReplyToError) {
 		t.Fatalf("SendMessage of type error: %v", err)

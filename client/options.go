@@ -226,7 +226,7 @@ func OnPresence(f func(presence.Presence)) Option { return func(c *config) { c.o
 // messages, groupchat messages of the rooms it is in (its own included, as
 // the room reflects them), bounces of those it sent (Type error). It runs on
 // the callback goroutine, in order with the other callbacks, so it may take
-// its time and call Reply, Send or Join; meanwhile the stream keeps being
+// its time and answer with Message.Reply, or call Send or Join; meanwhile the stream keeps being
 // read and later events wait in the queue. Messages count against the
 // queue's bounds like presences (WithQueueSize, WithQueueBytes): when the
 // callbacks fall behind, they are dropped and counted for OnOverflow. With

@@ -61,6 +61,9 @@ type Tracker struct {
 	verify *verifier
 	policy *roomPolicy
 	gate   atomic.Bool // set: the callbacks receive nothing more (Client.Close timed out)
+	// send sends a stanza for Message.Reply: on the Tracker's session, or on
+	// the Client's.
+	send func(context.Context, xml.TokenReader) error
 
 	// Used only on the session's read goroutine (one session at a time).
 	dec           presence.Decoder
@@ -106,6 +109,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		overflow: cfg.onOverflow,
 	}), cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
+	t.send = t.sendSession
 	t.policy = newRoomPolicy(t, cfg.roomPolicy)
 	t.show, t.status, t.priority = cfg.show, cfg.status, cfg.priority
 	return t, nil
@@ -191,6 +195,7 @@ func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartEl
 		if err != nil {
 			return err
 		}
+		m.send = t.send
 		t.disp.pushMessage(&m)
 		return nil
 	}
@@ -203,6 +208,7 @@ func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartEl
 	if err != nil {
 		return err
 	}
+	m.send = t.send
 	t.disp.pushMessage(&m)
 	replay.Reset(toks)
 	return next.HandleXMPP(struct {
@@ -577,6 +583,15 @@ func (t *Tracker) Sweep() int {
 	evs := t.roster.Sweep()
 	t.disp.pushRoster(evs)
 	return len(evs)
+}
+
+// sendSession sends r on the session Start was last called with.
+func (t *Tracker) sendSession(ctx context.Context, r xml.TokenReader) error {
+	s := t.session()
+	if s == nil {
+		return ErrNotConnected
+	}
+	return sendCtx(ctx, s, r)
 }
 
 // session returns the current session, nil while disconnected.
