@@ -145,9 +145,11 @@ func (t *Tracker) MuxOptions() []mux.Option {
 }
 
 // Handler wraps next: presence stanzas are decoded once and applied to the
-// models (and passed on to next only with WithPresencePassthrough); every
-// other stanza goes to next. It never returns an error for a bad stanza,
-// which would end the session: bad input is reported and dropped.
+// models (and passed on to next only with WithPresencePassthrough); messages
+// are decoded for OnMessage, when set, and passed on; every other stanza
+// goes to next. It never returns an error for a bad stanza, which would end
+// the session: bad input, such as a message whose from is no JID, is
+// reported and dropped.
 func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		if start.Name.Local != "presence" || (start.Name.Space != stanza.NSClient && start.Name.Space != "") {
