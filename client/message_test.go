@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,5 +262,56 @@ func TestSendMessageNotConnected(t *testing.T) {
 	}
 	if err := c.SendMessage(ctx, jid.JID{}, stanza.ErrorMessage, "x"); !errors.Is(err, client.ErrReplyToError) {
 		t.Fatalf("SendMessage of type error: %v", err)
+	}
+}
+
+// Messages count against the queue's byte budget: a callback that blocks
+// while large messages keep coming makes the client drop and count them,
+// never hold them all.
+func TestMessagesInQueueBudget(t *testing.T) {
+	srv, ctx := setup(t)
+	release := make(chan struct{})
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+	})
+	blocked := make(chan struct{})
+	overflow := make(chan int, 10)
+	var delivered atomic.Int64
+	c := dial(ctx, t, srv, nil, client.WithQueueBytes(64<<10),
+		client.OnMessage(func(m client.Message) {
+			if delivered.Add(1) == 1 {
+				close(blocked)
+				<-release
+			}
+		}),
+		client.OnOverflow(func(n int) { overflow <- n }))
+	body := strings.Repeat("x", 16<<10)
+	const sent = 40 // 640 KiB of bodies against a 64 KiB budget
+	for range sent {
+		if err := srv.SendMessage(ctx, c.JID(), psatest.Message{From: juliet, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-blocked
+	// The stream goes on while the callback is stuck.
+	if err := srv.Ping(ctx, c.JID()); err != nil {
+		t.Fatalf("ping while the callback blocks: %v", err)
+	}
+	close(release)
+	dropped := 0
+	for delivered.Load()+int64(dropped) != sent {
+		select {
+		case n := <-overflow:
+			dropped += n
+		case <-ctx.Done():
+			t.Fatalf("%d delivered and %d dropped, want %d in all", delivered.Load(), dropped, sent)
+		}
+	}
+	if dropped == 0 {
+		t.Fatalf("%d delivered and nothing dropped with a 64 KiB budget", delivered.Load())
 	}
 }
