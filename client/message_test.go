@@ -15,6 +15,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/psa/psatest"
 )
 
@@ -314,4 +315,32 @@ func TestMessagesInQueueBudget(t *testing.T) {
 	if dropped == 0 {
 		t.Fatalf("%d delivered and nothing dropped with a 64 KiB budget", delivered.Load())
 	}
+}
+
+// A room that bounces our groupchat message may have dropped us without a
+// word: the client self-pings it, and rejoins when it says we are not in it
+// (XEP-0310's business rule).
+func TestGroupchatBounceSelfPings(t *testing.T) {
+	_, room, c, rec, ctx := joined(t, fastPolicy())
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	if _, err := room.NextJoin(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := room.Forget("Romeo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendMessage(ctx, orchard, stanza.GroupChatMessage, "anyone?"); err != nil {
+		t.Fatal(err)
+	}
+	a := rec.nextAction(ctx, t, client.ActionSelfPing)
+	if a.Reason != "bounce" || a.Verdict != mucwatch.VerdictNotJoined {
+		t.Fatalf("self-ping %+v", a)
+	}
+	if a := rec.nextAction(ctx, t, client.ActionRejoin); a.Reason != "not-joined" {
+		t.Fatalf("rejoin %+v", a)
+	}
+	if _, err := room.NextJoin(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
 }

@@ -34,9 +34,10 @@ const (
 // off can alert its user instead.
 type RoomPolicy struct {
 	// SelfPing enables XEP-0410 self-pings: when a mark that concerns the
-	// room or our own occupant is cleared by its annotator, and after Silence
-	// without presence or messages from the room. Never while our own
-	// stream is down.
+	// room or our own occupant is cleared by its annotator, when the room
+	// answers a message of ours with an error (it may have dropped us
+	// without a word; reason "bounce"), and after Silence without presence
+	// or messages from the room. Never while our own stream is down.
 	SelfPing bool
 	// Silence is how long a joined room may stay silent before a self-ping,
 	// jittered by up to a fifth either way so that rooms do not ping at once.
@@ -104,7 +105,7 @@ const (
 type RoomAction struct {
 	Kind    RoomActionKind
 	Room    jid.JID
-	Reason  string           // why: "reconnect", "restored", "silence", "not-joined", "removed", "retry"
+	Reason  string           // why: "reconnect", "restored", "silence", "bounce", "not-joined", "removed", "retry"
 	Verdict mucwatch.Verdict // ActionSelfPing
 	Attempt int              // ActionRejoin, from 1
 	// Occupant is our own occupant JID that a self-ping was sent to, or that
@@ -372,6 +373,7 @@ type policyRoom struct {
 type policyInput struct {
 	event  *mucwatch.Event
 	result *actionResult
+	bounce string // a room that bounced a message of ours
 }
 
 type actionResult struct {
@@ -426,6 +428,12 @@ func (rp *roomPolicy) heard(room string) {
 	if v, ok := rp.heardAt.Load(room); ok {
 		v.(*atomic.Int64).Store(time.Now().UnixNano())
 	}
+}
+
+// bounced tells the policy that room (bare) answered a message with an
+// error.
+func (rp *roomPolicy) bounced(room jid.JID) {
+	rp.input(policyInput{bounce: room.String()})
 }
 
 // observe hands the policy the room-level events it reacts to.
@@ -543,6 +551,14 @@ func (rp *roomPolicy) react(in policyInput) {
 	defer rp.mu.Unlock()
 	if in.result != nil {
 		rp.reactResult(in.result)
+		return
+	}
+	if in.bounce != "" {
+		// The room refused a message of ours: perhaps it dropped us without
+		// a word. A self-ping tells; a planned rejoin goes first.
+		if r := rp.rooms[in.bounce]; r != nil && !r.busy && (r.due.IsZero() || r.next == "ping") {
+			rp.schedule(r, "ping", "bounce", 0)
+		}
 		return
 	}
 	e := in.event

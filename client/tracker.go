@@ -182,9 +182,15 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 // dropped, and next does not see it: mellium's mux would end the session
 // over it.
 func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartElement, next xmpp.Handler) error {
-	if _, err := stanza.NewMessage(*start); err != nil {
+	sm, err := stanza.NewMessage(*start)
+	if err != nil {
 		t.log.Warn("psakit: dropped an invalid message", "err", err)
 		return nil
+	}
+	if sm.Type == stanza.ErrorMessage && sm.From.Resourcepart() == "" && t.rooms.Tracks(sm.From) {
+		// A room bounced a message of ours (XEP-0310's business rule: check
+		// that we are still in it).
+		t.policy.bounced(sm.From)
 	}
 	if t.cfg.onMessage == nil {
 		if next == nil {
