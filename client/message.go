@@ -61,9 +61,9 @@ type Message struct {
 	// sent. Never reply to it.
 	Error *stanza.Error
 
-	// send sends on the session of the client (or Tracker) that received
-	// the message; nil in a Message built by hand.
-	send func(context.Context, xml.TokenReader) error
+	// t is the Tracker (of the client) that received the message; nil in a
+	// Message built by hand.
+	t *Tracker
 }
 
 // ErrReplyToError is returned by Reply for a message of type error: RFC 6120
@@ -192,6 +192,14 @@ func messageReader(to jid.JID, typ stanza.MessageType, body, thread string) xml.
 // occupant JID). Like Send, it returns ErrNotConnected while the client is
 // reconnecting, returns when ctx ends, and in any case within about
 // WriteTimeout.
+//
+// A groupchat message to a room the model holds stale is preceded by a
+// XEP-0410 self-ping (with the room policy's SelfPing), which waits for the
+// room's answer, at most the policy's PingTimeout: when the room says we
+// are not in it, the message is not sent, SendMessage returns ErrNotInRoom,
+// and the policy rejoins. So never call it for a groupchat message on the
+// session's read goroutine (a mux handler): call it from OnMessage or any
+// other goroutine. Message.Reply follows the same rule.
 func (c *Client) SendMessage(ctx context.Context, to jid.JID, typ stanza.MessageType, body string) error {
 	if typ == "" {
 		typ = stanza.ChatMessage
@@ -199,7 +207,17 @@ func (c *Client) SendMessage(ctx context.Context, to jid.JID, typ stanza.Message
 	if typ == stanza.ErrorMessage {
 		return fmt.Errorf("client: SendMessage of type error: %w", ErrReplyToError)
 	}
-	return c.Send(ctx, messageReader(to, typ, body, ""))
+	return c.t.sendMessage(ctx, messageReader(to, typ, body, ""), to, typ)
+}
+
+// sendMessage sends a message, checking a stale room first.
+func (t *Tracker) sendMessage(ctx context.Context, r xml.TokenReader, to jid.JID, typ stanza.MessageType) error {
+	if typ == stanza.GroupChatMessage {
+		if err := t.checkRoom(ctx, to.Bare()); err != nil {
+			return err
+		}
+	}
+	return t.send(ctx, r)
 }
 
 // Reply answers m with body, as a person would: a groupchat message goes to
@@ -209,7 +227,7 @@ func (c *Client) SendMessage(ctx context.Context, to jid.JID, typ stanza.Message
 // ErrReplyToError for a message of type error, and otherwise what Send
 // returns.
 func (c *Client) Reply(ctx context.Context, m Message, body string) error {
-	return m.reply(ctx, c.Send, body)
+	return m.reply(ctx, c.t, body)
 }
 
 // Reply answers the message as Client.Reply does, on the session of the
@@ -219,13 +237,13 @@ func (c *Client) Reply(ctx context.Context, m Message, body string) error {
 // server stored while the account was offline). It returns ErrNotConnected
 // for a Message that no client received.
 func (m Message) Reply(ctx context.Context, body string) error {
-	if m.send == nil {
+	if m.t == nil {
 		return ErrNotConnected
 	}
-	return m.reply(ctx, m.send, body)
+	return m.reply(ctx, m.t, body)
 }
 
-func (m Message) reply(ctx context.Context, send func(context.Context, xml.TokenReader) error, body string) error {
+func (m Message) reply(ctx context.Context, t *Tracker, body string) error {
 	to, typ := m.From, m.Type
 	switch typ {
 	case stanza.ErrorMessage:
@@ -235,5 +253,5 @@ func (m Message) reply(ctx context.Context, send func(context.Context, xml.Token
 	case "":
 		typ = stanza.NormalMessage
 	}
-	return send(ctx, messageReader(to, typ, body, m.Thread))
+	return t.sendMessage(ctx, messageReader(to, typ, body, m.Thread), to, typ)
 }

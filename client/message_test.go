@@ -16,6 +16,7 @@ import (
 
 	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/mucwatch"
+	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/psa/psatest"
 )
 
@@ -343,4 +344,55 @@ func TestGroupchatBounceSelfPings(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+}
+
+// A groupchat message to a room the model holds stale is preceded by a
+// self-ping: not sent when the room says we are not in it (the client
+// rejoins), sent when we are.
+func TestGroupchatToStaleRoomSelfPingsFirst(t *testing.T) {
+	srv, room, c, rec, ctx := joined(t, fastPolicy())
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	if _, err := room.NextJoin(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := srv.WaitAvailable(ctx, c.JID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Our server says our occupant may be stale.
+	if err := room.Annotate(ctx, "Romeo", psa.Annotation{From: montague, Condition: psa.ServerUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomStale)
+
+	// Still in the room: the self-ping says so, and the message goes.
+	if err := c.SendMessage(ctx, orchard, stanza.GroupChatMessage, "still here?"); err != nil {
+		t.Fatal(err)
+	}
+	if a := rec.nextAction(ctx, t, client.ActionSelfPing); a.Reason != "send" || a.Verdict != mucwatch.VerdictJoined {
+		t.Fatalf("self-ping %+v", a)
+	}
+	if st, v := nextSent(ctx, t, sess); st.Type != "groupchat" || v.Body != "still here?" {
+		t.Fatalf("sent %s", st.Raw)
+	}
+
+	// Dropped meanwhile: the message is not sent, and the client rejoins.
+	if err := room.Forget("Romeo"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendMessage(ctx, orchard, stanza.GroupChatMessage, "anyone?"); !errors.Is(err, client.ErrNotInRoom) {
+		t.Fatalf("SendMessage: %v", err)
+	}
+	if a := rec.nextAction(ctx, t, client.ActionSelfPing); a.Reason != "send" || a.Verdict != mucwatch.VerdictNotJoined {
+		t.Fatalf("self-ping %+v", a)
+	}
+	if a := rec.nextAction(ctx, t, client.ActionRejoin); a.Reason != "not-joined" {
+		t.Fatalf("rejoin %+v", a)
+	}
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	for _, st := range sess.Stanzas() {
+		if strings.Contains(st.String(), "anyone?") {
+			t.Fatalf("sent to a room we were not in: %s", st.Raw)
+		}
+	}
 }

@@ -36,8 +36,10 @@ type RoomPolicy struct {
 	// SelfPing enables XEP-0410 self-pings: when a mark that concerns the
 	// room or our own occupant is cleared by its annotator, when the room
 	// answers a message of ours with an error (it may have dropped us
-	// without a word; reason "bounce"), and after Silence without presence
-	// or messages from the room. Never while our own stream is down.
+	// without a word; reason "bounce"), before a groupchat message is sent
+	// to it while it is stale (reason "send"; see Client.SendMessage), and
+	// after Silence without presence or messages from the room. Never while
+	// our own stream is down.
 	SelfPing bool
 	// Silence is how long a joined room may stay silent before a self-ping,
 	// jittered by up to a fifth either way so that rooms do not ping at once.
@@ -105,7 +107,7 @@ const (
 type RoomAction struct {
 	Kind    RoomActionKind
 	Room    jid.JID
-	Reason  string           // why: "reconnect", "restored", "silence", "bounce", "not-joined", "removed", "retry"
+	Reason  string           // why: "reconnect", "restored", "silence", "bounce", "send", "not-joined", "removed", "retry"
 	Verdict mucwatch.Verdict // ActionSelfPing
 	Attempt int              // ActionRejoin, from 1
 	// Occupant is our own occupant JID that a self-ping was sent to, or that
@@ -699,18 +701,49 @@ func (rp *roomPolicy) selfJID(r *policyRoom) jid.JID {
 	return r.occupant
 }
 
-// selfPing sends a XEP-0410 self-ping and reports its verdict.
-func (rp *roomPolicy) selfPing(ctx context.Context, s *xmpp.Session, room, occupant jid.JID, reason string) {
+// selfPing sends a XEP-0410 self-ping and reports its verdict, which it
+// returns (VerdictNone when ctx was cancelled: no verdict).
+func (rp *roomPolicy) selfPing(ctx context.Context, s *xmpp.Session, room, occupant jid.JID, reason string) mucwatch.Verdict {
 	ctx, cancel := context.WithTimeout(ctx, rp.p.PingTimeout)
 	err := s.UnmarshalIQ(ctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, To: occupant}}.TokenReader(), nil)
 	cancel()
 	if errors.Is(err, context.Canceled) {
-		return // the session ended, or the client closes: no verdict
+		return mucwatch.VerdictNone // the session ended, or the client closes: no verdict
 	}
 	v := SelfPingVerdict(room, err)
 	rp.t.disp.pushAction(RoomAction{Kind: ActionSelfPing, Room: room, Reason: reason, Verdict: v, Occupant: occupant, Err: err})
 	rp.t.disp.pushRoom(rp.t.rooms.RecordSelfPing(room, v))
 	rp.input(policyInput{result: &actionResult{room: room.String(), verdict: v, err: err}})
+	return v
+}
+
+// checkRoom is the rule for sending to a room the model holds stale: a
+// self-ping first (reason "send"). It returns ErrNotInRoom when the room
+// says we are not in it (the policy then rejoins), and nil when the room is
+// not stale, we are in it, or the answer does not tell.
+func (t *Tracker) checkRoom(ctx context.Context, room jid.JID) error {
+	r, ok := t.rooms.Room(room)
+	if !ok || !r.Stale || !t.cfg.roomPolicy.SelfPing {
+		return nil
+	}
+	s := t.session()
+	if s == nil {
+		return ErrNotConnected
+	}
+	occupant, err := r.JID.WithResource(r.Nick)
+	if err != nil {
+		return nil
+	}
+	switch t.policy.selfPing(ctx, s, r.JID, occupant, "send") {
+	case mucwatch.VerdictNotJoined:
+		return fmt.Errorf("%w: %s", ErrNotInRoom, r.JID)
+	case mucwatch.VerdictNone:
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return ErrNotConnected
+	}
+	return nil
 }
 
 // SelfPingVerdict classifies the answer to a XEP-0410 self-ping sent to

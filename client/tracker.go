@@ -61,8 +61,8 @@ type Tracker struct {
 	verify *verifier
 	policy *roomPolicy
 	gate   atomic.Bool // set: the callbacks receive nothing more (Client.Close timed out)
-	// send sends a stanza for Message.Reply: on the Tracker's session, or on
-	// the Client's.
+	// send sends a message for Message.Reply and SendMessage: on the
+	// Tracker's session, or on the Client's.
 	send func(context.Context, xml.TokenReader) error
 
 	// Used only on the session's read goroutine (one session at a time).
@@ -203,7 +203,7 @@ func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartEl
 		if err != nil {
 			return err
 		}
-		m.send = t.send
+		m.t = t
 		t.disp.pushMessage(&m)
 		return nil
 	}
@@ -216,7 +216,7 @@ func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartEl
 	if err != nil {
 		return err
 	}
-	m.send = t.send
+	m.t = t
 	t.disp.pushMessage(&m)
 	replay.Reset(toks)
 	return next.HandleXMPP(struct {
