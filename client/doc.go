@@ -71,6 +71,13 @@
 // for IQs of its own, an application registers mellium mux handlers with
 // WithMux.
 //
+// Rooms and messages meet in two places (XEP-0310's business rule: check
+// that we are still in a room): a groupchat message to a room the model
+// holds stale is preceded by a XEP-0410 self-ping, and not sent
+// (ErrNotInRoom) when the room says we are not in it; and a room that
+// answers a message of ours with an error is self-pinged. Either way the
+// room policy rejoins a room that dropped us.
+//
 // # Bounds
 //
 // Every call returns within a bound whatever the server does: answers
