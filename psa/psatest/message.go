@@ -96,20 +96,20 @@ func (r *Room) Say(ctx context.Context, nick string, m Message) error {
 func (s *Server) SetUnreachable(domain jid.JID, unreachable bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.unreachable == nil {
-		s.unreachable = make(map[string]bool)
+	if s.down == nil {
+		s.down = make(map[string]bool)
 	}
 	if unreachable {
-		s.unreachable[domain.Domain().String()] = true
+		s.down[domain.Domain().String()] = true
 	} else {
-		delete(s.unreachable, domain.Domain().String())
+		delete(s.down, domain.Domain().String())
 	}
 }
 
 // bounceLocked answers a message or IQ request of sess to an unreachable
 // domain with remote-server-not-found, and reports whether it did.
 func (s *Server) bounceLocked(sess *Session, st Stanza) bool {
-	if st.To.String() == "" || !s.unreachable[st.To.Domain().String()] {
+	if st.To.String() == "" || !s.down[st.To.Domain().String()] {
 		return false
 	}
 	switch {

@@ -45,21 +45,22 @@ type Server struct {
 	wg        sync.WaitGroup // every goroutine the server starts
 	restartMu sync.Mutex     // serializes Restart
 
-	mu          sync.Mutex
-	closed      bool
-	ln          net.Listener
-	addr        string
-	acceptDone  chan struct{}
-	refuse      bool
-	users       map[string]string // localpart -> password
-	rosters     map[string]*rosterData
-	contacts    map[string][]contactPresence // user bare JID -> stored presences
-	conns       map[*conn]struct{}
-	sessions    map[string]*Session // full JID -> bound session (ended ones removed)
-	rooms       map[string]*Room
-	unreachable map[string]bool // domains SetUnreachable marked
-	changed     chan struct{}   // closed and replaced on every change waiters look at
-	seq         uint64
+	mu         sync.Mutex
+	closed     bool
+	ln         net.Listener
+	addr       string
+	acceptDone chan struct{}
+	refuse     bool
+	users      map[string]string // localpart -> password
+	rosters    map[string]*rosterData
+	contacts   map[string][]contactPresence // user bare JID -> stored presences
+	conns      map[*conn]struct{}
+	sessions   map[string]*Session // full JID -> bound session (ended ones removed)
+	rooms      map[string]*Room
+	changed    chan struct{} // closed and replaced on every change waiters look at
+	seq        uint64
+
+	down map[string]bool // domains SetUnreachable marked
 }
 
 // An Option configures NewServer.
