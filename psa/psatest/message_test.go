@@ -35,7 +35,11 @@ func TestMessages(t *testing.T) {
 		t.Fatal("SendMessage to no session succeeded")
 	}
 
-	// romeo writes to benvolio (delivered) and to juliet (recorded).
+	// romeo writes to benvolio (delivered, to his available sessions) and to
+	// juliet (recorded).
+	if _, err := srv.WaitAvailable(ctx, benvolioPC); err != nil {
+		t.Fatal(err)
+	}
 	c.send(`<message to='` + benvolioPC.Bare().String() + `' type='chat'><body>Cousin</body></message>`)
 	if m := b.next(&k, func(r received) bool { return r.name == "message" && r.from == romeoLane.String() }); !strings.Contains(m.raw, "Cousin") {
 		t.Fatalf("message %s", m.raw)
