@@ -6,6 +6,7 @@ import (
 	"log"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/mucwatch"
@@ -41,5 +42,34 @@ func watch(ctx context.Context, password string, opts ...client.Option) error {
 		best, online := contact.Best()
 		fmt.Println(contact.JID, "online:", online, "show:", best.Show, "fresh:", best.Fresh())
 	}
+	return nil
+}
+
+// answer is a bot that answers "ping" with "pong", in direct chat and in the
+// room it joins, until ctx ends.
+func answer(ctx context.Context, password string, opts ...client.Option) error {
+	opts = append(opts,
+		client.WithResource("bot"),
+		client.OnMessage(func(m client.Message) {
+			// Delay is set on the history a room sends on join: old news.
+			// Never answer a bounce (type error).
+			if m.Body != "ping" || !m.Delay.IsZero() || m.Type == stanza.ErrorMessage {
+				return
+			}
+			// To the room for groupchat, to the sender otherwise.
+			if err := m.Reply(ctx, "pong"); err != nil {
+				log.Print(err)
+			}
+		}),
+	)
+	c, err := client.Dial(ctx, jid.MustParse("bot@example.org"), password, opts...)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Join(ctx, jid.MustParse("orchard@conference.example.org/bot")); err != nil {
+		return err
+	}
+	<-ctx.Done()
 	return nil
 }

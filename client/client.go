@@ -38,6 +38,7 @@ type Client struct {
 	password string
 	cfg      config
 	t        *Tracker
+	handler  xmpp.Handler // serves every session
 
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -100,13 +101,20 @@ func Dial(ctx context.Context, account jid.JID, password string, opts ...Option)
 	if err != nil {
 		return nil, err
 	}
+	m, err := newMux(append(t.MuxOptions(), cfg.muxOpts...))
+	if err != nil {
+		t.Close()
+		return nil, err
+	}
 	c := &Client{
 		account:  account,
 		password: password,
 		cfg:      cfg,
 		t:        t,
+		handler:  t.Handler(m),
 		done:     make(chan struct{}),
 	}
+	t.send = c.Send // before any session: messages are answered on the Client's
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	stop := context.AfterFunc(ctx, c.cancel) // ctx may abort this first attempt
 	sess, err := c.connect(ctx)
@@ -122,6 +130,17 @@ func Dial(ctx context.Context, account jid.JID, password string, opts ...Option)
 	}
 	go c.run(sess)
 	return c, nil
+}
+
+// newMux builds the session's mux, turning mellium's panic for a handler
+// registered twice into an error.
+func newMux(opts []mux.Option) (m *mux.ServeMux, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("client: WithMux: %v", r)
+		}
+	}()
+	return mux.New(stanza.NSClient, opts...), nil
 }
 
 // Roster returns the roster model: contacts, resources and their marks. It
@@ -263,9 +282,8 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	sess := &session{s: s, conn: raw, started: time.Now(), done: make(chan struct{})}
 	var endServe context.CancelFunc
 	sess.ctx, endServe = context.WithCancel(context.Background())
-	h := c.t.Handler(mux.New(stanza.NSClient, c.t.MuxOptions()...))
 	go func() {
-		sess.err = s.Serve(h)
+		sess.err = s.Serve(c.handler)
 		// Session.Close never closes the connection (notes §0.8).
 		conn.Close()
 		raw.Close()

@@ -17,6 +17,7 @@ type callbacks struct {
 	conn     func(ConnEvent)
 	verify   func(VerifyResult)
 	presence func(presence.Presence)
+	message  func(Message)
 	overflow func(int)
 }
 
@@ -48,12 +49,13 @@ type eventRun struct {
 
 // rareEvent is an event that is not a model's (the kindOther queue): a
 // connection event, a room action, a verification result, a presence for
-// the presence callback or an overflow notice. Exactly one field is set.
+// the presence callback, a message or an overflow notice. Exactly one field is set.
 type rareEvent struct {
 	conn     *ConnEvent
 	action   *RoomAction
 	verify   *VerifyResult
 	presence *presence.Presence
+	message  *Message
 	overflow int
 }
 
@@ -182,9 +184,12 @@ func (d *dispatcher) note(k queueKind, n int) {
 const otherSize = 256
 
 func (d *dispatcher) pushOther(o rareEvent) {
-	if o.presence != nil {
+	switch {
+	case o.presence != nil:
 		d.cur.bytes += presenceSize(o.presence)
-	} else {
+	case o.message != nil:
+		d.cur.bytes += messageSize(o.message)
+	default:
 		d.cur.bytes += otherSize
 	}
 	d.cur.others = append(d.cur.others, o)
@@ -298,6 +303,14 @@ func (d *dispatcher) pushPresence(p *presence.Presence) {
 	}
 }
 
+// pushMessage queues m. Like presences, messages are dropped and counted
+// when the queue is full.
+func (d *dispatcher) pushMessage(m *Message) {
+	if d.cb.message != nil {
+		d.push(rareEvent{message: m}, false)
+	}
+}
+
 // close stops accepting events, lets the goroutine deliver what is queued,
 // and waits for it to end. It must not be called from a callback.
 func (d *dispatcher) close() {
@@ -377,6 +390,8 @@ func (d *dispatcher) deliverOther(o rareEvent) {
 		d.cb.verify(*o.verify)
 	case o.presence != nil:
 		d.cb.presence(*o.presence)
+	case o.message != nil:
+		d.cb.message(*o.message)
 	case o.overflow > 0:
 		if d.cb.overflow != nil {
 			d.cb.overflow(o.overflow)

@@ -18,6 +18,14 @@
 //	defer c.Close()
 //	for contact := range c.Roster().Contacts() { ... }
 //
+// A bot that answers adds OnMessage:
+//
+//	client.OnMessage(func(m client.Message) {
+//		if m.Body == "ping" && m.Delay.IsZero() {
+//			_ = m.Reply(ctx, "pong")
+//		}
+//	}),
+//
 // # What happens on the wire
 //
 // On every session the client fetches the roster (only the changes, when
@@ -41,7 +49,34 @@
 // many; connection events and room policy actions are never dropped. The
 // models are always current: after an overflow, read their snapshots again.
 //
+// Messages take the same path: OnMessage is a callback like the others,
+// called on the callback goroutine in order with them, so it may block,
+// answer with Reply or SendMessage, or Join a room, without stalling the
+// stream. Mux handlers added with WithMux are the exception: mellium calls
+// them on the read goroutine, so they must return quickly and never wait
+// for an answer the stream brings (an IQ result, a join): they would wait
+// until their context ends, with the stream stalled.
+//
 // Close ends every goroutine the client started.
+//
+// # Messages
+//
+// A bot receives messages with OnMessage, decoded into a Message (sender,
+// type, body, thread, the delay of history, the error of a bounce), and
+// answers with its Reply method: to the room for a groupchat message, to the
+// sender otherwise. (The first messages may arrive before Dial returns:
+// those the server kept while the account was offline.) SendMessage starts a conversation. A room reflects our own
+// groupchat messages back to us, and sends its history, marked with Delay,
+// on join: a bot that answers commands skips both. For other payloads and
+// for IQs of its own, an application registers mellium mux handlers with
+// WithMux.
+//
+// Rooms and messages meet in two places (XEP-0310's business rule: check
+// that we are still in a room): a groupchat message to a room the model
+// holds stale is preceded by a XEP-0410 self-ping, and not sent
+// (ErrNotInRoom) when the room says we are not in it; and a room that
+// answers a message of ours with an error is self-pinged. Either way the
+// room policy rejoins a room that dropped us.
 //
 // # Bounds
 //

@@ -52,6 +52,10 @@ var (
 	// ErrCloseTimeout: Close returned before a callback did (see
 	// Client.Close).
 	ErrCloseTimeout = errors.New("client: a callback did not return before the close timeout")
+	// ErrNotInRoom: a groupchat message was not sent because the room,
+	// stale in the model, said to a self-ping that we are not in it. The
+	// room policy rejoins it; send again once EventRoomJoined came.
+	ErrNotInRoom = errors.New("client: not in the room")
 )
 
 // A BindError says that the server bound a session to Bound, which is not a

@@ -137,3 +137,59 @@ func ExampleNewTracker() {
 	// Output:
 	// available juliet@capulet.lit/balcony
 }
+
+// A bot receives a direct message and a groupchat message and answers both:
+// Reply answers in the room for groupchat, to the sender otherwise.
+func ExampleOnMessage() {
+	srv := psatest.NewServer(psatest.WithUser("romeo", "secret"), psatest.WithMUC("muc.montague.lit"))
+	defer srv.Close()
+	ctx := context.Background()
+	room := srv.Room("orchard")
+	room.SetPersistent(true)
+	if err := room.AddOccupant(ctx, "Juliet", jid.JID{}, "", ""); err != nil {
+		fmt.Println(err)
+		return
+	}
+
+	c, err := client.Dial(ctx, jid.MustParse("romeo@montague.lit"), "secret",
+		client.WithAddress(srv.Addr()), client.WithTLS(client.PlainText),
+		client.OnMessage(func(m client.Message) {
+			if m.Delay.IsZero() && m.Type != stanza.ErrorMessage && m.Body == "Romeo?" {
+				_ = m.Reply(ctx, "Here, "+m.From.Resourcepart())
+			}
+		}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	if err := c.Join(ctx, jid.MustParse("orchard@muc.montague.lit/Romeo")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	sess, err := srv.WaitAvailable(ctx, c.JID())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	answer := func() {
+		st, err := sess.Next(ctx, func(st psatest.Stanza) bool { return st.Name == "message" })
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var v struct {
+			Body string `xml:"body"`
+		}
+		_ = st.Decode(&v)
+		fmt.Printf("%s to %s: %s\n", st.Type, st.To, v.Body)
+	}
+
+	_ = srv.SendMessage(ctx, c.JID(), psatest.Message{From: jid.MustParse("juliet@capulet.lit/balcony"), Body: "Romeo?"})
+	answer()
+	_ = room.Say(ctx, "Juliet", psatest.Message{Body: "Romeo?"})
+	answer()
+	// Output:
+	// chat to juliet@capulet.lit/balcony: Here, balcony
+	// groupchat to orchard@muc.montague.lit: Here, Juliet
+}

@@ -14,6 +14,7 @@ func gated(off *atomic.Bool, cb callbacks) callbacks {
 		conn:     gate1(off, cb.conn),
 		verify:   gate1(off, cb.verify),
 		presence: gate1(off, cb.presence),
+		message:  gate1(off, cb.message),
 		overflow: gate1(off, cb.overflow),
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"time"
 
+	"mellium.im/xmpp/mux"
+
 	"github.com/psakit/psakit/caps"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
@@ -83,7 +85,9 @@ type config struct {
 	onConn     func(ConnEvent)
 	onVerify   func(VerifyResult)
 	onPresence func(presence.Presence)
+	onMessage  func(Message)
 	onOverflow func(dropped int)
+	muxOpts    []mux.Option
 	queueSize  int
 	queueBytes int
 
@@ -220,6 +224,39 @@ func OnVerify(f func(VerifyResult)) Option { return func(c *config) { c.onVerify
 // OnPresence sets a callback for the presence stanzas that no model
 // consumes: subscription requests and answers, probes and errors.
 func OnPresence(f func(presence.Presence)) Option { return func(c *config) { c.onPresence = f } }
+
+// OnMessage sets the callback for the messages the client receives: direct
+// messages, groupchat messages of the rooms it is in (its own included, as
+// the room reflects them), bounces of those it sent (Type error). It runs on
+// the callback goroutine, in order with the other callbacks, so it may take
+// its time and answer with Message.Reply, or call Send or Join; meanwhile the stream keeps being
+// read and later events wait in the queue. Messages count against the
+// queue's bounds like presences (WithQueueSize, WithQueueBytes): when the
+// callbacks fall behind, they are dropped and counted for OnOverflow. With
+// a Tracker, its Handler calls it too.
+func OnMessage(f func(Message)) Option { return func(c *config) { c.onMessage = f } }
+
+// WithMux adds mellium mux options to the client's session handler: message
+// and IQ handlers of the application (mux.MessageFunc, mux.IQFunc), and the
+// features and identities it advertises with mux.Feature and mux.Ident.
+// Dial returns an error for a handler registered twice, or for an IQ
+// handler the client has itself: disco#info get, ping get, roster set.
+//
+// Mux handlers run on the session's read goroutine, one at a time: while one
+// runs, nothing else is read, IQ results and presences included. So a mux
+// handler must return quickly: it may answer an IQ by writing to its
+// xmlstream.TokenReadEncoder, but must not wait for anything the stream
+// brings (Session.SendIQ, ping.Send, Client.Join: they deadlock until their
+// context ends), nor for a slow consumer; hand such work to a goroutine or
+// use OnMessage. A handler that returns an error ends the session (mellium
+// closes the stream), and the client reconnects: report bad input with an
+// error reply and return nil. An IQ get or set left unanswered is answered
+// service-unavailable. Presence never reaches these handlers (the models
+// decode it; see WithPresencePassthrough). WithMux has no effect on a
+// Tracker, whose application builds its mux.
+func WithMux(opts ...mux.Option) Option {
+	return func(c *config) { c.muxOpts = append(c.muxOpts, opts...) }
+}
 
 // OnOverflow sets the callback told how many events were dropped because
 // the callbacks fell behind by more than the queue size. It runs in order

@@ -34,9 +34,12 @@ const (
 // off can alert its user instead.
 type RoomPolicy struct {
 	// SelfPing enables XEP-0410 self-pings: when a mark that concerns the
-	// room or our own occupant is cleared by its annotator, and after Silence
-	// without presence or messages from the room. Never while our own
-	// stream is down.
+	// room or our own occupant is cleared by its annotator, when the room
+	// answers a message of ours with an error (it may have dropped us
+	// without a word; reason "bounce"), before a groupchat message is sent
+	// to it while it is stale (reason "send"; see Client.SendMessage), and
+	// after Silence without presence or messages from the room. Never while
+	// our own stream is down.
 	SelfPing bool
 	// Silence is how long a joined room may stay silent before a self-ping,
 	// jittered by up to a fifth either way so that rooms do not ping at once.
@@ -104,7 +107,7 @@ const (
 type RoomAction struct {
 	Kind    RoomActionKind
 	Room    jid.JID
-	Reason  string           // why: "reconnect", "restored", "silence", "not-joined", "removed", "retry"
+	Reason  string           // why: "reconnect", "restored", "silence", "bounce", "send", "not-joined", "removed", "retry"
 	Verdict mucwatch.Verdict // ActionSelfPing
 	Attempt int              // ActionRejoin, from 1
 	// Occupant is our own occupant JID that a self-ping was sent to, or that
@@ -372,6 +375,7 @@ type policyRoom struct {
 type policyInput struct {
 	event  *mucwatch.Event
 	result *actionResult
+	bounce string // a room that bounced a message of ours
 }
 
 type actionResult struct {
@@ -426,6 +430,12 @@ func (rp *roomPolicy) heard(room string) {
 	if v, ok := rp.heardAt.Load(room); ok {
 		v.(*atomic.Int64).Store(time.Now().UnixNano())
 	}
+}
+
+// bounced tells the policy that room (bare) answered a message with an
+// error.
+func (rp *roomPolicy) bounced(room jid.JID) {
+	rp.input(policyInput{bounce: room.String()})
 }
 
 // observe hands the policy the room-level events it reacts to.
@@ -543,6 +553,14 @@ func (rp *roomPolicy) react(in policyInput) {
 	defer rp.mu.Unlock()
 	if in.result != nil {
 		rp.reactResult(in.result)
+		return
+	}
+	if in.bounce != "" {
+		// The room refused a message of ours: perhaps it dropped us without
+		// a word. A self-ping tells; a planned rejoin goes first.
+		if r := rp.rooms[in.bounce]; r != nil && !r.busy && (r.due.IsZero() || r.next == "ping") {
+			rp.schedule(r, "ping", "bounce", 0)
+		}
 		return
 	}
 	e := in.event
@@ -683,19 +701,50 @@ func (rp *roomPolicy) selfJID(r *policyRoom) jid.JID {
 	return r.occupant
 }
 
-// selfPing sends a XEP-0410 self-ping and reports its verdict.
-func (rp *roomPolicy) selfPing(ctx context.Context, s *xmpp.Session, room, occupant jid.JID, reason string) {
+// selfPing sends a XEP-0410 self-ping and reports its verdict, which it
+// returns (VerdictNone when ctx was cancelled: no verdict).
+func (rp *roomPolicy) selfPing(ctx context.Context, s *xmpp.Session, room, occupant jid.JID, reason string) mucwatch.Verdict {
 	ctx, cancel := context.WithTimeout(ctx, rp.p.PingTimeout)
 	err := s.UnmarshalIQ(ctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, To: occupant}}.TokenReader(), nil)
 	cancel()
 	if errors.Is(err, context.Canceled) {
-		return // the session ended, or the client closes: no verdict
+		return mucwatch.VerdictNone // the session ended, or the client closes: no verdict
 	}
 	v := SelfPingVerdict(room, err)
 	rp.t.remote.selfPinged(room, v)
 	rp.t.disp.pushAction(RoomAction{Kind: ActionSelfPing, Room: room, Reason: reason, Verdict: v, Occupant: occupant, Err: err})
 	rp.t.disp.pushRoom(rp.t.rooms.RecordSelfPing(room, v))
 	rp.input(policyInput{result: &actionResult{room: room.String(), verdict: v, err: err}})
+	return v
+}
+
+// checkRoom is the rule for sending to a room the model holds stale: a
+// self-ping first (reason "send"). It returns ErrNotInRoom when the room
+// says we are not in it (the policy then rejoins), and nil when the room is
+// not stale, we are in it, or the answer does not tell.
+func (t *Tracker) checkRoom(ctx context.Context, room jid.JID) error {
+	r, ok := t.rooms.Room(room)
+	if !ok || !r.Stale || !t.cfg.roomPolicy.SelfPing {
+		return nil
+	}
+	s := t.session()
+	if s == nil {
+		return ErrNotConnected
+	}
+	occupant, err := r.JID.WithResource(r.Nick)
+	if err != nil {
+		return nil
+	}
+	switch t.policy.selfPing(ctx, s, r.JID, occupant, "send") {
+	case mucwatch.VerdictNotJoined:
+		return fmt.Errorf("%w: %s", ErrNotInRoom, r.JID)
+	case mucwatch.VerdictNone:
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return ErrNotConnected
+	}
+	return nil
 }
 
 // SelfPingVerdict classifies the answer to a XEP-0410 self-ping sent to

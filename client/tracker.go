@@ -62,6 +62,9 @@ type Tracker struct {
 	policy *roomPolicy
 	remote *remoteChecker
 	gate   atomic.Bool // set: the callbacks receive nothing more (Client.Close timed out)
+	// send sends a message for Message.Reply and SendMessage: on the
+	// Tracker's session, or on the Client's.
+	send func(context.Context, xml.TokenReader) error
 
 	// Used only on the session's read goroutine (one session at a time).
 	dec           presence.Decoder
@@ -103,9 +106,11 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		conn:     cfg.onConn,
 		verify:   cfg.onVerify,
 		presence: cfg.onPresence,
+		message:  cfg.onMessage,
 		overflow: cfg.onOverflow,
 	}), cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
+	t.send = t.sendSession
 	t.policy = newRoomPolicy(t, cfg.roomPolicy)
 	t.remote = newRemoteChecker(t, cfg.remoteCheck)
 	t.disp.seeRoster, t.disp.seeRoom = t.remote.rosterEvents, t.remote.roomEvents
@@ -144,9 +149,11 @@ func (t *Tracker) MuxOptions() []mux.Option {
 }
 
 // Handler wraps next: presence stanzas are decoded once and applied to the
-// models (and passed on to next only with WithPresencePassthrough); every
-// other stanza goes to next. It never returns an error for a bad stanza,
-// which would end the session: bad input is reported and dropped.
+// models (and passed on to next only with WithPresencePassthrough); messages
+// are decoded for OnMessage, when set, and passed on; every other stanza
+// goes to next. It never returns an error for a bad stanza, which would end
+// the session: bad input, such as a message whose from is no JID, is
+// reported and dropped.
 func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		if start.Name.Local != "presence" || (start.Name.Space != stanza.NSClient && start.Name.Space != "") {
@@ -154,6 +161,7 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 				if from, ok := xmltok.Attr(*start, "from"); ok {
 					t.heardFrom(from)
 				}
+				return t.handleMessage(r, start, next)
 			}
 			if next == nil {
 				return nil
@@ -170,6 +178,55 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 		t.applyPresence(&p)
 		return nil
 	})
+}
+
+// handleMessage decodes a message for OnMessage (when set), from a recorded
+// copy of its tokens when next is to see it as well, queues it, and passes
+// it on to next. A message whose from or to is no JID is reported and
+// dropped, and next does not see it: mellium's mux would end the session
+// over it.
+func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartElement, next xmpp.Handler) error {
+	sm, err := stanza.NewMessage(*start)
+	if err != nil {
+		t.log.Warn("psakit: dropped an invalid message", "err", err)
+		return nil
+	}
+	if sm.Type == stanza.ErrorMessage && sm.From.Resourcepart() == "" && t.rooms.Tracks(sm.From) {
+		// A room bounced a message of ours (XEP-0310's business rule: check
+		// that we are still in it).
+		t.policy.bounced(sm.From)
+	}
+	if t.cfg.onMessage == nil {
+		if next == nil {
+			return nil
+		}
+		return next.HandleXMPP(r, start)
+	}
+	if next == nil {
+		m, err := decodeMessage(r, *start, t.cfg.maxStanzaSize)
+		if err != nil {
+			return err
+		}
+		m.t = t
+		t.disp.pushMessage(&m)
+		return nil
+	}
+	toks, err := xmlstream.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	replay := xmltok.NewReplayer(toks)
+	m, err := decodeMessage(replay, *start, t.cfg.maxStanzaSize)
+	if err != nil {
+		return err
+	}
+	m.t = t
+	t.disp.pushMessage(&m)
+	replay.Reset(toks)
+	return next.HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{replay, r}, start)
 }
 
 // passPresence decodes a presence from a recorded copy of its tokens, then
@@ -544,6 +601,15 @@ func (t *Tracker) Sweep() int {
 	evs := t.roster.Sweep()
 	t.disp.pushRoster(evs)
 	return len(evs)
+}
+
+// sendSession sends r on the session Start was last called with.
+func (t *Tracker) sendSession(ctx context.Context, r xml.TokenReader) error {
+	s := t.session()
+	if s == nil {
+		return ErrNotConnected
+	}
+	return sendCtx(ctx, s, r)
 }
 
 // session returns the current session, nil while disconnected.

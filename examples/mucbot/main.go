@@ -55,7 +55,10 @@ const about = `mucbot joins the multi-user chat rooms it is given and stays in t
 outages: it reconnects and rejoins when its connection drops, and when a
 server says (XEP-0310) that a room may be stale it checks with a XEP-0410
 self-ping and rejoins if the room dropped it. It logs every state change
-and every action. Ctrl-C leaves the rooms and exits.
+and every action. It answers !status (its view of every room: fresh or
+stale and why, and the stale occupants) and !help, in its rooms and in
+direct chat. Ctrl-C leaves the rooms and exits; it exits with status 1 when
+every join failed.
 
 Usage:
 
@@ -101,17 +104,30 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 		client.OnRoomAction(func(a client.RoomAction) { logAction(log, a) }),
 	)
 
+	b := newBot(log, *rooms)
+	opts = append(opts, client.OnMessage(func(m client.Message) { b.handle(ctx, m) }))
+
 	c, err := client.Dial(ctx, account, password, opts...)
 	if err != nil {
 		return err
 	}
+	b.setClient(c)
+	var failed []error
 	for _, occupant := range *rooms {
 		jctx, cancel := context.WithTimeout(ctx, joinTimeout)
 		err := c.Join(jctx, occupant)
 		cancel()
 		if err != nil {
-			log.Error("join failed", "room", occupant.Bare(), "err", err)
+			b.joinFailed(occupant.Bare(), err)
+			failed = append(failed, fmt.Errorf("%s: %w", occupant.Bare(), err))
+			if !reportedByEvent(err) {
+				log.Error("join failed", "room", occupant.Bare(), "err", err)
+			}
 		}
+	}
+	if len(failed) == len(*rooms) && ctx.Err() == nil {
+		c.Close()
+		return fmt.Errorf("every join failed: %w", errors.Join(failed...))
 	}
 
 	select {

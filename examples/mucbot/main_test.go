@@ -10,8 +10,11 @@ import (
 	"time"
 
 	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/cliconn"
 	"github.com/psakit/psakit/internal/leaktest"
+	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/psa/psatest"
 )
 
@@ -75,6 +78,190 @@ func TestMucbot(t *testing.T) {
 			if o.JID.Equal(jid.MustParse("bot@montague.lit")) || o.Nick == "bot" {
 				t.Errorf("still in %s", name)
 			}
+		}
+	}
+}
+
+// startBot runs mucbot in the background for the rooms given; its log lines
+// come on the returned channel, which is closed when run returned, with its
+// error on done.
+func startBot(ctx context.Context, t *testing.T, srv *psatest.Server, rooms ...string) (lines chan string, done chan error) {
+	t.Helper()
+	t.Setenv("PSAKIT_PASSWORD", "pw")
+	args := []string{"-jid", "bot@montague.lit", "-addr", srv.Addr(), "-tls", "none", "-rejoin-delay", "10ms"}
+	for _, r := range rooms {
+		args = append(args, "-room", r)
+	}
+	pr, pw := io.Pipe()
+	done = make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, os.Stdin, pw)
+		pw.Close()
+	}()
+	lines = make(chan string, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	return lines, done
+}
+
+// waitLine waits for a log line with every word.
+func waitLine(ctx context.Context, t *testing.T, lines chan string, words ...string) {
+	t.Helper()
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("mucbot ended without a log line with %q", words)
+			}
+			all := true
+			for _, w := range words {
+				all = all && strings.Contains(l, w)
+			}
+			if all {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no log line with %q", words)
+		}
+	}
+}
+
+// nextMessage waits for the next message the bot sent, and returns its
+// type and body.
+func nextMessage(ctx context.Context, t *testing.T, sess *psatest.Session, to string) (string, string) {
+	t.Helper()
+	st, err := sess.Next(ctx, func(st psatest.Stanza) bool { return st.Name == "message" && st.To.String() == to })
+	if err != nil {
+		t.Fatalf("no message to %s: %v", to, err)
+	}
+	var v struct {
+		Body string `xml:"body"`
+	}
+	if err := st.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	return st.Type, v.Body
+}
+
+// mucbot answers !status and !help in its rooms and in direct chat, with
+// every room, fresh or stale, and the stale occupants with who said so.
+func TestMucbotCommands(t *testing.T) {
+	leaktest.Check(t)
+	srv := psatest.NewServer(psatest.WithUser("bot", "pw"), psatest.WithMUC("muc.montague.lit"))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	orchard, garden := srv.Room("orchard"), srv.Room("garden")
+	orchard.SetPersistent(true)
+	garden.SetPersistent(true)
+	garden.RefuseJoins(stanza.Forbidden)
+	if err := orchard.AddOccupant(ctx, "Juliet", jid.MustParse("juliet@capulet.lit/balcony"), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	lines, done := startBot(runCtx, t, srv, "orchard@muc.montague.lit/bot", "garden@muc.montague.lit/bot")
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	waitLine(ctx, t, lines, "msg=room-joined", "orchard@muc.montague.lit")
+	waitLine(ctx, t, lines, "msg=room-join-failed", "garden@muc.montague.lit")
+	sess, err := srv.WaitAvailable(ctx, jid.MustParse("bot@montague.lit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The room's service says Juliet's server is unreachable.
+	if err := orchard.Annotate(ctx, "Juliet", psa.Annotation{Condition: psa.ServerUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	// The annotation comes before the command on the bot's stream, and the
+	// model applies it as it is read: the answer sees it.
+
+	// In the room: a groupchat answer, to the room.
+	if err := orchard.Say(ctx, "Juliet", psatest.Message{Body: "!status"}); err != nil {
+		t.Fatal(err)
+	}
+	typ, body := nextMessage(ctx, t, sess, "orchard@muc.montague.lit")
+	for _, want := range []string{
+		"orchard@muc.montague.lit: fresh, joined as bot, 2 occupants, 1 stale",
+		"  Juliet: server-unavailable by muc.montague.lit",
+		"garden@muc.montague.lit: not joined:",
+	} {
+		if typ != "groupchat" || !strings.Contains(body, want) {
+			t.Fatalf("answer (%s) lacks %q:\n%s", typ, want, body)
+		}
+	}
+	waitLine(ctx, t, lines, "msg=answered", "command=!status", "type=groupchat")
+
+	// In direct chat: a chat answer, to the sender.
+	nurse := jid.MustParse("nurse@capulet.lit/kitchen")
+	if err := srv.SendMessage(ctx, sess.JID(), psatest.Message{From: nurse, Body: "!status"}); err != nil {
+		t.Fatal(err)
+	}
+	if typ, body := nextMessage(ctx, t, sess, nurse.String()); typ != "chat" || !strings.Contains(body, "Juliet: server-unavailable by muc.montague.lit") {
+		t.Fatalf("answer (%s):\n%s", typ, body)
+	}
+	romeo := jid.MustParse("romeo@montague.lit/lane")
+	if err := srv.SendMessage(ctx, sess.JID(), psatest.Message{From: romeo, Body: " !help "}); err != nil {
+		t.Fatal(err)
+	}
+	if typ, body := nextMessage(ctx, t, sess, romeo.String()); typ != "chat" || !strings.Contains(body, "!status") || !strings.Contains(body, "!help") {
+		t.Fatalf("help (%s):\n%s", typ, body)
+	}
+
+	// What is no command, and bounces, get no answer: the answer to the
+	// last !help is the next message the bot sends.
+	for _, m := range []psatest.Message{
+		{From: romeo, Body: "hello"},
+		{From: romeo, Type: stanza.ErrorMessage, Body: "!help"},
+		{From: jid.MustParse("tybalt@capulet.lit/street"), Body: "!help"},
+	} {
+		if err := srv.SendMessage(ctx, sess.JID(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := sess.Next(ctx, func(st psatest.Stanza) bool { return st.Name == "message" })
+	if err != nil || st.To.String() != "tybalt@capulet.lit/street" {
+		t.Fatalf("the bot sent %s (%v)", st.Raw, err)
+	}
+}
+
+// mucbot exits with an error when every join failed, and logs each
+// failure once.
+func TestMucbotEveryJoinFailed(t *testing.T) {
+	leaktest.Check(t)
+	srv := psatest.NewServer(psatest.WithUser("bot", "pw"), psatest.WithMUC("muc.montague.lit"))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	srv.Room("orchard").RefuseJoins(stanza.Forbidden)
+	srv.Room("garden").RefuseJoins(stanza.RegistrationRequired)
+	lines, done := startBot(ctx, t, srv, "orchard@muc.montague.lit/bot", "garden@muc.montague.lit/bot")
+	var all []string
+	for l := range lines {
+		all = append(all, l)
+	}
+	err := <-done
+	if err == nil || cliconn.ExitCode(err) != 1 {
+		t.Fatalf("run: %v", err)
+	}
+	for _, room := range []string{"orchard@muc.montague.lit", "garden@muc.montague.lit"} {
+		n := 0
+		for _, l := range all {
+			if strings.Contains(l, room) && (strings.Contains(l, "failed") || strings.Contains(l, "level=ERROR")) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: %d lines about the failure, want 1:\n%s", room, n, strings.Join(all, "\n"))
 		}
 	}
 }

@@ -78,14 +78,20 @@
 //     side with Subscription. Pre-approvals are not modelled.
 //   - The server answers disco#info (identity server/im), disco#items and
 //     XEP-0199 pings addressed to it, and service-unavailable to other
-//     requests. Stanzas between local sessions are routed. Stanzas to other
-//     domains are recorded and left unanswered: the test plays the rest of
-//     the network, answering with SendRaw if it wants.
+//     requests. Stanzas between local sessions are routed: a message to a
+//     bare JID reaches every available session of the user. Stanzas to
+//     other domains are recorded and left unanswered: the test plays the
+//     rest of the network, answering with SendRaw or SendMessage if it
+//     wants. A domain marked with SetUnreachable bounces messages and IQ
+//     requests with remote-server-not-found, as a server whose
+//     server-to-server link fails does.
 //
 // # Scripting the server
 //
 // SendRaw writes any text to a session's stream, hostile input included.
-// SendPresence builds a presence (Presence). Annotate re-sends the last
+// SendPresence builds a presence (Presence), SendMessage a message from any
+// JID (Message), as a scripted contact or remote user writes to a client;
+// the client's answer is recorded (Session.Next). Annotate re-sends the last
 // available presence delivered from a sender with a XEP-0310 annotation, as a
 // server does when it can no longer deliver that sender's updates; for that
 // the server remembers, per session and sender, the last available presence
@@ -140,8 +146,12 @@
 // ChangeNick, Destroy, Annotate and Forget script what services do to
 // occupants, RefuseJoins and SetSelfPing what they answer. Occupant presences
 // come from the occupant JID with a muc#user item (affiliation, role, and the
-// real JID unless SetAnonymous). Groupchat messages are reflected; nothing
-// else of room messaging is implemented.
+// real JID unless SetAnonymous). A groupchat message to room@service from an
+// occupant is reflected to every client in the room, the sender included,
+// from room@service/nick; Room.Say makes any occupant, a programmatic one
+// included, say something. A private message to room@service/nick reaches
+// that occupant's client from the sender's occupant JID. Room history is
+// not implemented.
 //
 // # Logging
 //

@@ -466,11 +466,15 @@ func (s *Server) mucReplyLocked(sess *Session, st Stanza) {
 }
 
 // mucMessageLocked reflects a groupchat message of an occupant to every
-// client in the room.
+// client in the room, and delivers private messages between occupants.
 func (s *Server) mucMessageLocked(sess *Session, st Stanza) {
 	r := s.rooms[st.To.Bare().String()]
+	if st.Type != "groupchat" && st.Type != "error" && st.To.Resourcepart() != "" {
+		s.mucPrivateLocked(sess, st)
+		return
+	}
 	if st.Type != "groupchat" || st.To.Resourcepart() != "" || st.To.Localpart() == "" {
-		return // private messages are only recorded
+		return // other messages are only recorded
 	}
 	var me *occupant
 	if r != nil {

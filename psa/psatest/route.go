@@ -106,6 +106,9 @@ func (s *Server) broadcastOwnLocked(sess *Session, toks []xml.Token, self bool) 
 }
 
 func (s *Server) handleMessageLocked(sess *Session, st Stanza) {
+	if s.bounceLocked(sess, st) {
+		return
+	}
 	to := st.To
 	switch {
 	case to.String() == "":
@@ -128,6 +131,9 @@ func (s *Server) handleMessageLocked(sess *Session, st Stanza) {
 func (s *Server) handleIQLocked(sess *Session, st Stanza) {
 	toAttr := attrValue(st.Attr, "to")
 	request := st.Type == string(stanza.GetIQ) || st.Type == string(stanza.SetIQ)
+	if s.bounceLocked(sess, st) {
+		return
+	}
 	switch {
 	case toAttr != "" && st.To.String() == "":
 		if request {

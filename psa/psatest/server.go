@@ -59,6 +59,8 @@ type Server struct {
 	rooms      map[string]*Room
 	changed    chan struct{} // closed and replaced on every change waiters look at
 	seq        uint64
+
+	down map[string]bool // domains SetUnreachable marked
 }
 
 // An Option configures NewServer.

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/mucwatch"
+	"github.com/psakit/psakit/psa"
+)
+
+const (
+	// replyTimeout bounds sending one answer.
+	replyTimeout = 10 * time.Second
+	// maxListed is how many stale occupants a room's status lists: the
+	// answer to one command stays a message, not a flood.
+	maxListed = 20
+	// answerEvery is how often one conversation (a room, a sender) gets an
+	// answer at most: someone repeating a command in a room must not make
+	// the bot flood it.
+	answerEvery = 2 * time.Second
+	// maxConversations bounds the memory of answerEvery.
+	maxConversations = 1024
+)
+
+const helpText = `commands:
+!status  every room: fresh or stale and why, and its stale occupants
+!help    this text`
+
+// bot answers the commands sent to mucbot.
+type bot struct {
+	log   *slog.Logger
+	rooms []jid.JID // the rooms of -room, bare
+	c     atomic.Pointer[client.Client]
+
+	mu       sync.Mutex
+	failures map[string]string // room -> why its join failed
+	answered map[string]time.Time
+}
+
+func newBot(log *slog.Logger, occupants []jid.JID) *bot {
+	b := &bot{log: log, failures: make(map[string]string), answered: make(map[string]time.Time)}
+	for _, o := range occupants {
+		b.rooms = append(b.rooms, o.Bare())
+	}
+	return b
+}
+
+// setClient gives the bot its client once Dial returned: messages that
+// arrive before (stored offline) get an answer without the rooms.
+func (b *bot) setClient(c *client.Client) { b.c.Store(c) }
+
+func (b *bot) joinFailed(room jid.JID, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failures[room.String()] = err.Error()
+}
+
+// reportedByEvent reports whether a Join error was already logged by the
+// room event that carried it (room-join-failed, rejected).
+func reportedByEvent(err error) bool {
+	var je *mucwatch.JoinError
+	return errors.As(err, &je) || errors.Is(err, mucwatch.ErrLimit) ||
+		errors.Is(err, mucwatch.ErrNotOccupantJID) || errors.Is(err, mucwatch.ErrAlreadyJoined)
+}
+
+// handle runs on the client's callback goroutine: it may block while it
+// answers, the stream keeps being read.
+func (b *bot) handle(ctx context.Context, m client.Message) {
+	// History from before we joined, bounces, and what is no command are
+	// not answered.
+	if !m.Delay.IsZero() || m.Type == stanza.ErrorMessage || m.Type == stanza.HeadlineMessage {
+		return
+	}
+	cmd := strings.TrimSpace(m.Body)
+	if cmd != "!status" && cmd != "!help" {
+		return
+	}
+	c := b.c.Load()
+	conversation := m.From.Bare().String()
+	if m.Type == stanza.GroupChatMessage {
+		if c != nil {
+			// Our own message, reflected by the room.
+			if r, ok := c.Rooms().Room(m.From.Bare()); ok && r.Nick == m.From.Resourcepart() {
+				return
+			}
+		}
+	} else {
+		conversation = m.From.String()
+	}
+	if !b.allow(conversation) {
+		return
+	}
+	var answer string
+	switch {
+	case cmd == "!help":
+		answer = helpText
+	case c == nil:
+		answer = "starting up, ask again in a moment"
+	default:
+		answer = b.status(c.Rooms())
+	}
+	rctx, cancel := context.WithTimeout(ctx, replyTimeout)
+	defer cancel()
+	if err := m.Reply(rctx, answer); err != nil {
+		b.log.Warn("answer failed", "command", cmd, "to", m.From, "err", err)
+		return
+	}
+	b.log.Info("answered", "command", cmd, "to", m.From, "type", m.Type)
+}
+
+// allow reports whether the conversation may get an answer now.
+func (b *bot) allow(conversation string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if last, ok := b.answered[conversation]; ok && now.Sub(last) < answerEvery {
+		return false
+	}
+	if len(b.answered) >= maxConversations {
+		clear(b.answered)
+	}
+	b.answered[conversation] = now
+	return true
+}
+
+// status describes every room of -room and every room the model tracks.
+func (b *bot) status(model *mucwatch.Model) string {
+	var sb strings.Builder
+	seen := make(map[string]bool)
+	for _, room := range b.rooms {
+		seen[room.String()] = true
+		r, ok := model.Room(room)
+		if !ok {
+			b.mu.Lock()
+			why := b.failures[room.String()]
+			b.mu.Unlock()
+			if why == "" {
+				why = "not joined"
+			} else {
+				why = "not joined: " + why
+			}
+			fmt.Fprintf(&sb, "%s: %s\n", room, why)
+			continue
+		}
+		describeRoom(&sb, model, r)
+	}
+	for r := range model.Rooms() {
+		if !seen[r.JID.String()] {
+			describeRoom(&sb, model, r)
+		}
+	}
+	if sb.Len() == 0 {
+		return "no rooms"
+	}
+	return strings.TrimSuffix(sb.String(), "\n")
+}
+
+func describeRoom(sb *strings.Builder, model *mucwatch.Model, r mucwatch.Room) {
+	fmt.Fprintf(sb, "%s: ", r.JID)
+	if r.Stale {
+		sb.WriteString("stale")
+	} else {
+		sb.WriteString("fresh")
+	}
+	fmt.Fprintf(sb, ", %s as %s, %d occupants, %d stale", r.State, r.Nick, r.Occupants, r.StaleOccupants)
+	var why []string
+	for _, m := range r.Marks {
+		why = append(why, markText(m))
+	}
+	if self, ok := model.Self(r.JID); ok {
+		for _, m := range self.Marks {
+			why = append(why, "our occupant: "+markText(m))
+		}
+	}
+	if len(why) > 0 {
+		fmt.Fprintf(sb, " (%s)", strings.Join(why, "; "))
+	}
+	if len(r.Removal.Codes) > 0 || r.Removal.Reason != "" {
+		fmt.Fprintf(sb, ", removed: codes %v %s", r.Removal.Codes, r.Removal.Reason)
+	}
+	sb.WriteByte('\n')
+	listed, more := 0, 0
+	for o := range model.Occupants(r.JID) {
+		if o.Fresh() || o.Self {
+			continue
+		}
+		if listed == maxListed {
+			more++
+			continue
+		}
+		listed++
+		var marks []string
+		for _, m := range o.Marks {
+			marks = append(marks, markText(m))
+		}
+		fmt.Fprintf(sb, "  %s: %s\n", o.Nick, strings.Join(marks, "; "))
+	}
+	if more > 0 {
+		fmt.Fprintf(sb, "  and %d more\n", more)
+	}
+}
+
+func markText(m psa.Mark) string {
+	return fmt.Sprintf("%s by %s", m.Condition, m.By)
+}
