@@ -172,30 +172,40 @@ func (m *Model) MarkDisconnectedUpTo(maxBytes int) (dst []Event, omitted int) {
 		if !r.state.in() {
 			continue
 		}
-		var (
-			c      cause
-			change psa.MarkChange
-		)
-		r.marks, change, _ = r.marks.With(mark)
-		if change != psa.MarkUnchanged {
-			c.note(change, mark)
-		}
-		dst = m.settle(dst, r, &c)
-		for _, o := range r.occupants {
-			next, change, _ := o.Marks.With(mark)
-			if change == psa.MarkUnchanged {
-				continue
-			}
-			m.setMarks(r, o, next)
-			if !within(&size, o, maxBytes) {
-				omitted++
-				continue
-			}
-			dst = append(dst, Event{Kind: EventOccupantStale, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: mark})
-		}
-		dst = m.settle(dst, r, &c)
+		var n int
+		dst, n = m.markRoom(dst, r, mark, &size, maxBytes)
+		omitted += n
 	}
 	return dst, omitted
+}
+
+// markRoom sets mark on room r and on each of its occupants, appending the
+// events, and returns how many occupant events it left out to keep *size
+// within maxBytes (negative: no bound). Callers hold m.mu.
+func (m *Model) markRoom(dst []Event, r *room, mark psa.Mark, size *int, maxBytes int) ([]Event, int) {
+	var (
+		c       cause
+		change  psa.MarkChange
+		omitted int
+	)
+	r.marks, change, _ = r.marks.With(mark)
+	if change != psa.MarkUnchanged {
+		c.note(change, mark)
+	}
+	dst = m.settle(dst, r, &c)
+	for _, o := range r.occupants {
+		next, change, _ := o.Marks.With(mark)
+		if change == psa.MarkUnchanged {
+			continue
+		}
+		m.setMarks(r, o, next)
+		if !within(size, o, maxBytes) {
+			omitted++
+			continue
+		}
+		dst = append(dst, Event{Kind: EventOccupantStale, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: mark})
+	}
+	return m.settle(dst, r, &c), omitted
 }
 
 // Sweep removes the occupants of a room that were not refreshed since the

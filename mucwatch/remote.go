@@ -30,28 +30,9 @@ func (m *Model) MarkUnreachable(domain jid.JID, maxBytes int) (dst []Event, omit
 		if !r.state.in() || r.jid.Domainpart() != domain.Domainpart() {
 			continue
 		}
-		var (
-			c      cause
-			change psa.MarkChange
-		)
-		r.marks, change, _ = r.marks.With(mark)
-		if change != psa.MarkUnchanged {
-			c.note(change, mark)
-		}
-		dst = m.settle(dst, r, &c)
-		for _, o := range r.occupants {
-			next, change, _ := o.Marks.With(mark)
-			if change == psa.MarkUnchanged {
-				continue
-			}
-			m.setMarks(r, o, next)
-			if !within(&size, o, maxBytes) {
-				omitted++
-				continue
-			}
-			dst = append(dst, Event{Kind: EventOccupantStale, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: mark})
-		}
-		dst = m.settle(dst, r, &c)
+		var n int
+		dst, n = m.markRoom(dst, r, mark, &size, maxBytes)
+		omitted += n
 	}
 	return dst, omitted
 }
