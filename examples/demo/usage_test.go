@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/internal/clitest"
 )
 
 // -h says what the demo does instead of playing it; an argument is an
@@ -44,36 +43,12 @@ func TestUsage(t *testing.T) {
 const mainEnv = "PSAKIT_TEST_DEMO_MAIN"
 
 func TestMain(m *testing.M) {
-	if args, ok := os.LookupEnv(mainEnv); ok {
-		os.Args = append([]string{"demo"}, strings.Fields(args)...)
-		main()
-		os.Exit(0) // main exits itself; this is never reached
-	}
+	clitest.RunMain(mainEnv, "demo", main)
 	os.Exit(m.Run())
 }
 
-// main exits 0 for -h and 2 for a stray argument, printing the usage, and
-// starts nothing.
+// main exits 0 for -h and 2 for a stray argument or an unknown flag,
+// printing the usage, and starts nothing.
 func TestMainExitStatus(t *testing.T) {
-	for _, tc := range []struct {
-		args string
-		code int
-	}{{"-h", 0}, {"stray", 2}, {"-nosuchflag", 2}} {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), mainEnv+"="+tc.args)
-		cmd.Stdin = strings.NewReader("quit\n")
-		var stdout, stderr strings.Builder
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		if code != tc.code || !strings.Contains(stderr.String(), "Usage:") || stdout.Len() != 0 {
-			t.Errorf("%s %s: exit status %d, want %d; stdout %q; stderr:\n%s", "demo", tc.args, code, tc.code, stdout.String(), stderr.String())
-		}
-	}
+	clitest.ExitStatus(t, mainEnv, "demo", map[string]int{"-h": 0, "stray": 2, "-nosuchflag": 2})
 }
