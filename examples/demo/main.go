@@ -150,31 +150,43 @@ func (tl *timeline) print(e event) {
 		case roster.EventUpdated:
 			tl.printf("updated        %-28s %s", r.JID, describe(r.Resource))
 		case roster.EventStale:
-			if r.Mark.Condition == psa.LocalDisconnected {
-				tl.printf("STALE          %-28s psakit's own mark: our stream is down", r.JID)
-				break
-			}
-			why := string(r.Mark.Condition)
-			if d, ok := r.Mark.Description(); ok {
-				why += ": " + d.Text
-			}
-			tl.printf("STALE          %-28s says %s (%s)", r.JID, r.Mark.By, why)
+			tl.printStale(r.JID, r.Mark, "says")
 		case roster.EventRestored:
-			if r.Mark.Condition == psa.LocalDisconnected {
-				tl.printf("refreshed      %-28s the server sent it again: fresh", r.JID)
-				break
-			}
-			state := "now fresh"
-			if !r.Fresh() {
-				state = "still stale"
-			}
-			tl.printf("restored       %-28s %s cleared %s, %s", r.JID, r.Mark.By, r.Mark.Condition, state)
+			tl.printRestored(r.JID, r.Mark, r.Fresh(), "the server")
 		case roster.EventRejected:
 			tl.printf("rejected       %s: %v", r.JID, r.Err)
 		}
 	case e.room != nil:
 		tl.printRoom(e.room)
 	}
+}
+
+// printStale prints that j went stale by mark m; says introduces the
+// annotator ("says", for a contact).
+func (tl *timeline) printStale(j jid.JID, m psa.Mark, says string) {
+	if m.Condition == psa.LocalDisconnected {
+		tl.printf("STALE          %-28s psakit's own mark: our stream is down", j)
+		return
+	}
+	why := string(m.Condition)
+	if d, ok := m.Description(); ok {
+		why += ": " + d.Text
+	}
+	tl.printf("STALE          %-28s %s %s (%s)", j, says, m.By, why)
+}
+
+// printRestored prints that mark m left j, which is now fresh or not;
+// sender is who sent the presence again after our own disconnect.
+func (tl *timeline) printRestored(j jid.JID, m psa.Mark, fresh bool, sender string) {
+	if m.Condition == psa.LocalDisconnected {
+		tl.printf("refreshed      %-28s %s sent it again: fresh", j, sender)
+		return
+	}
+	state := "now fresh"
+	if !fresh {
+		state = "still stale"
+	}
+	tl.printf("restored       %-28s %s cleared %s, %s", j, m.By, m.Condition, state)
 }
 
 func (tl *timeline) printRoom(r *mucwatch.Event) {
@@ -188,25 +200,9 @@ func (tl *timeline) printRoom(r *mucwatch.Event) {
 			tl.printf("occupant       %-28s %s", r.JID, describeState(r.Occupant.State, r.Fresh()))
 		}
 	case mucwatch.EventOccupantStale:
-		if r.Mark.Condition == psa.LocalDisconnected {
-			tl.printf("STALE          %-28s psakit's own mark: our stream is down", r.JID)
-			break
-		}
-		why := string(r.Mark.Condition)
-		if d, ok := r.Mark.Description(); ok {
-			why += ": " + d.Text
-		}
-		tl.printf("STALE          %-28s the room says, as %s (%s)", r.JID, r.Mark.By, why)
+		tl.printStale(r.JID, r.Mark, "the room says, as")
 	case mucwatch.EventOccupantRestored:
-		if r.Mark.Condition == psa.LocalDisconnected {
-			tl.printf("refreshed      %-28s the room sent it again: fresh", r.JID)
-			break
-		}
-		state := "now fresh"
-		if !r.Fresh() {
-			state = "still stale"
-		}
-		tl.printf("restored       %-28s %s cleared %s, %s", r.JID, r.Mark.By, r.Mark.Condition, state)
+		tl.printRestored(r.JID, r.Mark, r.Fresh(), "the room")
 	case mucwatch.EventRoomStale:
 		tl.printf("ROOM STALE     %-28s %s: we may no longer be in it", r.Room, r.Mark.Condition)
 	case mucwatch.EventRoomRestored:
