@@ -11,34 +11,44 @@ import (
 	"github.com/psakit/psakit/client"
 )
 
-func TestKeepaliveFlag(t *testing.T) {
+// The duration flags take their default, a duration, 0 for off; a negative
+// one is a usage error (exit status 2), as for every other flag.
+func TestDurationFlags(t *testing.T) {
 	account := jid.MustParse("romeo@montague.lit")
-	for _, tc := range []struct {
-		args []string
-		want time.Duration
-		bad  bool
+	for _, fl := range []struct {
+		name string
+		def  time.Duration
+		get  func(*Flags) time.Duration
 	}{
-		{args: nil, want: client.DefaultKeepaliveInterval},
-		{args: []string{"-keepalive", "5s"}, want: 5 * time.Second},
-		{args: []string{"-keepalive", "0"}, want: 0},
-		{args: []string{"-keepalive", "-1s"}, want: -time.Second, bad: true},
+		{"keepalive", client.DefaultKeepaliveInterval, func(f *Flags) time.Duration { return f.Keepalive }},
+		{"remote-check", client.DefaultRemoteCheck, func(f *Flags) time.Duration { return f.RemoteCheck }},
 	} {
-		fs := flag.NewFlagSet("test", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		f := Register(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatalf("%v: %v", tc.args, err)
-		}
-		if f.Keepalive != tc.want {
-			t.Errorf("%v: Keepalive = %v, want %v", tc.args, f.Keepalive, tc.want)
-		}
-		_, err := f.Options(account)
-		if (err != nil) != tc.bad {
-			t.Errorf("%v: Options error %v", tc.args, err)
-		}
-		if tc.bad && ExitCode(err) != 2 {
-			// A wrong flag value is a wrong command line, as for every other flag.
-			t.Errorf("%v: exit code %d for %v, want 2", tc.args, ExitCode(err), err)
+		for _, tc := range []struct {
+			args []string
+			want time.Duration
+			bad  bool
+		}{
+			{args: nil, want: fl.def},
+			{args: []string{"-" + fl.name, "5s"}, want: 5 * time.Second},
+			{args: []string{"-" + fl.name, "0"}, want: 0},
+			{args: []string{"-" + fl.name, "-1s"}, want: -time.Second, bad: true},
+		} {
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			f := Register(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatalf("%v: %v", tc.args, err)
+			}
+			if got := fl.get(f); got != tc.want {
+				t.Errorf("%v: -%s = %v, want %v", tc.args, fl.name, got, tc.want)
+			}
+			_, err := f.Options(account)
+			if (err != nil) != tc.bad {
+				t.Errorf("%v: Options error %v", tc.args, err)
+			}
+			if tc.bad && ExitCode(err) != 2 {
+				t.Errorf("%v: exit code %d for %v, want 2", tc.args, ExitCode(err), err)
+			}
 		}
 	}
 }
