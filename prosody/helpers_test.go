@@ -39,6 +39,15 @@ func client(ctx context.Context, t *testing.T, srv *prosodytest.Server, user, re
 	return c
 }
 
+// occupant connects user, sends its presence and joins room as nick.
+func occupant(ctx context.Context, t *testing.T, srv *prosodytest.Server, user, resource string, cfg rawclient.Config, room, nick string) *rawclient.Client {
+	t.Helper()
+	c := client(ctx, t, srv, user, resource, cfg)
+	must(t, c.SendPresence(ctx, ""))
+	must(t, c.JoinMUC(ctx, room, nick))
+	return c
+}
+
 var psaFeatures = rawclient.Config{Features: []string{rawclient.NSPSA}}
 
 func testContext(t *testing.T, d time.Duration) context.Context {

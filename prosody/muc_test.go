@@ -20,15 +20,11 @@ func TestMUCOccupantServerUnreachable(t *testing.T) {
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
 
-	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
+	romeo := occupant(ctx, t, mont, "romeo", "lane", psaFeatures, room, "Romeo")
 	mercutio := client(ctx, t, mont, "mercutio", "square", rawclient.Config{})
 	must(t, mercutio.SendPresence(ctx, ""))
 	must(t, mercutio.JoinMUC(ctx, room, "Mercutio"))
-	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	nurse := occupant(ctx, t, capu, "nurse", "garden", psaFeatures, room, "Nurse")
 	nick := room + "/Nurse"
 	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(nick, ""))
 	expect(ctx, t, mercutio, "the nurse's occupant presence", plainPresence(nick, ""))
@@ -58,9 +54,7 @@ func TestMUCOccupantServerUnreachable(t *testing.T) {
 	}
 
 	// Someone joining during the outage learns about it too.
-	benvolio := client(ctx, t, mont, "benvolio", "street", psaFeatures)
-	must(t, benvolio.SendPresence(ctx, ""))
-	must(t, benvolio.JoinMUC(ctx, room, "Benvolio"))
+	benvolio := occupant(ctx, t, mont, "benvolio", "street", psaFeatures, room, "Benvolio")
 	expect(ctx, t, benvolio, "server-unavailable for a late joiner", annotated(nick, conference, "server-unavailable"))
 
 	heal := time.Now()

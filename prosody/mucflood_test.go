@@ -49,12 +49,8 @@ func TestMUCCapsTableFlood(t *testing.T) {
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
 
-	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
-	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	romeo := occupant(ctx, t, mont, "romeo", "lane", psaFeatures, room, "Romeo")
+	occupant(ctx, t, capu, "nurse", "garden", psaFeatures, room, "Nurse")
 	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(room+"/Nurse", ""))
 
 	// Tybalt, who never gets in, sends presence with caps to the room from 4
@@ -121,15 +117,9 @@ func perDomainFlood(t *testing.T, options map[string]string) {
 	ctx := testContext(t, 60*time.Second)
 	room := "orchard@" + conference
 
-	romeo := client(ctx, t, n.Server(montague), "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
-	john := client(ctx, t, n.Server(mantua), "john", "cell", psaFeatures)
-	must(t, john.SendPresence(ctx, ""))
-	must(t, john.JoinMUC(ctx, room, "John"))
-	nurse := client(ctx, t, n.Server(capulet), "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	romeo := occupant(ctx, t, n.Server(montague), "romeo", "lane", psaFeatures, room, "Romeo")
+	john := occupant(ctx, t, n.Server(mantua), "john", "cell", psaFeatures, room, "John")
+	occupant(ctx, t, n.Server(capulet), "nurse", "garden", psaFeatures, room, "Nurse")
 	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(room+"/Nurse", ""))
 	expect(ctx, t, john, "the nurse's occupant presence", plainPresence(room+"/Nurse", ""))
 
@@ -156,12 +146,8 @@ func TestMUCUntrackedOccupantStillAnnotated(t *testing.T) {
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
 
-	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
-	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	romeo := occupant(ctx, t, mont, "romeo", "lane", psaFeatures, room, "Romeo")
+	occupant(ctx, t, capu, "nurse", "garden", psaFeatures, room, "Nurse")
 	// Tybalt takes capulet.lit's only place, then leaves.
 	tybalt := client(ctx, t, capu, "tybalt", "street", psaFeatures)
 	must(t, tybalt.JoinMUC(ctx, room, "Tybalt"))
@@ -182,19 +168,13 @@ func TestMUCCapsTableNewcomerTakesFromLargestDomain(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	room := "orchard@" + conference
 
-	romeo := client(ctx, t, n.Server(montague), "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
-	nurse := client(ctx, t, n.Server(capulet), "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	romeo := occupant(ctx, t, n.Server(montague), "romeo", "lane", psaFeatures, room, "Romeo")
+	occupant(ctx, t, n.Server(capulet), "nurse", "garden", psaFeatures, room, "Nurse")
 	for i := range 2 {
 		c := client(ctx, t, n.Server(capulet), "tybalt", fmt.Sprintf("r%d", i), psaFeatures)
 		must(t, c.JoinMUC(ctx, room, fmt.Sprintf("Tybalt%d", i)))
 	}
-	john := client(ctx, t, n.Server(mantua), "john", "cell", psaFeatures)
-	must(t, john.SendPresence(ctx, ""))
-	must(t, john.JoinMUC(ctx, room, "John"))
+	john := occupant(ctx, t, n.Server(mantua), "john", "cell", psaFeatures, room, "John")
 	expect(ctx, t, romeo, "john's occupant presence", plainPresence(room+"/John", ""))
 
 	mark := n.Server(montague).LogMark()

@@ -28,9 +28,7 @@ func TestPauseNotIntoRoomWithLargeRoster(t *testing.T) {
 
 	benvolio := client(ctx, t, mont, "benvolio", "street", psaFeatures)
 	must(t, benvolio.SendPresence(ctx, ""))
-	mercutio := client(ctx, t, mont, "mercutio", "square", psaFeatures)
-	must(t, mercutio.SendPresence(ctx, ""))
-	must(t, mercutio.JoinMUC(ctx, room, "Mercutio"))
+	mercutio := occupant(ctx, t, mont, "mercutio", "square", psaFeatures, room, "Mercutio")
 
 	romeo := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
 	must(t, romeo.SendPresence(ctx, "<status>For my contacts only</status>"))

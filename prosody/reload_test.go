@@ -47,12 +47,8 @@ func TestReloadKeepsMUCState(t *testing.T) {
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
 
-	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
-	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	romeo := occupant(ctx, t, mont, "romeo", "lane", psaFeatures, room, "Romeo")
+	occupant(ctx, t, capu, "nurse", "garden", psaFeatures, room, "Nurse")
 
 	out, err := mont.Shell(ctx, `module:reload("psa", "`+conference+`")`)
 	must(t, err)
@@ -74,9 +70,7 @@ func TestReloadMUCAsksPendingCapsAgain(t *testing.T) {
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
 
-	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	occupant(ctx, t, capu, "nurse", "garden", psaFeatures, room, "Nurse")
 	hold := make(chan struct{})
 	romeo := client(ctx, t, mont, "romeo", "lane", rawclient.Config{Features: []string{rawclient.NSPSA}, HoldDisco: hold})
 	must(t, romeo.SendPresence(ctx, ""))       // montague.lit's query, held

@@ -134,15 +134,9 @@ func TestForgedOccupantAnnotation(t *testing.T) {
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
 
-	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
-	benvolio := client(ctx, t, mont, "benvolio", "street", psaFeatures)
-	must(t, benvolio.SendPresence(ctx, ""))
-	must(t, benvolio.JoinMUC(ctx, room, "Benvolio"))
-	nurse := client(ctx, t, capu, "nurse", "garden", noCaps)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	romeo := occupant(ctx, t, mont, "romeo", "lane", psaFeatures, room, "Romeo")
+	benvolio := occupant(ctx, t, mont, "benvolio", "street", psaFeatures, room, "Benvolio")
+	nurse := occupant(ctx, t, capu, "nurse", "garden", noCaps, room, "Nurse")
 	expect(ctx, t, romeo, "benvolio's occupant presence", plainPresence(room+"/Benvolio", ""))
 	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(room+"/Nurse", ""))
 
@@ -276,12 +270,8 @@ func TestAnnotatedOccupantUnavailableReachesEveryone(t *testing.T) {
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "tomb@" + capConference
 
-	plain := client(ctx, t, mont, "mercutio", "plain", noCaps)
-	must(t, plain.SendPresence(ctx, ""))
-	must(t, plain.JoinMUC(ctx, room, "Mercutio"))
-	tybalt := client(ctx, t, capu, "tybalt", "street", noCaps)
-	must(t, tybalt.SendPresence(ctx, ""))
-	must(t, tybalt.JoinMUC(ctx, room, "Tybalt"))
+	plain := occupant(ctx, t, mont, "mercutio", "plain", noCaps, room, "Mercutio")
+	tybalt := occupant(ctx, t, capu, "tybalt", "street", noCaps, room, "Tybalt")
 	expect(ctx, t, plain, "tybalt's occupant presence", plainPresence(room+"/Tybalt", ""))
 
 	must(t, tybalt.Sendf("<presence type='unavailable' to='%s/Tybalt'><status>Slain</status>%s</presence>", room, forged(capConference, "server-unavailable")))
@@ -346,9 +336,7 @@ func TestLocalMUCWithoutPSA(t *testing.T) {
 	// does not.
 	must(t, romeo.Sendf("<presence to='%s/Romeo'><x xmlns='%s'/></presence>", room, rawclient.NSMUC))
 	expect(ctx, t, romeo, "his own occupant presence", plainPresence(room+"/Romeo", ""))
-	nurse := client(ctx, t, capu, "nurse", "garden", noCaps)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	nurse := occupant(ctx, t, capu, "nurse", "garden", noCaps, room, "Nurse")
 	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(room+"/Nurse", ""))
 
 	must(t, nurse.Sendf("<presence to='%s/Nurse'><status>forged</status>%s</presence>", room, forged(conference, "server-unavailable")))

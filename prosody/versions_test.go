@@ -38,12 +38,8 @@ func TestMUCUnackedBounceDoesNotKick(t *testing.T) {
 	room := "orchard@" + conference
 	nick := room + "/Nurse"
 
-	romeo := client(ctx, t, mont, "romeo", "lane", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	must(t, romeo.JoinMUC(ctx, room, "Romeo"))
-	nurse := client(ctx, t, capu, "nurse", "garden", psaFeatures)
-	must(t, nurse.SendPresence(ctx, ""))
-	must(t, nurse.JoinMUC(ctx, room, "Nurse"))
+	romeo := occupant(ctx, t, mont, "romeo", "lane", psaFeatures, room, "Romeo")
+	nurse := occupant(ctx, t, capu, "nurse", "garden", psaFeatures, room, "Nurse")
 	expect(ctx, t, romeo, "the nurse's occupant presence", plainPresence(nick, ""))
 	expect(ctx, t, nurse, "romeo's occupant presence", plainPresence(room+"/Romeo", ""))
 
