@@ -566,9 +566,11 @@ func TestReconnectAndSettle(t *testing.T) {
 	first, _ := srv.WaitAvailable(ctx, c.JID())
 	rec.nextConn(ctx, t, client.ConnConnected)
 
-	// The nurse goes offline while we are away.
-	srv.ClearContactPresence(romeo, nurse)
+	// The nurse goes offline while we are away: after the drop, so that
+	// the server has no session of ours to tell (cleared first, her
+	// unavailable could still reach us before the connection closed).
 	first.Drop()
+	srv.ClearContactPresence(romeo, nurse)
 
 	d := rec.nextConn(ctx, t, client.ConnDisconnected)
 	var de *client.DisconnectError
