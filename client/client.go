@@ -416,10 +416,11 @@ func (c *Client) run(sess *session) {
 			attempt = 0 // it was a stable session, not a flap
 		}
 
+		why := derr // the previous attempt's error, for the event
 		for {
 			attempt++
 			delay := c.backoff(attempt)
-			c.t.disp.pushConn(ConnEvent{Kind: ConnReconnecting, Attempt: attempt, Delay: delay})
+			c.t.disp.pushConn(ConnEvent{Kind: ConnReconnecting, Err: why, Attempt: attempt, Delay: delay})
 			timer := time.NewTimer(delay)
 			select {
 			case <-timer.C:
@@ -436,10 +437,10 @@ func (c *Client) run(sess *session) {
 			if c.ctx.Err() != nil {
 				return
 			}
-			derr := classify(err)
+			why = classify(err)
 			c.cfg.log.Warn("psakit: reconnect failed", "attempt", attempt, "err", err)
-			if derr.Fatal() {
-				final = derr
+			if why.Fatal() {
+				final = why
 				return
 			}
 		}

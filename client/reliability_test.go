@@ -248,3 +248,27 @@ func TestCloseWithBlockedCallback(t *testing.T) {
 		t.Errorf("%d callbacks after Close gave up on them", n)
 	}
 }
+
+// TestReconnectingSaysWhy: each reconnecting event carries why the client
+// is not connected, the previous attempt's error (first the session's end,
+// then the failed reconnection), with the delay it waits.
+func TestReconnectingSaysWhy(t *testing.T) {
+	srv, ctx := setup(t)
+	p := newFaultProxy(t, srv.Addr())
+	rec := newRecorder()
+	dial(ctx, t, srv, rec, client.WithAddress(p.addr()), client.WithReconnect(time.Millisecond, time.Millisecond))
+	rec.nextConn(ctx, t, client.ConnConnected)
+	p.script(saslFailure("temporary-auth-failure", ""))
+	srv.DropAll()
+	d := rec.nextConn(ctx, t, client.ConnDisconnected)
+	first := rec.nextConn(ctx, t, client.ConnReconnecting)
+	var de *client.DisconnectError
+	if first.Attempt != 1 || first.Err != d.Err || !errors.As(first.Err, &de) || first.Delay > time.Millisecond {
+		t.Fatalf("first reconnecting %+v, want attempt 1 with the disconnect's error %v", first, d.Err)
+	}
+	second := rec.nextConn(ctx, t, client.ConnReconnecting)
+	if second.Attempt != 2 || !errors.Is(second.Err, client.ErrTemporaryAuth) || !errors.As(second.Err, &de) || second.Delay > time.Millisecond {
+		t.Fatalf("second reconnecting %+v, want attempt 2 with the failed attempt's ErrTemporaryAuth", second)
+	}
+	rec.nextConn(ctx, t, client.ConnConnected)
+}
