@@ -145,10 +145,12 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 	}
 }
 
+// logConn logs what the client's own log (client.WithLogger) does not
+// say: connections, disconnections and failed attempts are there already,
+// with their errors, so the reconnecting line says only when.
 func logConn(log *slog.Logger, e client.ConnEvent) {
 	switch e.Kind {
-	case client.ConnConnected:
-		log.Info("connected", "jid", e.JID)
+	case client.ConnConnected, client.ConnDisconnected:
 	case client.ConnReconnecting:
 		log.Info("reconnecting", "attempt", e.Attempt, "in", e.Delay.Round(time.Millisecond))
 	case client.ConnResynced:
@@ -159,7 +161,9 @@ func logConn(log *slog.Logger, e client.ConnEvent) {
 }
 
 // logRoom logs what concerns the rooms themselves and our place in them;
-// occupant comings and goings are left to debug level.
+// occupant comings and goings are left to debug level. Rejected
+// annotations are in the client's own log, and rejoins in logAction's,
+// with their reason and attempt.
 func logRoom(log *slog.Logger, e mucwatch.Event) {
 	attrs := []any{"room", e.Room}
 	switch e.Kind {
@@ -170,12 +174,14 @@ func logRoom(log *slog.Logger, e mucwatch.Event) {
 		if e.Removal.Venue.String() != "" {
 			attrs = append(attrs, "venue", e.Removal.Venue)
 		}
-	case mucwatch.EventRoomJoinFailed, mucwatch.EventRoomError, mucwatch.EventRejected:
+	case mucwatch.EventRejected, mucwatch.EventRejoining:
+		return
+	case mucwatch.EventRoomJoinFailed, mucwatch.EventRoomError:
 		attrs = append(attrs, "err", e.Err)
 	case mucwatch.EventNickChanged:
 		attrs = append(attrs, "from", e.OldNick, "to", e.JID.Resourcepart())
 	case mucwatch.EventRoomJoined, mucwatch.EventRoomCreated, mucwatch.EventJoining,
-		mucwatch.EventRejoining, mucwatch.EventLeaving, mucwatch.EventRoomLeft:
+		mucwatch.EventLeaving, mucwatch.EventRoomLeft:
 	default:
 		log.Debug(e.Kind.String(), "room", e.Room, "occupant", e.JID, "fresh", e.Fresh())
 		return

@@ -54,7 +54,7 @@ func TestMucbot(t *testing.T) {
 		}
 		t.Fatalf("no log line with %q", words)
 	}
-	expect("msg=connected")
+	expect(`msg="psakit: connected"`)
 	expect("msg=room-joined", "orchard@muc.montague.lit")
 	expect("msg=room-joined", "garden@muc.montague.lit")
 
@@ -262,6 +262,85 @@ func TestMucbotEveryJoinFailed(t *testing.T) {
 		}
 		if n != 1 {
 			t.Errorf("%s: %d lines about the failure, want 1:\n%s", room, n, strings.Join(all, "\n"))
+		}
+	}
+}
+
+// mucbot logs each thing once: a dropped connection, the reconnection, the
+// rejoin and a spoofed annotation each make one line, not one from the
+// client's logger and one from mucbot's callbacks, or one for the room
+// event and one for the action.
+func TestMucbotLogsOnce(t *testing.T) {
+	leaktest.Check(t)
+	srv := psatest.NewServer(psatest.WithUser("bot", "pw"), psatest.WithMUC("muc.montague.lit"))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	orchard := srv.Room("orchard")
+	orchard.SetPersistent(true)
+	if err := orchard.AddOccupant(ctx, "Juliet", jid.MustParse("juliet@capulet.lit/balcony"), "", ""); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	lines, done := startBot(runCtx, t, srv, "orchard@muc.montague.lit/bot")
+	var all []string
+	// wait collects the log until a line with every word.
+	wait := func(words ...string) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("mucbot ended without a log line with %q:\n%s", words, strings.Join(all, "\n"))
+				}
+				all = append(all, l)
+				ok = true
+				for _, w := range words {
+					ok = ok && strings.Contains(l, w)
+				}
+				if ok {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no log line with %q:\n%s", words, strings.Join(all, "\n"))
+			}
+		}
+	}
+	wait("room-joined", "orchard@muc.montague.lit")
+	// A third domain's annotation about Juliet is rejected.
+	if err := orchard.Annotate(ctx, "Juliet", psa.Annotation{From: jid.MustParse("verona.lit"), Condition: psa.ServerUnavailable}); err != nil {
+		t.Fatal(err)
+	}
+	wait("rejected", "orchard@muc.montague.lit/Juliet")
+	srv.DropAll()
+	wait("rejoin", "orchard@muc.montague.lit", "reason=reconnect")
+	wait("room-joined", "orchard@muc.montague.lit")
+	stop()
+	for l := range lines {
+		all = append(all, l)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	for _, tc := range []struct {
+		what string
+		n    int
+		is   func(string) bool
+	}{
+		{"connected", 2, func(l string) bool { return strings.Contains(l, "connected\" jid=") }},
+		{"disconnected", 1, func(l string) bool { return strings.Contains(l, "disconnected") && !strings.Contains(l, "local-disconnected") }},
+		// Once per presence: the room sends Juliet's again on the rejoin.
+		{"rejected", 2, func(l string) bool { return strings.Contains(l, "rejected") }},
+		{"rejoin", 1, func(l string) bool { return strings.Contains(l, "rejoin") }},
+	} {
+		n := 0
+		for _, l := range all {
+			if tc.is(l) {
+				n++
+			}
+		}
+		if n != tc.n {
+			t.Errorf("%d lines say %s, want %d:\n%s", n, tc.what, tc.n, strings.Join(all, "\n"))
 		}
 	}
 }
