@@ -403,7 +403,9 @@ func TestMucbotLogsOnce(t *testing.T) {
 		is   func(string) bool
 	}{
 		{"connected", 2, func(l string) bool { return strings.Contains(l, "connected\" jid=") }},
-		{"disconnected", 1, func(l string) bool { return strings.Contains(l, "disconnected") && !strings.Contains(l, "local-disconnected") }},
+		{"disconnected", 1, func(l string) bool {
+			return strings.Contains(l, "disconnected") && !strings.Contains(l, "local-disconnected")
+		}},
 		// Once per presence: the room sends Juliet's again on the rejoin.
 		{"rejected", 2, func(l string) bool { return strings.Contains(l, "rejected") }},
 		{"rejoin", 1, func(l string) bool { return strings.Contains(l, "rejoin") }},
