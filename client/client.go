@@ -126,6 +126,9 @@ func Dial(ctx context.Context, account jid.JID, password string, opts ...Option)
 	if err != nil {
 		c.cancel()
 		t.Close()
+		if isClosed(err) && errors.Unwrap(err) == nil {
+			err = closedError{err} // the decoder's "XML syntax error ... unexpected EOF"
+		}
 		return nil, err
 	}
 	go c.run(sess)
