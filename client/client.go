@@ -88,6 +88,10 @@ func (s *session) cause() error {
 // negotiation included: when ctx ends, the connection is cut, whatever the
 // server is doing; and an attempt never takes more than 30 s.
 //
+// account is user@domain, or user@domain/resource to ask the server for
+// that resource (WithResource, if given, wins). A JID without a local part
+// is refused at once with ErrAccount.
+//
 // Dial returns an error wrapping ErrAuth when the credentials are refused,
 // ErrTemporaryAuth when the server cannot authenticate us for now (Dial does
 // not retry; the caller may, later),
@@ -96,7 +100,13 @@ func (s *session) cause() error {
 // and otherwise the error of connecting. After a successful Dial the client
 // reconnects by itself whenever the session drops (see WithReconnect).
 func Dial(ctx context.Context, account jid.JID, password string, opts ...Option) (*Client, error) {
+	if account.Localpart() == "" {
+		return nil, fmt.Errorf("%w: %q", ErrAccount, account.String())
+	}
 	cfg := newConfig(opts)
+	if cfg.resource == "" {
+		cfg.resource = account.Resourcepart()
+	}
 	t, err := newTracker(account, cfg)
 	if err != nil {
 		return nil, err

@@ -22,6 +22,10 @@ var (
 	// mechanism we accept). The client does not retry: retrying a wrong
 	// password only locks accounts.
 	ErrAuth = errors.New("client: authentication failed")
+	// ErrAccount: the account JID given to Dial is no account: it is zero,
+	// or a domain without a local part. Dial returns it at once, without
+	// connecting.
+	ErrAccount = errors.New("client: not an account JID (want user@domain)")
 	// ErrInsecure: plain text was asked for a connection that is not on a
 	// loopback address.
 	ErrInsecure = errors.New("client: plain text allowed on loopback addresses only")
