@@ -48,9 +48,9 @@ type program struct {
 	log   []string
 }
 
-// start runs bin with args and PSAKIT_PASSWORD set. The test's end kills it
+// startProgram runs bin with args and PSAKIT_PASSWORD set. The test's end kills it
 // if it still runs.
-func start(t *testing.T, bin string, args ...string) *program {
+func startProgram(t *testing.T, bin string, args ...string) *program {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "PSAKIT_PASSWORD="+pw)
@@ -115,8 +115,8 @@ func (p *program) wait() error {
 	return p.err
 }
 
-// body returns the text of a message's body, "" when it has none.
-func body(e *rawclient.Element) string {
+// bodyOf returns the text of a message's body, "" when it has none.
+func bodyOf(e *rawclient.Element) string {
 	if b := e.Child(rawclient.NSClient, "body"); b != nil {
 		return b.Text()
 	}
@@ -128,7 +128,7 @@ func body(e *rawclient.Element) string {
 func answerFrom(ctx context.Context, t *testing.T, c *rawclient.Client, from, prefix string) *rawclient.Element {
 	t.Helper()
 	e, err := c.Expect(ctx, func(e *rawclient.Element) bool {
-		return e.Is(rawclient.NSClient, "message") && e.Attr("from") == from && strings.HasPrefix(body(e), prefix)
+		return e.Is(rawclient.NSClient, "message") && e.Attr("from") == from && strings.HasPrefix(bodyOf(e), prefix)
 	})
 	if err != nil {
 		t.Fatalf("no answer from %s: %v", from, err)
@@ -151,7 +151,7 @@ func TestMucbotAnswersStatus(t *testing.T) {
 	botNick := room + "/mucbot"
 
 	mark := mont.LogMark()
-	bot := start(t, bin, "-jid", "bot@montague.lit/mucbot", "-addr", mont.C2SAddr, "-tls", "none",
+	bot := startProgram(t, bin, "-jid", "bot@montague.lit/mucbot", "-addr", mont.C2SAddr, "-tls", "none",
 		"-room", botNick, "-admin", "romeo@montague.lit", "-remote-check", "0")
 	bot.waitLine(ctx, t, "msg=room-joined", "room="+room)
 	// The MUC service annotates for the bot once it verified its caps.
@@ -178,7 +178,7 @@ func TestMucbotAnswersStatus(t *testing.T) {
 		if e.Attr("type") != "groupchat" {
 			t.Fatalf("the answer in the room is of type %q", e.Attr("type"))
 		}
-		return body(e)
+		return bodyOf(e)
 	}
 	want := func(when, got string, lines ...string) {
 		t.Helper()
@@ -210,7 +210,7 @@ func TestMucbotAnswersStatus(t *testing.T) {
 	if e.Attr("type") != "chat" || e.Attr("to") != romeo.JID() {
 		t.Fatalf("the direct answer: %s", e)
 	}
-	want("to romeo during the cut", body(e),
+	want("to romeo during the cut", bodyOf(e),
 		room+": fresh, joined as mucbot, 3 occupants, 1 stale",
 		"  Nurse: server-unavailable by "+conference)
 
@@ -224,7 +224,7 @@ func TestMucbotAnswersStatus(t *testing.T) {
 	// The nurse is no admin: in direct chat, a refusal, not the rooms.
 	must(t, nurse.Sendf(`<message to='bot@montague.lit/mucbot' type='chat'><body>!status</body></message>`))
 	e = answerFrom(ctx, t, nurse, "bot@montague.lit/mucbot", "")
-	if e.Attr("type") != "chat" || strings.Contains(body(e), room) {
+	if e.Attr("type") != "chat" || strings.Contains(bodyOf(e), room) {
 		t.Fatalf("the answer to the nurse in direct chat: %s", e)
 	}
 
