@@ -116,12 +116,20 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 		client.WithLogger(log),
 		client.WithRoomPolicy(policy),
 		client.OnConnection(func(e client.ConnEvent) { logConn(log, e) }),
-		client.OnRoom(func(e mucwatch.Event) { logRoom(log, e) }),
 		client.OnRoomAction(func(a client.RoomAction) { logAction(log, a) }),
 	)
 
 	b := newBot(log, account, *rooms, admin)
-	opts = append(opts, client.OnMessage(func(m client.Message) { b.handle(ctx, m) }))
+	opts = append(opts,
+		client.OnRoom(func(e mucwatch.Event) {
+			if e.Kind == mucwatch.EventRoomJoinFailed {
+				// Before the log line: who reads it and asks finds it.
+				b.joinFailed(e.Room, e.Err)
+			}
+			logRoom(log, e)
+		}),
+		client.OnMessage(func(m client.Message) { b.handle(ctx, m) }),
+	)
 
 	c, err := client.Dial(ctx, account, password, opts...)
 	if err != nil {

@@ -40,10 +40,12 @@ func TestMucbot(t *testing.T) {
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
+	var seen []string
 	// expect reads log lines until one contains every word.
 	expect := func(words ...string) {
 		t.Helper()
 		for lines.Scan() {
+			seen = append(seen, lines.Text())
 			ok := true
 			for _, w := range words {
 				ok = ok && strings.Contains(lines.Text(), w)
@@ -52,7 +54,7 @@ func TestMucbot(t *testing.T) {
 				return
 			}
 		}
-		t.Fatalf("no log line with %q", words)
+		t.Fatalf("no log line with %q (run: %v):\n%s", words, <-done, strings.Join(seen, "\n"))
 	}
 	expect(`msg="psakit: connected"`)
 	expect("msg=room-joined", "orchard@muc.montague.lit")
