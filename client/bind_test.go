@@ -162,3 +162,42 @@ func dialMelliumBind(ctx context.Context, t *testing.T, srv *psatest.Server) *xm
 	}
 	return s
 }
+
+// The resource of the account JID given to Dial is the one asked for
+// (WithResource, if given too, wins); a JID that is no account is refused
+// at once with ErrAccount, not sent to the server for a "not-authorized".
+func TestDialAccountJID(t *testing.T) {
+	srv, ctx := setup(t)
+	c, err := client.Dial(ctx, jid.MustParse("romeo@montague.lit/kitchen"), password,
+		client.WithAddress(srv.Addr()), client.WithTLS(client.PlainText))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.JID().String(); got != "romeo@montague.lit/kitchen" {
+		t.Errorf("bound %s, want the account's resource kitchen", got)
+	}
+	c.Close()
+	c = dial(ctx, t, srv, nil) // WithResource("lane") after the account's
+	c.Close()
+	c, err = client.Dial(ctx, jid.MustParse("romeo@montague.lit/kitchen"), password,
+		client.WithAddress(srv.Addr()), client.WithTLS(client.PlainText), client.WithResource("lane"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.JID().String(); got != "romeo@montague.lit/lane" {
+		t.Errorf("bound %s, want WithResource's lane", got)
+	}
+	c.Close()
+
+	for _, account := range []jid.JID{{}, jid.MustParse("montague.lit"), jid.MustParse("montague.lit/lane")} {
+		c, err := client.Dial(ctx, account, password, client.WithAddress(srv.Addr()), client.WithTLS(client.PlainText))
+		if err == nil {
+			c.Close()
+			t.Errorf("Dial(%q) succeeded", account)
+			continue
+		}
+		if !errors.Is(err, client.ErrAccount) || errors.Is(err, client.ErrAuth) {
+			t.Errorf("Dial(%q): %v, want ErrAccount", account, err)
+		}
+	}
+}

@@ -88,6 +88,10 @@ func (s *session) cause() error {
 // negotiation included: when ctx ends, the connection is cut, whatever the
 // server is doing; and an attempt never takes more than 30 s.
 //
+// account is user@domain, or user@domain/resource to ask the server for
+// that resource (WithResource, if given, wins). A JID without a local part
+// is refused at once with ErrAccount.
+//
 // Dial returns an error wrapping ErrAuth when the credentials are refused,
 // ErrTemporaryAuth when the server cannot authenticate us for now (Dial does
 // not retry; the caller may, later),
@@ -96,7 +100,13 @@ func (s *session) cause() error {
 // and otherwise the error of connecting. After a successful Dial the client
 // reconnects by itself whenever the session drops (see WithReconnect).
 func Dial(ctx context.Context, account jid.JID, password string, opts ...Option) (*Client, error) {
+	if account.Localpart() == "" {
+		return nil, fmt.Errorf("%w: %q", ErrAccount, account.String())
+	}
 	cfg := newConfig(opts)
+	if cfg.resource == "" {
+		cfg.resource = account.Resourcepart()
+	}
 	t, err := newTracker(account, cfg)
 	if err != nil {
 		return nil, err
@@ -126,6 +136,9 @@ func Dial(ctx context.Context, account jid.JID, password string, opts ...Option)
 	if err != nil {
 		c.cancel()
 		t.Close()
+		if isClosed(err) && errors.Unwrap(err) == nil {
+			err = closedError{err} // the decoder's "XML syntax error ... unexpected EOF"
+		}
 		return nil, err
 	}
 	go c.run(sess)
@@ -416,10 +429,11 @@ func (c *Client) run(sess *session) {
 			attempt = 0 // it was a stable session, not a flap
 		}
 
+		why := derr // the previous attempt's error, for the event
 		for {
 			attempt++
 			delay := c.backoff(attempt)
-			c.t.disp.pushConn(ConnEvent{Kind: ConnReconnecting, Attempt: attempt, Delay: delay})
+			c.t.disp.pushConn(ConnEvent{Kind: ConnReconnecting, Err: why, Attempt: attempt, Delay: delay})
 			timer := time.NewTimer(delay)
 			select {
 			case <-timer.C:
@@ -436,10 +450,10 @@ func (c *Client) run(sess *session) {
 			if c.ctx.Err() != nil {
 				return
 			}
-			derr := classify(err)
+			why = classify(err)
 			c.cfg.log.Warn("psakit: reconnect failed", "attempt", attempt, "err", err)
-			if derr.Fatal() {
-				final = derr
+			if why.Fatal() {
+				final = why
 				return
 			}
 		}

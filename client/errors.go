@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 
 	"mellium.im/xmpp/stream"
 
@@ -21,6 +22,10 @@ var (
 	// mechanism we accept). The client does not retry: retrying a wrong
 	// password only locks accounts.
 	ErrAuth = errors.New("client: authentication failed")
+	// ErrAccount: the account JID given to Dial is no account: it is zero,
+	// or a domain without a local part. Dial returns it at once, without
+	// connecting.
+	ErrAccount = errors.New("client: not an account JID (want user@domain)")
 	// ErrInsecure: plain text was asked for a connection that is not on a
 	// loopback address.
 	ErrInsecure = errors.New("client: plain text allowed on loopback addresses only")
@@ -136,8 +141,30 @@ func classify(err error) *DisconnectError {
 		return &DisconnectError{Reason: ReasonStreamError, Err: err}
 	case errors.Is(err, ErrClosed):
 		return &DisconnectError{Reason: ReasonLocal, Err: err}
+	case isClosed(err):
+		return &DisconnectError{Reason: ReasonNetwork, Err: closedError{err}}
 	}
 	return &DisconnectError{Reason: ReasonNetwork, Err: err}
+}
+
+// closedError is a connection that ended in the middle of the stream: the
+// peer closed it, or the network broke it. It reads "connection closed",
+// not as what noticed it ("XML syntax error on line 1: unexpected EOF",
+// "write: broken pipe"), and matches io.ErrUnexpectedEOF and the error
+// that noticed it.
+type closedError struct{ err error }
+
+func (e closedError) Error() string   { return "connection closed" }
+func (e closedError) Unwrap() []error { return []error{io.ErrUnexpectedEOF, e.err} }
+
+// isClosed reports whether err says that the connection ended: the end of
+// the input in the middle of the stream, or a write or read on a connection
+// the peer closed.
+func isClosed(err error) bool {
+	var syntaxErr *xml.SyntaxError
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		(errors.As(err, &syntaxErr) && syntaxErr.Msg == "unexpected EOF") ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // isTransport reports whether err comes from the connection rather than from

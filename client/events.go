@@ -21,7 +21,10 @@ const (
 	// ConnDisconnected: the session ended; Err (a *DisconnectError) says
 	// why. Every roster entry is marked psa.LocalDisconnected.
 	ConnDisconnected // disconnected
-	// ConnReconnecting: the client waits Delay before attempt number Attempt.
+	// ConnReconnecting: the client waits Delay before attempt number Attempt;
+	// Err (a *DisconnectError) is the previous attempt's error: why the
+	// session ended, for the first attempt after it, and why the previous
+	// attempt failed, for the next ones.
 	ConnReconnecting // reconnecting
 	// ConnResynced: the settle window after a reconnect is over; Swept
 	// resources that the server did not send again were removed.
@@ -35,7 +38,7 @@ const (
 type ConnEvent struct {
 	Kind    ConnEventKind
 	JID     jid.JID       // the bound full JID (ConnConnected)
-	Err     error         // why (ConnDisconnected, ConnClosed); a *DisconnectError or nil
+	Err     error         // why (ConnDisconnected, ConnReconnecting, ConnClosed); a *DisconnectError or nil
 	Attempt int           // the attempt number, from 1 (ConnReconnecting)
 	Delay   time.Duration // the wait before the attempt (ConnReconnecting)
 	Swept   int           // resources removed (ConnResynced)

@@ -163,8 +163,9 @@ func WithTLSConfig(cfg *tls.Config) Option {
 	return func(c *config) { c.tlsConfig = cfg.Clone() }
 }
 
-// WithResource asks the server to bind this resource. The server may assign
-// another one; Client.JID tells which. Without it the server picks one.
+// WithResource asks the server to bind this resource, instead of the
+// resource of the account JID given to Dial. The server may assign another
+// one; Client.JID tells which. Without either the server picks one.
 func WithResource(name string) Option { return func(c *config) { c.resource = name } }
 
 // WithReconnect sets the backoff between reconnection attempts: exponential

@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
+	"io"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -246,5 +248,70 @@ func TestCloseWithBlockedCallback(t *testing.T) {
 	}
 	if n := after.Load(); n != 0 {
 		t.Errorf("%d callbacks after Close gave up on them", n)
+	}
+}
+
+// TestReconnectingSaysWhy: each reconnecting event carries why the client
+// is not connected, the previous attempt's error (first the session's end,
+// then the failed reconnection), with the delay it waits.
+func TestReconnectingSaysWhy(t *testing.T) {
+	srv, ctx := setup(t)
+	p := newFaultProxy(t, srv.Addr())
+	rec := newRecorder()
+	dial(ctx, t, srv, rec, client.WithAddress(p.addr()), client.WithReconnect(time.Millisecond, time.Millisecond))
+	rec.nextConn(ctx, t, client.ConnConnected)
+	p.script(saslFailure("temporary-auth-failure", ""))
+	srv.DropAll()
+	d := rec.nextConn(ctx, t, client.ConnDisconnected)
+	first := rec.nextConn(ctx, t, client.ConnReconnecting)
+	var de *client.DisconnectError
+	if first.Attempt != 1 || first.Err != d.Err || !errors.As(first.Err, &de) || first.Delay > time.Millisecond {
+		t.Fatalf("first reconnecting %+v, want attempt 1 with the disconnect's error %v", first, d.Err)
+	}
+	second := rec.nextConn(ctx, t, client.ConnReconnecting)
+	if second.Attempt != 2 || !errors.Is(second.Err, client.ErrTemporaryAuth) || !errors.As(second.Err, &de) || second.Delay > time.Millisecond {
+		t.Fatalf("second reconnecting %+v, want attempt 2 with the failed attempt's ErrTemporaryAuth", second)
+	}
+	rec.nextConn(ctx, t, client.ConnConnected)
+}
+
+// TestDroppedStreamReadsWell: a connection that breaks in the middle of the
+// stream is reported as "connection closed", not as the XML decoder's
+// "XML syntax error on line 1: unexpected EOF", and still matches
+// io.ErrUnexpectedEOF.
+func TestDroppedStreamReadsWell(t *testing.T) {
+	srv, ctx := setup(t)
+	rec := newRecorder()
+	dial(ctx, t, srv, rec)
+	rec.nextConn(ctx, t, client.ConnConnected)
+	srv.DropAll()
+	d := rec.nextConn(ctx, t, client.ConnDisconnected)
+	if got, want := d.Err.Error(), "client: disconnected (network): connection closed"; got != want || !errors.Is(d.Err, io.ErrUnexpectedEOF) {
+		t.Fatalf("disconnected with %q (unexpected EOF: %v), want %q", got, errors.Is(d.Err, io.ErrUnexpectedEOF), want)
+	}
+}
+
+// TestDialServerHangsUp: a server that hangs up in the middle of the
+// stream makes Dial fail with "connection closed", not with the XML
+// decoder's error.
+func TestDialServerHangsUp(t *testing.T) {
+	leaktest.Check(t)
+	p := newFaultProxy(t, "127.0.0.1:1")
+	p.script(func(c netConn) {
+		d := xml.NewDecoder(c)
+		if readUntil(d, "stream") {
+			_, _ = io.WriteString(c, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' from='montague.lit' id='x'>")
+		}
+		c.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, romeo, password, client.WithAddress(p.addr()), client.WithTLS(client.PlainText))
+	if err == nil {
+		c.Close()
+		t.Fatal("Dial succeeded")
+	}
+	if !strings.Contains(err.Error(), "connection closed") || strings.Contains(err.Error(), "XML syntax error") || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("Dial: %v", err)
 	}
 }

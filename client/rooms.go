@@ -173,7 +173,8 @@ func (t *Tracker) joinPresence(occupant jid.JID, p joinParams) xml.TokenReader {
 // service may give us another nick (the room's Nick says which).
 //
 // Once joined, the room policy keeps us in the room until Leave. If ctx ends
-// before the answer, the room is forgotten and ctx's error returned.
+// before the answer (a JID that is no room does not answer), the room is
+// forgotten and an error naming it and wrapping ctx's error returned.
 func (t *Tracker) Join(ctx context.Context, occupant jid.JID, opts ...JoinOption) error {
 	var p joinParams
 	for _, o := range opts {
@@ -208,7 +209,7 @@ func (t *Tracker) Join(ctx context.Context, occupant jid.JID, opts ...JoinOption
 	case <-ctx.Done():
 		t.policy.forget(room)
 		t.disp.pushRoom(t.rooms.Forget(room))
-		return ctx.Err()
+		return fmt.Errorf("client: joining %s: no answer (is it a room?): %w", room, ctx.Err())
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -566,4 +567,21 @@ func localDisconnected(ms psa.Marks) bool {
 		}
 	}
 	return false
+}
+
+// Joining a JID that does not answer (no room: a user, a server without
+// MUC) fails when ctx ends with an error that names the room, and still
+// matches ctx's error.
+func TestJoinNoAnswerNamesTheRoom(t *testing.T) {
+	srv, ctx := setup(t, psatest.WithMUC(mucDomain))
+	c := dial(ctx, t, srv, nil)
+	jctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	err := c.Join(jctx, jid.MustParse("juliet@capulet.lit/Romeo"))
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "juliet@capulet.lit") {
+		t.Fatalf("Join: %v, want the room named and a deadline error", err)
+	}
+	if _, ok := c.Rooms().Room(jid.MustParse("juliet@capulet.lit")); ok {
+		t.Error("the room is still tracked")
+	}
 }

@@ -24,39 +24,60 @@ const (
 	// maxListed is how many stale occupants a room's status lists: the
 	// answer to one command stays a message, not a flood.
 	maxListed = 20
-	// answerEvery is how often one conversation (a room, a sender) gets an
-	// answer at most: someone repeating a command in a room must not make
-	// the bot flood it.
+	// answerBurst answers a conversation (a room, a sender) gets at once,
+	// and answerEvery how often it gets one more: someone repeating a
+	// command in a room must not make the bot flood it, and someone who
+	// asks !help then !status gets both.
+	answerBurst = 3
 	answerEvery = 2 * time.Second
-	// maxConversations bounds the memory of answerEvery.
+	// maxConversations bounds the memory of the answers given.
 	maxConversations = 1024
 )
 
 const helpText = `commands:
-!status  every room: fresh or stale and why, and its stale occupants
+!status  in a room: that room, fresh or stale and why, and its stale occupants;
+         in direct chat, for the bot's admins: every room
 !help    this text`
 
+// refusal answers !status in direct chat from someone who is no admin.
+const refusal = "!status in direct chat is for the bot's admins; in a room we share, !status tells about that room"
+
 // bot answers the commands sent to mucbot.
+//
+// What it tells whom: a room's occupants see the room's occupants and,
+// when the service annotates them, their staleness, so !status in a room
+// (groupchat, or a private message through it) answers with that room
+// alone, naming occupants by nick as the room shows them. Every room, and
+// why joins failed, goes in direct chat to the bot's own account and to
+// -admin only: which rooms a bot sits in is not for whoever can message it.
 type bot struct {
-	log   *slog.Logger
-	rooms []jid.JID // the rooms of -room, bare
-	c     atomic.Pointer[client.Client]
+	log    *slog.Logger
+	self   jid.JID   // the bot's account
+	admins admins    // who else gets every room
+	rooms  []jid.JID // the rooms of -room, bare
+	c      atomic.Pointer[client.Client]
 
 	mu       sync.Mutex
 	failures map[string]string // room -> why its join failed
-	answered map[string]time.Time
+	answered map[string]*bucket
 }
 
-func newBot(log *slog.Logger, occupants []jid.JID) *bot {
-	b := &bot{log: log, failures: make(map[string]string), answered: make(map[string]time.Time)}
+// bucket is a conversation's answers left, as of last.
+type bucket struct {
+	left float64
+	last time.Time
+}
+
+func newBot(log *slog.Logger, self jid.JID, occupants []jid.JID, admins admins) *bot {
+	b := &bot{log: log, self: self, admins: admins, failures: make(map[string]string), answered: make(map[string]*bucket)}
 	for _, o := range occupants {
 		b.rooms = append(b.rooms, o.Bare())
 	}
 	return b
 }
 
-// setClient gives the bot its client once Dial returned: messages that
-// arrive before (stored offline) get an answer without the rooms.
+// setClient gives the bot its client once Dial returned: until then it
+// sits in no room, and answers direct chat without the rooms.
 func (b *bot) setClient(c *client.Client) { b.c.Store(c) }
 
 func (b *bot) joinFailed(room jid.JID, err error) {
@@ -77,8 +98,8 @@ func reportedByEvent(err error) bool {
 // answers, the stream keeps being read.
 func (b *bot) handle(ctx context.Context, m client.Message) {
 	// History from before we joined, bounces, and what is no command are
-	// not answered.
-	if !m.Delay.IsZero() || m.Type == stanza.ErrorMessage || m.Type == stanza.HeadlineMessage {
+	// not answered, nor what has no sender to answer.
+	if !m.Delay.IsZero() || m.Type == stanza.ErrorMessage || m.Type == stanza.HeadlineMessage || m.From.Equal(jid.JID{}) {
 		return
 	}
 	cmd := strings.TrimSpace(m.Body)
@@ -86,16 +107,28 @@ func (b *bot) handle(ctx context.Context, m client.Message) {
 		return
 	}
 	c := b.c.Load()
-	conversation := m.From.Bare().String()
-	if m.Type == stanza.GroupChatMessage {
-		if c != nil {
-			// Our own message, reflected by the room.
-			if r, ok := c.Rooms().Room(m.From.Bare()); ok && r.Nick == m.From.Resourcepart() {
-				return
-			}
+	// room is the room the message came through, if any: then the answer
+	// tells about it alone.
+	var room *mucwatch.Room
+	if c != nil {
+		if r, ok := c.Rooms().Room(m.From.Bare()); ok {
+			room = &r
 		}
-	} else {
-		conversation = m.From.String()
+	}
+	conversation := m.From.String()
+	switch {
+	case m.Type == stanza.GroupChatMessage:
+		// Groupchat comes from an occupant of a room we are in, never from
+		// the room itself or from us (the room reflects our answers).
+		if room == nil || m.From.Resourcepart() == "" || room.Nick == m.From.Resourcepart() {
+			return
+		}
+		conversation = room.JID.String()
+	case room != nil:
+		// A private message through the room: from one of its occupants.
+		if _, ok := c.Rooms().Occupant(m.From); !ok || room.Nick == m.From.Resourcepart() {
+			return
+		}
 	}
 	if !b.allow(conversation) {
 		return
@@ -104,6 +137,12 @@ func (b *bot) handle(ctx context.Context, m client.Message) {
 	switch {
 	case cmd == "!help":
 		answer = helpText
+	case room != nil:
+		var sb strings.Builder
+		describeRoom(&sb, c.Rooms(), *room)
+		answer = strings.TrimSuffix(sb.String(), "\n")
+	case !b.admins.admits(b.self, m.From):
+		answer = refusal
 	case c == nil:
 		answer = "starting up, ask again in a moment"
 	default:
@@ -118,18 +157,26 @@ func (b *bot) handle(ctx context.Context, m client.Message) {
 	b.log.Info("answered", "command", cmd, "to", m.From, "type", m.Type)
 }
 
-// allow reports whether the conversation may get an answer now.
+// allow reports whether the conversation may get an answer now, and takes
+// it from its bucket.
 func (b *bot) allow(conversation string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := time.Now()
-	if last, ok := b.answered[conversation]; ok && now.Sub(last) < answerEvery {
+	k, ok := b.answered[conversation]
+	if !ok {
+		if len(b.answered) >= maxConversations {
+			clear(b.answered)
+		}
+		k = &bucket{left: answerBurst, last: now}
+		b.answered[conversation] = k
+	}
+	k.left = min(answerBurst, k.left+float64(now.Sub(k.last))/float64(answerEvery))
+	k.last = now
+	if k.left < 1 {
 		return false
 	}
-	if len(b.answered) >= maxConversations {
-		clear(b.answered)
-	}
-	b.answered[conversation] = now
+	k.left--
 	return true
 }
 

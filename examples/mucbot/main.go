@@ -7,7 +7,15 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-silence 15m] [-rejoin-delay 30s]
+//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-admin romeo@montague.lit,...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-silence 15m] [-rejoin-delay 30s]
+//
+// It answers !help, and !status: in a room (or in a private message through
+// it) with that room alone, fresh or stale and why, and its stale occupants
+// by nick, with condition and annotator, which the room's occupants see
+// anyway; in direct chat with every room, and why joins failed, but only to
+// the bot's own account and to the accounts of -admin (a bare JID admits
+// each of its resources). Others get a refusal: which rooms a bot sits in
+// is not for whoever can send it a message.
 //
 // -keepalive sets how long the connection may stay silent before mucbot
 // pings its server (and how long it then waits for the answer, at most
@@ -55,10 +63,16 @@ const about = `mucbot joins the multi-user chat rooms it is given and stays in t
 outages: it reconnects and rejoins when its connection drops, and when a
 server says (XEP-0310) that a room may be stale it checks with a XEP-0410
 self-ping and rejoins if the room dropped it. It logs every state change
-and every action. It answers !status (its view of every room: fresh or
+and every action. It answers !status (its view of the rooms: fresh or
 stale and why, and the stale occupants) and !help, in its rooms and in
 direct chat. Ctrl-C leaves the rooms and exits; it exits with status 1 when
 every join failed.
+
+Who learns what: !status in a room (or in a private message through it)
+answers with that room alone, what its occupants see anyway. In direct
+chat it tells about every room, and only to the bot's own account and to
+the accounts of -admin (none by default): the rooms a bot sits in and who
+in them is unreachable are not for whoever can send it a message.
 
 Usage:
 
@@ -78,6 +92,8 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 	rooms := cliconn.RegisterRooms(fs)
 	silence := fs.Duration("silence", client.DefaultSilence, "self-ping a room after this long without traffic from it")
 	rejoinDelay := fs.Duration("rejoin-delay", client.DefaultRejoinDelay, "wait this long before rejoining a room that removed us for technical reasons")
+	var admin admins
+	fs.Var(&admin, "admin", "`JID,...` that get !status about every room in direct chat, besides the bot's own account (repeatable)")
 	if err := cliconn.Parse(fs, about, args); err != nil {
 		return err
 	}
@@ -100,12 +116,20 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 		client.WithLogger(log),
 		client.WithRoomPolicy(policy),
 		client.OnConnection(func(e client.ConnEvent) { logConn(log, e) }),
-		client.OnRoom(func(e mucwatch.Event) { logRoom(log, e) }),
 		client.OnRoomAction(func(a client.RoomAction) { logAction(log, a) }),
 	)
 
-	b := newBot(log, *rooms)
-	opts = append(opts, client.OnMessage(func(m client.Message) { b.handle(ctx, m) }))
+	b := newBot(log, account, *rooms, admin)
+	opts = append(opts,
+		client.OnRoom(func(e mucwatch.Event) {
+			if e.Kind == mucwatch.EventRoomJoinFailed {
+				// Before the log line: who reads it and asks finds it.
+				b.joinFailed(e.Room, e.Err)
+			}
+			logRoom(log, e)
+		}),
+		client.OnMessage(func(m client.Message) { b.handle(ctx, m) }),
+	)
 
 	c, err := client.Dial(ctx, account, password, opts...)
 	if err != nil {
@@ -145,10 +169,12 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 	}
 }
 
+// logConn logs what the client's own log (client.WithLogger) does not
+// say: connections, disconnections and failed attempts are there already,
+// with their errors, so the reconnecting line says only when.
 func logConn(log *slog.Logger, e client.ConnEvent) {
 	switch e.Kind {
-	case client.ConnConnected:
-		log.Info("connected", "jid", e.JID)
+	case client.ConnConnected, client.ConnDisconnected:
 	case client.ConnReconnecting:
 		log.Info("reconnecting", "attempt", e.Attempt, "in", e.Delay.Round(time.Millisecond))
 	case client.ConnResynced:
@@ -159,7 +185,9 @@ func logConn(log *slog.Logger, e client.ConnEvent) {
 }
 
 // logRoom logs what concerns the rooms themselves and our place in them;
-// occupant comings and goings are left to debug level.
+// occupant comings and goings are left to debug level. Rejected
+// annotations are in the client's own log, and rejoins in logAction's,
+// with their reason and attempt.
 func logRoom(log *slog.Logger, e mucwatch.Event) {
 	attrs := []any{"room", e.Room}
 	switch e.Kind {
@@ -170,12 +198,14 @@ func logRoom(log *slog.Logger, e mucwatch.Event) {
 		if e.Removal.Venue.String() != "" {
 			attrs = append(attrs, "venue", e.Removal.Venue)
 		}
-	case mucwatch.EventRoomJoinFailed, mucwatch.EventRoomError, mucwatch.EventRejected:
+	case mucwatch.EventRejected, mucwatch.EventRejoining:
+		return
+	case mucwatch.EventRoomJoinFailed, mucwatch.EventRoomError:
 		attrs = append(attrs, "err", e.Err)
 	case mucwatch.EventNickChanged:
 		attrs = append(attrs, "from", e.OldNick, "to", e.JID.Resourcepart())
 	case mucwatch.EventRoomJoined, mucwatch.EventRoomCreated, mucwatch.EventJoining,
-		mucwatch.EventRejoining, mucwatch.EventLeaving, mucwatch.EventRoomLeft:
+		mucwatch.EventLeaving, mucwatch.EventRoomLeft:
 	default:
 		log.Debug(e.Kind.String(), "room", e.Room, "occupant", e.JID, "fresh", e.Fresh())
 		return

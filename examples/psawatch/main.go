@@ -93,7 +93,7 @@
 //	event          fields
 //	connected      jid (the bound full JID)
 //	disconnected   error
-//	reconnecting   attempt, delay (e.g. "1.5s")
+//	reconnecting   attempt, delay (e.g. "1.5s"), error (why the previous attempt ended)
 //	resynced       swept: resources removed because the server did not send them again
 //	closed         error, if psawatch stopped for one
 //	verify-alive, verify-gone, verify-unknown, verify-probed

@@ -358,16 +358,7 @@ func (o *tableOutput) options() []client.Option {
 		client.OnRoster(func(e roster.Event) {
 			o.note("", fmt.Sprintf("%s %s %s", e.Kind, e.JID, e.Mark.Condition))
 		}),
-		client.OnConnection(func(e client.ConnEvent) {
-			s := e.Kind.String()
-			if e.JID.String() != "" {
-				s += " as " + e.JID.String()
-			}
-			if e.Err != nil {
-				s += ": " + e.Err.Error()
-			}
-			o.note(s, "")
-		}),
+		client.OnConnection(func(e client.ConnEvent) { o.note(connText(e), "") }),
 		client.OnVerify(func(v client.VerifyResult) { o.note("", fmt.Sprintf("verified %s: %s", v.JID, v.Outcome)) }),
 		client.OnRoom(func(e mucwatch.Event) { o.note("", fmt.Sprintf("%s %s %s", e.Kind, e.JID, e.Mark.Condition)) }),
 		client.OnRoomAction(func(a client.RoomAction) {
@@ -379,6 +370,22 @@ func (o *tableOutput) options() []client.Option {
 		}),
 		client.OnOverflow(func(n int) { o.note("", fmt.Sprintf("%d events dropped", n)) }),
 	}
+}
+
+// connText is the table's header line for a connection event: for
+// reconnecting, which attempt, in how long, and why.
+func connText(e client.ConnEvent) string {
+	s := e.Kind.String()
+	if e.JID.String() != "" {
+		s += " as " + e.JID.String()
+	}
+	if e.Kind == client.ConnReconnecting {
+		s += fmt.Sprintf(" (attempt %d) in %v", e.Attempt, e.Delay.Round(time.Millisecond))
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
 }
 
 func (o *tableOutput) attach(m models) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 
+	"github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/internal/leaktest"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/roster"
@@ -131,4 +133,14 @@ func (s *safeBuilder) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+// The table's header says, while reconnecting, which attempt comes in how
+// long and why the previous one ended.
+func TestTableReconnecting(t *testing.T) {
+	got := connText(client.ConnEvent{Kind: client.ConnReconnecting, Attempt: 2, Delay: 1500 * time.Millisecond,
+		Err: &client.DisconnectError{Reason: client.ReasonNetwork, Err: errors.New("connection refused")}})
+	if want := "reconnecting (attempt 2) in 1.5s: client: disconnected (network): connection refused"; got != want {
+		t.Fatalf("header %q, want %q", got, want)
+	}
 }

@@ -10,7 +10,8 @@
 // and what psakit adds on top: its own server killed and restarted, rooms it
 // must stay in, a flapping link, clients without urn:xmpp:psa that must see
 // nothing, and the three ways to connect (plain text on loopback, StartTLS,
-// direct TLS). They log how long each change took to reach the client
+// direct TLS). The example program mucbot is built and run as its users run
+// it, answering in its room and in direct chat. They log how long each change took to reach the client
 // (grep the -v output for "timing:"), but never assert durations.
 //
 // Without Prosody the tests skip, unless PSAKIT_REQUIRE_PROSODY=1.
