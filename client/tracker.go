@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -28,12 +27,6 @@ import (
 
 const nsRoster = "jabber:iq:roster"
 
-// Limits on what a roster result or push may make the client keep.
-const (
-	maxGroups     = 32
-	maxGroupBytes = 512
-	maxNameBytes  = 1024
-)
 
 // Tracker keeps psakit's models up to date from a mellium session. Client
 // is built on it; use a Tracker directly when your application already owns
@@ -310,8 +303,8 @@ func (t *Tracker) HandleRosterPushes() mux.Option {
 
 func (t *Tracker) handlePush(iq stanza.IQ, r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	ver, _ := xmltok.Attr(*start, "ver")
-	items, err := readItems(r)
-	if err != nil && !errors.Is(err, errBadItem) {
+	items, err := roster.ReadItems(r)
+	if err != nil && !errors.Is(err, roster.ErrBadItem) {
 		return err
 	}
 	if err != nil || len(items) != 1 {
@@ -332,90 +325,6 @@ func (t *Tracker) handlePush(iq stanza.IQ, r xmlstream.TokenReadEncoder, start *
 func replyError(w xmlstream.TokenWriter, iq stanza.IQ, cond stanza.Condition) error {
 	_, err := xmlstream.Copy(w, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: cond}))
 	return err
-}
-
-var errBadItem = errors.New("client: malformed roster item")
-
-// readItems reads the roster items inside a query element whose start was
-// read, up to and including its end. A malformed item is skipped and
-// reported with errBadItem once all were read.
-func readItems(r xml.TokenReader) ([]roster.Item, error) {
-	var (
-		items []roster.Item
-		bad   error
-	)
-	err := xmltok.Children(r, func(t xml.StartElement) error {
-		if t.Name.Local != "item" {
-			return xmltok.Skip(r)
-		}
-		it, err := readItem(r, t)
-		switch {
-		case err == nil:
-			if len(items) == cap(items) {
-				// Double: append grows a large slice by a quarter, which allocates
-				// five times the final size over a large roster.
-				items = slices.Grow(items, max(len(items), 16))
-			}
-			items = append(items, it)
-		case errors.Is(err, errBadItem):
-			bad = err
-		default:
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return items, bad
-}
-
-func readItem(r xml.TokenReader, start xml.StartElement) (roster.Item, error) {
-	var it roster.Item
-	var bad error
-	for _, at := range start.Attr {
-		if at.Name.Space != "" {
-			continue
-		}
-		switch at.Name.Local {
-		case "jid":
-			j, err := jid.Parse(at.Value)
-			if err != nil {
-				bad = fmt.Errorf("%w: jid: %w", errBadItem, err)
-			}
-			it.JID = j.Bare()
-		case "name":
-			it.Name = xmltok.Truncate(at.Value, maxNameBytes)
-		case "subscription":
-			switch at.Value {
-			case roster.SubscriptionNone, roster.SubscriptionTo, roster.SubscriptionFrom, roster.SubscriptionBoth, roster.SubscriptionRemove:
-				it.Subscription = at.Value
-			default:
-				bad = fmt.Errorf("%w: subscription %q", errBadItem, xmltok.Truncate(at.Value, 16))
-			}
-		case "ask":
-			it.Ask = at.Value == "subscribe"
-		case "approved":
-			it.Approved = at.Value == "true" || at.Value == "1"
-		}
-	}
-	if it.JID.Equal(jid.JID{}) && bad == nil {
-		bad = fmt.Errorf("%w: no jid", errBadItem)
-	}
-	err := xmltok.Children(r, func(t xml.StartElement) error {
-		if t.Name.Local != "group" {
-			return xmltok.Skip(r)
-		}
-		g, _, err := xmltok.ReadText(r, maxGroupBytes)
-		if err == nil && len(it.Groups) < maxGroups {
-			it.Groups = append(it.Groups, g)
-		}
-		return err
-	})
-	if err != nil {
-		return it, err
-	}
-	return it, bad
 }
 
 // fetchRoster asks for the roster with the version the model holds
@@ -466,8 +375,8 @@ func (t *Tracker) fetchRoster(ctx context.Context, s *xmpp.Session) error {
 			continue
 		}
 		newVer, _ := xmltok.Attr(start, "ver")
-		items, err := readItems(resp)
-		if err != nil && !errors.Is(err, errBadItem) {
+		items, err := roster.ReadItems(resp)
+		if err != nil && !errors.Is(err, roster.ErrBadItem) {
 			return fmt.Errorf("client: fetching the roster: %w", err)
 		}
 		if err != nil {
