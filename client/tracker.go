@@ -27,7 +27,6 @@ import (
 
 const nsRoster = "jabber:iq:roster"
 
-
 // Tracker keeps psakit's models up to date from a mellium session. Client
 // is built on it; use a Tracker directly when your application already owns
 // its session:
