@@ -175,7 +175,7 @@ func roomRecord(now time.Time, e mucwatch.Event, rejoined bool) record {
 }
 
 func actionRecord(now time.Time, a client.RoomAction) record {
-	r := record{Time: stamp(now), Event: a.Kind.String(), Room: a.Room.String(), Reason: a.Reason, Attempt: a.Attempt}
+	r := record{Time: stamp(now), Event: a.Kind.String(), Room: a.Room.String(), Reason: string(a.Reason), Attempt: a.Attempt}
 	if a.Kind == client.ActionSelfPing {
 		r.Verdict = a.Verdict.String()
 	}
