@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/livemodel"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
@@ -132,7 +133,7 @@ func BenchmarkShare(b *testing.B) {
 			for i, s := range bares {
 				items[i] = roster.Item{JID: jid.MustParse(s), Subscription: roster.SubscriptionBoth}
 			}
-			t.Roster().SetItems("v1", items)
+			livemodel.Roster(t).SetItems("v1", items)
 			h := t.Handler(nil)
 			return func(r *xmltok.Replayer, start *xml.StartElement) {
 				if err := h.HandleXMPP(handlerWithoutWriter{TokenReader: r}, start); err != nil {

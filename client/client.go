@@ -143,13 +143,15 @@ func newMux(opts []mux.Option) (m *mux.ServeMux, err error) {
 	return mux.New(stanza.NSClient, opts...), nil
 }
 
-// Roster returns the roster model: contacts, resources and their marks. It
-// is safe to read from any goroutine.
-func (c *Client) Roster() *roster.Model { return c.t.Roster() }
+// Roster returns a read-only view of the roster model: contacts, resources
+// and their marks. It is safe to read from any goroutine; only the client
+// changes the model.
+func (c *Client) Roster() roster.View { return c.t.Roster() }
 
-// Rooms returns the rooms model: the rooms we are in, their occupants and
-// their marks. It is safe to read from any goroutine.
-func (c *Client) Rooms() *mucwatch.Model { return c.t.Rooms() }
+// Rooms returns a read-only view of the rooms model: the rooms we are in,
+// their occupants and their marks. It is safe to read from any goroutine;
+// only the client changes the model (Join and Leave ask it to).
+func (c *Client) Rooms() mucwatch.View { return c.t.Rooms() }
 
 // Join joins a room (occupant is room@service/nick) and waits for the
 // service's answer; see Tracker.Join. The room policy then keeps the client

@@ -44,8 +44,9 @@ func OnRoom(f func(mucwatch.Event)) Option { return func(c *config) { c.onRoom =
 // OnRoomAction sets the callback for what the room policy does.
 func OnRoomAction(f func(RoomAction)) Option { return func(c *config) { c.onAction = f } }
 
-// Rooms returns the rooms model. It is safe to read from any goroutine.
-func (t *Tracker) Rooms() *mucwatch.Model { return t.rooms }
+// Rooms returns a read-only view of the rooms model. It is safe to read
+// from any goroutine; only the Tracker changes the model.
+func (t *Tracker) Rooms() mucwatch.View { return t.rooms.View() }
 
 // applyRoomEvents passes the events of a room presence on: to the waiters,
 // the policy and the callbacks.

@@ -257,22 +257,23 @@ type Stats struct {
 	StaleOccupants int // occupants that carry at least one mark
 }
 
-// Option configures a Model.
-type Option func(*Model)
+// Option configures a Model. Only this package's With functions make
+// one, so that an option cannot reach the model it configures.
+type Option struct{ apply func(*Model) }
 
 // WithMaxRooms sets how many rooms are tracked at once (DefaultMaxRooms).
 // Joining for one more is rejected with ErrLimit.
-func WithMaxRooms(n int) Option { return func(m *Model) { m.maxRooms = max(n, 1) } }
+func WithMaxRooms(n int) Option { return Option{func(m *Model) { m.maxRooms = max(n, 1) }} }
 
 // WithMaxOccupants sets how many occupants are tracked per room
 // (DefaultMaxOccupants). Presence from a new occupant past the limit is
 // rejected with ErrLimit and the occupant is not tracked; known occupants
 // still update. Our own presence (status 110) is always accepted, so a room
 // holds at most n occupants plus our own.
-func WithMaxOccupants(n int) Option { return func(m *Model) { m.maxOccupants = max(n, 0) } }
+func WithMaxOccupants(n int) Option { return Option{func(m *Model) { m.maxOccupants = max(n, 0) }} }
 
 // WithClock sets the clock used for Since and Updated (time.Now).
-func WithClock(now func() time.Time) Option { return func(m *Model) { m.now = now } }
+func WithClock(now func() time.Time) Option { return Option{func(m *Model) { m.now = now }} }
 
 // Model is a staleness-aware model of an account's rooms. Its zero value is
 // not usable: call New.
@@ -358,7 +359,9 @@ func New(account jid.JID, opts ...Option) *Model {
 		rooms:        make(map[string]*room),
 	}
 	for _, o := range opts {
-		o(m)
+		if o.apply != nil {
+			o.apply(m)
+		}
 	}
 	return m
 }
