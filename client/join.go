@@ -17,22 +17,6 @@ import (
 // goroutine. What keeps us in a room afterwards is the room policy
 // (roomplan.go decides, rooms.go acts).
 
-// JoinOption configures a join.
-type JoinOption func(*joinParams)
-
-type joinParams struct {
-	password string
-	history  int // stanzas of history asked for the first join
-}
-
-// WithPassword sets the room password.
-func WithPassword(password string) JoinOption { return func(p *joinParams) { p.password = password } }
-
-// WithHistory asks for up to n messages of discussion history on the first
-// join (none by default). Rejoins never ask for history: the application
-// already saw it.
-func WithHistory(n int) JoinOption { return func(p *joinParams) { p.history = max(n, 0) } }
-
 // joinPresence returns the presence that joins (or rejoins) occupant: our
 // usual presence with caps, and the MUC payload.
 func (t *Tracker) joinPresence(occupant jid.JID, p joinParams) xml.TokenReader {

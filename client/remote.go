@@ -49,7 +49,7 @@ const RemoteCheckTimeout = reach.DefaultTimeout
 // available is never pinged.
 //
 // interval <= 0 turns the checks off, as they are by default.
-func WithRemoteCheck(interval time.Duration) Option {
+func WithRemoteCheck(interval time.Duration) TrackerOption {
 	return func(c *config) { c.remoteCheck = interval }
 }
 

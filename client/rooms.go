@@ -30,20 +30,6 @@ const (
 	nsXData    = "jabber:x:data"
 )
 
-// WithRoomPolicy sets the room policy (DefaultRoomPolicy).
-func WithRoomPolicy(p RoomPolicy) Option { return func(c *config) { c.roomPolicy = p } }
-
-// WithRoomOptions passes options to the rooms model, such as its limits.
-func WithRoomOptions(opts ...mucwatch.Option) Option {
-	return func(c *config) { c.roomOpts = append(c.roomOpts, opts...) }
-}
-
-// OnRoom sets the callback for room events.
-func OnRoom(f func(mucwatch.Event)) Option { return func(c *config) { c.onRoom = f } }
-
-// OnRoomAction sets the callback for what the room policy does.
-func OnRoomAction(f func(RoomAction)) Option { return func(c *config) { c.onAction = f } }
-
 // Rooms returns a read-only view of the rooms model. It is safe to read
 // from any goroutine; only the Tracker changes the model.
 func (t *Tracker) Rooms() mucwatch.View { return t.rooms.View() }

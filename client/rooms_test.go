@@ -100,7 +100,7 @@ func TestJoinAssignedNickAndPassword(t *testing.T) {
 	room := srv.Room("orchard")
 	room.RewriteNicks(func(string) string { return "Romeo2" })
 	c := dial(ctx, t, srv, nil)
-	if err := c.Join(ctx, romeoOcc, client.WithPassword("secret"), client.WithHistory(20)); err != nil {
+	if err := c.Join(ctx, romeoOcc, client.JoinPassword("secret"), client.JoinHistory(20)); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := c.Rooms().Room(orchard); r.Nick != "Romeo2" {

@@ -75,7 +75,7 @@ type Tracker struct {
 // NewTracker returns a Tracker for account. It starts the goroutine that
 // delivers events to the callbacks (and the one of the restore policy):
 // call Close to stop them.
-func NewTracker(account jid.JID, opts ...Option) (*Tracker, error) {
+func NewTracker(account jid.JID, opts ...TrackerOption) (*Tracker, error) {
 	cfg := newConfig(opts)
 	return newTracker(account, cfg)
 }

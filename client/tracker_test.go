@@ -29,7 +29,7 @@ func TestTrackerWithOwnSession(t *testing.T) {
 	defer cancel()
 
 	rec := newRecorder()
-	tr, err := client.NewTracker(romeo, append(rec.options(), client.WithPresencePassthrough())...)
+	tr, err := client.NewTracker(romeo, append(rec.trackerOptions(), client.WithPresencePassthrough())...)
 	if err != nil {
 		t.Fatal(err)
 	}
