@@ -127,7 +127,7 @@ func BenchmarkShare(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(t.Close)
+			b.Cleanup(func() { t.Close() })
 			bares := pop.RosterJIDs()
 			items := make([]roster.Item, len(bares))
 			for i, s := range bares {

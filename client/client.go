@@ -379,7 +379,7 @@ func (c *Client) run(sess *session) {
 			c.t.closed() // also when Close came during a reconnect
 		}
 		c.t.disp.pushConn(ConnEvent{Kind: ConnClosed, Err: final})
-		c.t.Close()
+		c.t.shutdown()
 		c.err = final
 		close(c.done)
 	}()

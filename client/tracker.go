@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
@@ -126,9 +127,32 @@ func (t *Tracker) Roster() roster.View { return t.roster.View() }
 func (t *Tracker) Advertiser() *caps.Advertiser { return t.adv }
 
 // Close stops the Tracker's goroutines after the callbacks have received the
-// events already queued. It must not be called from a callback, since it
-// waits for the callbacks to return.
-func (t *Tracker) Close() {
+// events already queued, as Client.Close does: if a callback is still
+// running when CloseTimeout has passed, Close returns ErrCloseTimeout, the
+// callbacks receive no further event, and the Tracker's last goroutine ends
+// as soon as that callback returns. Calling Close from a callback therefore
+// returns ErrCloseTimeout after CloseTimeout: call it from another
+// goroutine. Otherwise it returns nil. Call it once.
+func (t *Tracker) Close() error {
+	done := make(chan struct{})
+	go func() {
+		t.shutdown()
+		close(done)
+	}()
+	timer := time.NewTimer(CloseTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		t.gate.Store(true)
+		return ErrCloseTimeout
+	}
+}
+
+// shutdown stops the Tracker's goroutines, waiting for the callbacks to
+// return: Client.Close bounds the wait itself.
+func (t *Tracker) shutdown() {
 	t.remote.close()
 	t.policy.close()
 	t.verify.close()
