@@ -309,7 +309,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	err = c.t.start(startCtx, s, func() {
 		connected = true
 		c.setSession(s)
-		c.cfg.log.Info("psakit: connected", "jid", s.LocalAddr())
+		c.cfg.log.Info("connected", "jid", s.LocalAddr())
 		c.t.disp.pushConn(ConnEvent{Kind: ConnConnected, JID: s.LocalAddr()})
 	})
 	stop()
@@ -334,7 +334,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 func (c *Client) ended(err error) *DisconnectError {
 	derr := classify(err)
 	c.t.Disconnected()
-	c.cfg.log.Warn("psakit: disconnected", "reason", derr.Reason, "err", derr.Err)
+	c.cfg.log.Warn("disconnected", "reason", derr.Reason, "err", derr.Err)
 	c.t.disp.pushConn(ConnEvent{Kind: ConnDisconnected, Err: derr})
 	return derr
 }
@@ -439,7 +439,7 @@ func (c *Client) run(sess *session) {
 				return
 			}
 			derr := classify(err)
-			c.cfg.log.Warn("psakit: reconnect failed", "attempt", attempt, "err", err)
+			c.cfg.log.Warn("reconnect failed", "attempt", attempt, "err", err)
 			if derr.Fatal() {
 				final = derr
 				return

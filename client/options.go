@@ -155,6 +155,7 @@ func newConfig[O Option](opts []O) config {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.log = c.log.With(slog.String("lib", "psakit"))
 	if c.resolver == nil {
 		c.resolver = net.DefaultResolver
 	}
@@ -358,7 +359,8 @@ func WithVerify(policy VerifyPolicy, perSecond float64) TrackerOption {
 }
 
 // WithLogger sets the logger for reports: connections, reconnects, and
-// stanzas that were malformed or rejected. By default nothing is logged.
+// stanzas that were malformed or rejected. Every record carries the
+// attribute lib=psakit. By default nothing is logged.
 func WithLogger(l *slog.Logger) TrackerOption { return func(c *config) { c.log = l } }
 
 // WithPresencePassthrough makes a Tracker's Handler pass presence stanzas on

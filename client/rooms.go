@@ -43,7 +43,7 @@ func (t *Tracker) applyRoomEvents(evs []mucwatch.Event) {
 		case mucwatch.EventRoomJoined, mucwatch.EventRoomJoinFailed, mucwatch.EventRoomLeft:
 			t.wake(e)
 		case mucwatch.EventRejected:
-			t.log.Info("psakit: rejected", "room", e.Room, "from", e.JID, "err", e.Err)
+			t.log.Info("rejected", "room", e.Room, "from", e.JID, "err", e.Err)
 		}
 		t.policy.observe(e)
 	}
@@ -349,7 +349,7 @@ func (rp *roomPolicy) rejoin(ctx context.Context, s *xmpp.Session, room, occupan
 	rp.t.disp.pushRoom(evs)
 	rp.t.disp.pushAction(RoomAction{Kind: ActionRejoin, Room: room, Reason: reason, Attempt: attempt, Occupant: occupant})
 	if err := sendCtx(ctx, s, rp.t.joinPresence(occupant, p)); err != nil && !errors.Is(err, context.Canceled) {
-		rp.t.log.Warn("psakit: rejoin not sent", "room", room, "err", err)
+		rp.t.log.Warn("rejoin not sent", "room", room, "err", err)
 	}
 }
 

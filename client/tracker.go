@@ -206,7 +206,7 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartElement, next xmpp.Handler) error {
 	sm, err := stanza.NewMessage(*start)
 	if err != nil {
-		t.log.Warn("psakit: dropped an invalid message", "err", err)
+		t.log.Warn("dropped an invalid message", "err", err)
 		return nil
 	}
 	if sm.Type == stanza.ErrorMessage && sm.From.Resourcepart() == "" && t.rooms.Tracks(sm.From) {
@@ -272,7 +272,7 @@ func (t *Tracker) passPresence(r xmlstream.TokenReadEncoder, start *xml.StartEle
 // of the stream itself is returned (and ends the session).
 func (t *Tracker) badPresence(err error) error {
 	if errors.Is(err, presence.ErrNotPresence) || errors.Is(err, presence.ErrInvalidJID) || errors.Is(err, presence.ErrInvalidType) {
-		t.log.Warn("psakit: dropped an invalid presence", "err", err)
+		t.log.Warn("dropped an invalid presence", "err", err)
 		return nil
 	}
 	return err
@@ -284,7 +284,7 @@ func (t *Tracker) badPresence(err error) error {
 // dispatcher copies, and p does not escape (pushPresence copies it).
 func (t *Tracker) applyPresence(p *presence.Presence) {
 	for _, prob := range p.Problems {
-		t.log.Debug("psakit: problem in presence", "from", p.From.String(), "err", prob)
+		t.log.Debug("problem in presence", "from", p.From.String(), "err", prob)
 	}
 	if p.Error != nil {
 		t.remote.bounce(p.From, *p.Error)
@@ -308,7 +308,7 @@ func (t *Tracker) applyPresence(p *presence.Presence) {
 		e := &evs[i]
 		switch e.Kind {
 		case roster.EventRejected:
-			t.log.Info("psakit: rejected", "from", e.JID.String(), "err", e.Err)
+			t.log.Info("rejected", "from", e.JID.String(), "err", e.Err)
 		case roster.EventRestored:
 			if e.Resent && e.Fresh() {
 				t.verify.enqueue(e.JID)
@@ -334,13 +334,13 @@ func (t *Tracker) handlePush(iq stanza.IQ, r xmlstream.TokenReadEncoder, start *
 	}
 	if err != nil || len(items) != 1 {
 		// RFC 6121 §2.1.6: a push carries exactly one item.
-		t.log.Warn("psakit: malformed roster push", "from", iq.From, "items", len(items), "err", err)
+		t.log.Warn("malformed roster push", "from", iq.From, "items", len(items), "err", err)
 		return replyError(r, iq, stanza.BadRequest)
 	}
 	evs, perr := t.roster.ApplyPush(iq.From, ver, items[0])
 	t.disp.pushRoster(evs)
 	if perr != nil {
-		t.log.Warn("psakit: rejected roster push", "from", iq.From, "err", perr)
+		t.log.Warn("rejected roster push", "from", iq.From, "err", perr)
 		return replyError(r, iq, stanza.ServiceUnavailable)
 	}
 	_, err = xmlstream.Copy(r, iq.Result(nil))
@@ -405,7 +405,7 @@ func (t *Tracker) fetchRoster(ctx context.Context, s *xmpp.Session) error {
 			return fmt.Errorf("client: fetching the roster: %w", err)
 		}
 		if err != nil {
-			t.log.Warn("psakit: skipped malformed roster items", "err", err)
+			t.log.Warn("skipped malformed roster items", "err", err)
 		}
 		t.disp.pushRoster(t.roster.SetItems(newVer, items))
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -152,5 +153,32 @@ func TestTrackerCloseWithBlockedCallback(t *testing.T) {
 	base.Wait(t) // every goroutine of the Tracker ends
 	if len(after) != 0 {
 		t.Errorf("%d callbacks after Close gave up on them", len(after))
+	}
+}
+
+// TestLoggerAttributes: the client's log records carry lib=psakit as an
+// attribute, not as a prefix of their message.
+func TestLoggerAttributes(t *testing.T) {
+	var buf strings.Builder
+	tr, err := client.NewTracker(romeo, client.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	// A presence whose from is no JID is dropped, with a warning.
+	d := xml.NewDecoder(strings.NewReader(`<presence from='@@'/>`))
+	tok, err := d.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := tok.(xml.StartElement)
+	if err := tr.Handler(nil).HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{d, nil}, &start); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); !strings.Contains(got, `msg="dropped an invalid presence" lib=psakit`) {
+		t.Errorf("log:\n%s\nwant the message without prefix, and lib=psakit", got)
 	}
 }
