@@ -68,6 +68,18 @@
 // WithMaxOccupants occupants besides our own (100,000) and
 // WithMaxRoomBytes of their data (32 MiB, Room.Bytes); presence past either
 // is rejected with ErrLimit.
+//
+// # Where each behaviour lives
+//
+// mucwatch.go: the Model, its rooms and occupants, and the reads. apply.go:
+// room presence (joins, nick changes, removals, errors). intents.go: what
+// the client is about to do (Joining, Rejoining, Leaving, Forget), self-ping
+// verdicts (RecordSelfPing), MarkDisconnected and Sweep; selfping.go: how a
+// self-ping's answer is classified (SelfPingVerdict). remote.go: the marks
+// of unreachable services. counts.go: the counts kept in step with each
+// change; budget.go: the byte budget of a room. events.go and errors.go:
+// the events and errors; view.go: the read-only View package client hands
+// out.
 package mucwatch
 
 import (

@@ -75,6 +75,16 @@
 // build their JIDs and strings when asked. Memory the model frees is kept
 // for its next entries until three quarters of it is free; the storage is
 // then rebuilt packed, and the rest given back.
+//
+// # Where each behaviour lives
+//
+// roster.go: the Model, presence and the staleness rules as they apply to
+// resources, MarkDisconnected and Sweep. items.go: roster items (SetItems,
+// ApplyPush); parse.go: reading them from a roster result or push
+// (ReadItems). remote.go: the marks of unreachable domains. budget.go: the
+// byte budgets. storage.go, arena.go and record.go: how entries are kept
+// (slots, handles, the byte arena, the record encoding). events.go: the
+// events; view.go: the read-only View package client hands out.
 package roster
 
 import (
