@@ -140,7 +140,8 @@ var stateNames = [...]string{
 	StateDestroyed: "destroyed",
 }
 
-// String returns the lower-case name of the state.
+// String returns the lower-case name of the state, and "unknown" for a
+// value that is no state.
 func (s RoomState) String() string {
 	if int(s) < len(stateNames) {
 		return stateNames[s]
@@ -173,7 +174,8 @@ const (
 
 var verdictNames = [...]string{"none", "joined", "not-joined", "undecided"}
 
-// String returns the lower-case name of the verdict.
+// String returns the lower-case name of the verdict, and "unknown" for a
+// value that is no verdict.
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
 		return verdictNames[v]
