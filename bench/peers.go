@@ -22,6 +22,7 @@ import (
 	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/livemodel"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
 )
@@ -230,7 +231,7 @@ func startTracker(ctx context.Context, addr string, fill func(*roster.Model), wr
 		return nil, nil, err
 	}
 	if fill != nil {
-		fill(t.Roster())
+		fill(livemodel.Roster(t))
 	}
 	s, conn, err := dialMellium(ctx, addr)
 	if err != nil {

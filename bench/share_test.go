@@ -11,6 +11,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/livemodel"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
@@ -126,13 +127,13 @@ func BenchmarkShare(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			b.Cleanup(t.Close)
+			b.Cleanup(func() { t.Close() })
 			bares := pop.RosterJIDs()
 			items := make([]roster.Item, len(bares))
 			for i, s := range bares {
 				items[i] = roster.Item{JID: jid.MustParse(s), Subscription: roster.SubscriptionBoth}
 			}
-			t.Roster().SetItems("v1", items)
+			livemodel.Roster(t).SetItems("v1", items)
 			h := t.Handler(nil)
 			return func(r *xmltok.Replayer, start *xml.StartElement) {
 				if err := h.HandleXMPP(handlerWithoutWriter{TokenReader: r}, start); err != nil {

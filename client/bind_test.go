@@ -117,7 +117,7 @@ func TestTrackerRefusesForeignBind(t *testing.T) {
 	}
 
 	rec := newRecorder()
-	tr, err := client.NewTracker(romeo, rec.options()...)
+	tr, err := client.NewTracker(romeo, rec.trackerOptions()...)
 	if err != nil {
 		t.Fatal(err)
 	}

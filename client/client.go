@@ -156,13 +156,15 @@ func newMux(opts []mux.Option) (m *mux.ServeMux, err error) {
 	return mux.New(stanza.NSClient, opts...), nil
 }
 
-// Roster returns the roster model: contacts, resources and their marks. It
-// is safe to read from any goroutine.
-func (c *Client) Roster() *roster.Model { return c.t.Roster() }
+// Roster returns a read-only view of the roster model: contacts, resources
+// and their marks. It is safe to read from any goroutine; only the client
+// changes the model.
+func (c *Client) Roster() roster.View { return c.t.Roster() }
 
-// Rooms returns the rooms model: the rooms we are in, their occupants and
-// their marks. It is safe to read from any goroutine.
-func (c *Client) Rooms() *mucwatch.Model { return c.t.Rooms() }
+// Rooms returns a read-only view of the rooms model: the rooms we are in,
+// their occupants and their marks. It is safe to read from any goroutine;
+// only the client changes the model (Join and Leave ask it to).
+func (c *Client) Rooms() mucwatch.View { return c.t.Rooms() }
 
 // Join joins a room (occupant is room@service/nick) and waits for the
 // service's answer; see Tracker.Join. The room policy then keeps the client
@@ -320,7 +322,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	err = c.t.start(startCtx, s, func() {
 		connected = true
 		c.setSession(s)
-		c.cfg.log.Info("psakit: connected", "jid", s.LocalAddr())
+		c.cfg.log.Info("connected", "jid", s.LocalAddr())
 		c.t.disp.pushConn(ConnEvent{Kind: ConnConnected, JID: s.LocalAddr()})
 	})
 	stop()
@@ -345,7 +347,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 func (c *Client) ended(err error) *DisconnectError {
 	derr := classify(err)
 	c.t.Disconnected()
-	c.cfg.log.Warn("psakit: disconnected", "reason", derr.Reason, "err", derr.Err)
+	c.cfg.log.Warn("disconnected", "reason", derr.Reason, "err", derr.Err)
 	c.t.disp.pushConn(ConnEvent{Kind: ConnDisconnected, Err: derr})
 	return derr
 }
@@ -390,7 +392,7 @@ func (c *Client) run(sess *session) {
 			c.t.closed() // also when Close came during a reconnect
 		}
 		c.t.disp.pushConn(ConnEvent{Kind: ConnClosed, Err: final})
-		c.t.Close()
+		c.t.shutdown()
 		c.err = final
 		close(c.done)
 	}()
@@ -451,7 +453,7 @@ func (c *Client) run(sess *session) {
 				return
 			}
 			why = classify(err)
-			c.cfg.log.Warn("psakit: reconnect failed", "attempt", attempt, "err", err)
+			c.cfg.log.Warn("reconnect failed", "attempt", attempt, "err", err)
 			if why.Fatal() {
 				final = why
 				return

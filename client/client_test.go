@@ -59,12 +59,22 @@ func newRecorder() *recorder {
 	}
 }
 
+// options returns the callbacks that feed the recorder, for Dial.
 func (r *recorder) options() []client.Option {
-	return []client.Option{
+	opts := []client.Option{client.OnConnection(func(e client.ConnEvent) { r.conn <- e })}
+	for _, o := range r.trackerOptions() {
+		opts = append(opts, o)
+	}
+	return opts
+}
+
+// trackerOptions returns the callbacks that feed the recorder, but
+// OnConnection: a Tracker has no connection.
+func (r *recorder) trackerOptions() []client.TrackerOption {
+	return []client.TrackerOption{
 		client.OnRoster(func(e roster.Event) { r.roster <- e }),
 		client.OnRoom(func(e mucwatch.Event) { r.room <- e }),
 		client.OnRoomAction(func(a client.RoomAction) { r.action <- a }),
-		client.OnConnection(func(e client.ConnEvent) { r.conn <- e }),
 		client.OnVerify(func(v client.VerifyResult) { r.verify <- v }),
 		client.OnPresence(func(p presence.Presence) { r.presence <- p }),
 		client.OnOverflow(func(n int) { r.overflow <- n }),

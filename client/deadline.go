@@ -24,10 +24,11 @@ const (
 	// times (1+2+4+8 s of initial retransmission timeouts): a peer that
 	// takes nothing for that long is not merely slow.
 	WriteTimeout = 15 * time.Second
-	// CloseTimeout bounds Client.Close: up to 5 s of it for ending the
+	// CloseTimeout bounds Client.Close and Tracker.Close: up to 5 s of it for ending the
 	// session politely (unavailable presence, stream close, waiting for the
 	// server to close its side) before the connection is cut, the rest for
-	// the callbacks to receive the events still queued. 8 s leaves a program
+	// the callbacks to receive the events still queued (all of it for a
+	// Tracker, which has no session to end). 8 s leaves a program
 	// that closes on SIGINT or SIGTERM time to exit before a supervisor's
 	// usual 10 s grace period ends, even when a callback is stuck.
 	CloseTimeout = 8 * time.Second

@@ -120,7 +120,7 @@ func TestDisconnectedWithinQueueBytes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr.Roster().ApplyPresence(&p)
+		tr.roster.ApplyPresence(&p)
 	}
 	tr.Disconnected()
 	tr.Close() // delivers what was queued

@@ -140,11 +140,45 @@
 // with unavailable from the bare JID when it is offline, and the model then
 // updates by itself (checked against Prosody 0.12.3).
 //
+// # Reading the models
+//
+// Roster and Rooms return read-only views (roster.View, mucwatch.View) of
+// the models the read goroutine updates: snapshots, iterators and counts,
+// safe from any goroutine. Only the client changes the models; Join and
+// Leave ask the rooms model to.
+//
 // # Bringing your own session
 //
 // Applications that already own a mellium session use a Tracker: its
 // Handler decodes presence in front of their mux, MuxOptions answer
 // disco#info, ping and roster pushes, and Start, Disconnected and Sweep are
 // the small driver around Serve. Client is a Tracker plus the connection
-// lifecycle.
+// lifecycle. NewTracker takes TrackerOptions; Dial takes those and the
+// ConnOptions, which configure what only a Client has (its connection,
+// reconnects, keepalive and mux).
+//
+// # Where each behaviour lives
+//
+//   - client.go: Client, Dial, the session loop (reconnect with backoff,
+//     settle and sweep), Close.
+//   - connect.go: one connection: server addresses (SRV), TLS, SASL,
+//     resource binding (BindResource). saslcond.go classifies SASL failures;
+//     errors.go holds the typed errors and what ends a session for good.
+//   - deadline.go, limitconn.go, keepalive.go: the bounds on a connection:
+//     write deadlines, stanza size and depth, the keepalive ping.
+//   - tracker.go: Tracker: the presence tap (Handler), roster fetch and
+//     pushes, Start, Disconnected, Sweep.
+//   - dispatch.go, eventsize.go, gate.go: the ordered, bounded event queue
+//     and the callback goroutine; events.go: connection events.
+//   - message.go: Message, OnMessage's decoding, Reply and SendMessage.
+//   - verify.go: the restore policy (WithVerify).
+//   - remote.go: remote checks (WithRemoteCheck), driving internal/reach.
+//   - join.go: Join, Leave, and the waiters that hand them the service's
+//     answer.
+//   - roomplan.go: the room policy's decisions (RoomPolicy, what to do after
+//     each room event, verdict and reconnect, and when), without I/O.
+//   - rooms.go: the room policy's goroutine and I/O: self-pings, rejoins,
+//     instant-room configuration, the self-ping before a message to a stale
+//     room.
+//   - options.go: the options.
 package client

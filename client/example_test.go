@@ -193,3 +193,32 @@ func ExampleOnMessage() {
 	// chat to juliet@capulet.lit/balcony: Here, balcony
 	// groupchat to orchard@muc.montague.lit: Here, Juliet
 }
+
+// Join a room that asks for a password, with the last messages of its
+// discussion. Join options begin with Join: the password is the room's, not
+// the account's.
+func ExampleJoinPassword() {
+	srv := psatest.NewServer(psatest.WithUser("romeo", "secret"), psatest.WithMUC("muc.montague.lit"))
+	defer srv.Close()
+	ctx := context.Background()
+	room := srv.Room("orchard")
+
+	c, err := client.Dial(ctx, jid.MustParse("romeo@montague.lit"), "secret",
+		client.WithAddress(srv.Addr()), client.WithTLS(client.PlainText))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.Close()
+	err = c.Join(ctx, jid.MustParse("orchard@muc.montague.lit/Romeo"),
+		client.JoinPassword("capulet"), client.JoinHistory(20))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	// What the room received.
+	j, _ := room.NextJoin(ctx, func(psatest.Join) bool { return true })
+	fmt.Println(j.Nick, j.Password, j.History.MaxStanzas)
+	// Output:
+	// Romeo capulet 20
+}

@@ -3,7 +3,7 @@ package client
 import "sync/atomic"
 
 // gated returns cb with every callback skipped once off is set: what
-// Client.Close sets when a callback outlived CloseTimeout, so that the
+// Client.Close and Tracker.Close set when a callback outlived CloseTimeout, so that the
 // dispatcher ends as soon as that callback returns instead of delivering the
 // rest of its queue. nil callbacks stay nil.
 func gated(off *atomic.Bool, cb callbacks) callbacks {

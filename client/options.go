@@ -50,9 +50,30 @@ const (
 	DefaultVerifyRate = 10
 )
 
-// Option configures a Client (Dial) or a Tracker (NewTracker). Options about
-// the connection have no effect on a Tracker.
-type Option func(*config)
+// Option configures a Client: Dial takes every TrackerOption (a Client is
+// built on a Tracker) and every ConnOption.
+type Option interface{ apply(*config) }
+
+// TrackerOption configures a Tracker (NewTracker), or the Tracker a Client
+// is built on (Dial): its models, callbacks, queue, caps and policies.
+type TrackerOption func(*config)
+
+// ConnOption configures what only a Client has: its connection to the
+// server, reconnects and keepalive, and the session's mux. NewTracker does
+// not take one: the application that owns the session decides those.
+type ConnOption func(*config)
+
+func (o TrackerOption) apply(c *config) {
+	if o != nil {
+		o(c)
+	}
+}
+
+func (o ConnOption) apply(c *config) {
+	if o != nil {
+		o(c)
+	}
+}
 
 type config struct {
 	addr       string
@@ -108,7 +129,7 @@ type config struct {
 	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
 }
 
-func newConfig(opts []Option) config {
+func newConfig[O Option](opts []O) config {
 	c := config{
 		reconnect:  true,
 		backoffMin: DefaultBackoffMin,
@@ -127,13 +148,14 @@ func newConfig(opts []Option) config {
 		roomPolicy:        DefaultRoomPolicy(),
 	}
 	for _, o := range opts {
-		if o != nil {
-			o(&c)
+		if any(o) != nil {
+			o.apply(&c)
 		}
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	c.log = c.log.With(slog.String("lib", "psakit"))
 	if c.resolver == nil {
 		c.resolver = net.DefaultResolver
 	}
@@ -146,32 +168,32 @@ func newConfig(opts []Option) config {
 // WithAddress connects to host:port instead of looking up the account
 // domain's SRV records (_xmpp-client._tcp, or _xmpps-client._tcp for
 // DirectTLS, falling back to the domain on port 5222 or 5223).
-func WithAddress(hostport string) Option { return func(c *config) { c.addr = hostport } }
+func WithAddress(hostport string) ConnOption { return func(c *config) { c.addr = hostport } }
 
 // WithResolver resolves the account domain's SRV records and the server's
 // host names with r instead of net.DefaultResolver: for instance a resolver
 // whose Dial asks one particular DNS server. nil means the default.
-func WithResolver(r *net.Resolver) Option { return func(c *config) { c.resolver = r } }
+func WithResolver(r *net.Resolver) ConnOption { return func(c *config) { c.resolver = r } }
 
 // WithTLS sets how the connection is secured (StartTLS by default).
-func WithTLS(mode TLSMode) Option { return func(c *config) { c.tlsMode = mode } }
+func WithTLS(mode TLSMode) ConnOption { return func(c *config) { c.tlsMode = mode } }
 
 // WithTLSConfig sets the TLS configuration, for instance RootCAs for a
 // private CA. It is cloned; an empty ServerName is set to the account's
 // domain, and MinVersion is raised to TLS 1.2.
-func WithTLSConfig(cfg *tls.Config) Option {
+func WithTLSConfig(cfg *tls.Config) ConnOption {
 	return func(c *config) { c.tlsConfig = cfg.Clone() }
 }
 
 // WithResource asks the server to bind this resource, instead of the
 // resource of the account JID given to Dial. The server may assign another
 // one; Client.JID tells which. Without either the server picks one.
-func WithResource(name string) Option { return func(c *config) { c.resource = name } }
+func WithResource(name string) ConnOption { return func(c *config) { c.resource = name } }
 
 // WithReconnect sets the backoff between reconnection attempts: exponential
 // from min to max with full jitter (a random delay between zero and the
 // current step).
-func WithReconnect(minDelay, maxDelay time.Duration) Option {
+func WithReconnect(minDelay, maxDelay time.Duration) ConnOption {
 	return func(c *config) {
 		c.reconnect = true
 		c.backoffMin, c.backoffMax = minDelay, max(maxDelay, minDelay)
@@ -180,51 +202,84 @@ func WithReconnect(minDelay, maxDelay time.Duration) Option {
 
 // WithoutReconnect makes the client end, with Err set, when its session ends
 // instead of reconnecting.
-func WithoutReconnect() Option { return func(c *config) { c.reconnect = false } }
+func WithoutReconnect() ConnOption { return func(c *config) { c.reconnect = false } }
 
 // WithSettle sets how long after a reconnect the client waits for the server
 // to send presence again before it removes the resources that were not
 // refreshed (DefaultSettle).
-func WithSettle(d time.Duration) Option { return func(c *config) { c.settle = d } }
+func WithSettle(d time.Duration) ConnOption { return func(c *config) { c.settle = d } }
 
 // WithPresence sets the show, status and priority of the available presence
 // the client sends on every session.
-func WithPresence(show presence.Show, status string, priority int8) Option {
+func WithPresence(show presence.Show, status string, priority int8) TrackerOption {
 	return func(c *config) { c.show, c.status, c.priority = show, status, priority }
 }
 
 // WithIdentity sets the service discovery identity the account advertises
 // (client/bot "psakit" by default).
-func WithIdentity(category, typ, name string) Option {
+func WithIdentity(category, typ, name string) TrackerOption {
 	return func(c *config) { c.capsOpts = append(c.capsOpts, caps.WithIdentity(category, typ, name, "")) }
 }
 
 // WithFeatures adds features to those the account advertises (caps,
 // disco#info, ping and urn:xmpp:psa are always there).
-func WithFeatures(features ...string) Option {
+func WithFeatures(features ...string) TrackerOption {
 	return func(c *config) { c.capsOpts = append(c.capsOpts, caps.WithFeatures(features...)) }
 }
 
 // WithCapsNode sets the entity capabilities node (caps.DefaultNode).
-func WithCapsNode(node string) Option { return func(c *config) { c.capsNode = node } }
+func WithCapsNode(node string) TrackerOption { return func(c *config) { c.capsNode = node } }
 
 // WithRosterOptions passes options to the roster model, such as its limits.
-func WithRosterOptions(opts ...roster.Option) Option {
+func WithRosterOptions(opts ...roster.Option) TrackerOption {
 	return func(c *config) { c.rosterOpts = append(c.rosterOpts, opts...) }
 }
 
 // OnRoster sets the callback for roster events.
-func OnRoster(f func(roster.Event)) Option { return func(c *config) { c.onRoster = f } }
+func OnRoster(f func(roster.Event)) TrackerOption { return func(c *config) { c.onRoster = f } }
+
+// WithRoomPolicy sets the room policy (DefaultRoomPolicy).
+func WithRoomPolicy(p RoomPolicy) TrackerOption { return func(c *config) { c.roomPolicy = p } }
+
+// WithRoomOptions passes options to the rooms model, such as its limits.
+func WithRoomOptions(opts ...mucwatch.Option) TrackerOption {
+	return func(c *config) { c.roomOpts = append(c.roomOpts, opts...) }
+}
+
+// JoinOption configures one Join (Client.Join, Tracker.Join); its names
+// begin with Join, so that a room's password is never taken for the
+// account's.
+type JoinOption func(*joinParams)
+
+type joinParams struct {
+	password string
+	history  int // stanzas of history asked for the first join
+}
+
+// JoinPassword sets the room's password (XEP-0045 §7.2.6). It is sent again
+// on every rejoin.
+func JoinPassword(password string) JoinOption { return func(p *joinParams) { p.password = password } }
+
+// JoinHistory asks for up to n messages of discussion history on the first
+// join (none by default). Rejoins never ask for history: the application
+// already saw it.
+func JoinHistory(n int) JoinOption { return func(p *joinParams) { p.history = max(n, 0) } }
+
+// OnRoom sets the callback for room events.
+func OnRoom(f func(mucwatch.Event)) TrackerOption { return func(c *config) { c.onRoom = f } }
+
+// OnRoomAction sets the callback for what the room policy does.
+func OnRoomAction(f func(RoomAction)) TrackerOption { return func(c *config) { c.onAction = f } }
 
 // OnConnection sets the callback for connection events.
-func OnConnection(f func(ConnEvent)) Option { return func(c *config) { c.onConn = f } }
+func OnConnection(f func(ConnEvent)) ConnOption { return func(c *config) { c.onConn = f } }
 
 // OnVerify sets the callback for the outcomes of the restore policy.
-func OnVerify(f func(VerifyResult)) Option { return func(c *config) { c.onVerify = f } }
+func OnVerify(f func(VerifyResult)) TrackerOption { return func(c *config) { c.onVerify = f } }
 
 // OnPresence sets a callback for the presence stanzas that no model
 // consumes: subscription requests and answers, probes and errors.
-func OnPresence(f func(presence.Presence)) Option { return func(c *config) { c.onPresence = f } }
+func OnPresence(f func(presence.Presence)) TrackerOption { return func(c *config) { c.onPresence = f } }
 
 // OnMessage sets the callback for the messages the client receives: direct
 // messages, groupchat messages of the rooms it is in (its own included, as
@@ -235,7 +290,7 @@ func OnPresence(f func(presence.Presence)) Option { return func(c *config) { c.o
 // queue's bounds like presences (WithQueueSize, WithQueueBytes): when the
 // callbacks fall behind, they are dropped and counted for OnOverflow. With
 // a Tracker, its Handler calls it too.
-func OnMessage(f func(Message)) Option { return func(c *config) { c.onMessage = f } }
+func OnMessage(f func(Message)) TrackerOption { return func(c *config) { c.onMessage = f } }
 
 // WithMux adds mellium mux options to the client's session handler: message
 // and IQ handlers of the application (mux.MessageFunc, mux.IQFunc), and the
@@ -253,9 +308,9 @@ func OnMessage(f func(Message)) Option { return func(c *config) { c.onMessage = 
 // closes the stream), and the client reconnects: report bad input with an
 // error reply and return nil. An IQ get or set left unanswered is answered
 // service-unavailable. Presence never reaches these handlers (the models
-// decode it; see WithPresencePassthrough). WithMux has no effect on a
-// Tracker, whose application builds its mux.
-func WithMux(opts ...mux.Option) Option {
+// decode it; see WithPresencePassthrough). A Tracker does not take it: its
+// application builds the mux.
+func WithMux(opts ...mux.Option) ConnOption {
 	return func(c *config) { c.muxOpts = append(c.muxOpts, opts...) }
 }
 
@@ -263,12 +318,12 @@ func WithMux(opts ...mux.Option) Option {
 // the callbacks fell behind by more than the queue size. It runs in order
 // with the other callbacks, after the events queued before the drop. After
 // an overflow, read the models' snapshots again: they are always current.
-func OnOverflow(f func(dropped int)) Option { return func(c *config) { c.onOverflow = f } }
+func OnOverflow(f func(dropped int)) TrackerOption { return func(c *config) { c.onOverflow = f } }
 
 // WithQueueSize sets how many events may wait for the callbacks
 // (DefaultQueueSize). Besides them, the events being delivered are held: at
 // most as many again.
-func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n, 1) } }
+func WithQueueSize(n int) TrackerOption { return func(c *config) { c.queueSize = max(n, 1) } }
 
 // WithQueueBytes sets how much memory the events waiting for the callbacks
 // may hold (DefaultQueueBytes), estimated from the strings each refers to:
@@ -277,7 +332,7 @@ func WithQueueSize(n int) Option { return func(c *config) { c.queueSize = max(n,
 // delivered are held: at most as much again. A disconnect's stale events
 // are built only up to this figure; the resources past it are marked all
 // the same, and counted as dropped.
-func WithQueueBytes(n int) Option { return func(c *config) { c.queueBytes = max(n, 1) } }
+func WithQueueBytes(n int) TrackerOption { return func(c *config) { c.queueBytes = max(n, 1) } }
 
 // WithMaxStanzaSize sets the most bytes a stanza read from the server may
 // have (DefaultMaxStanzaSize), counted on the wire, from the '<' that opens
@@ -286,16 +341,16 @@ func WithQueueBytes(n int) Option { return func(c *config) { c.queueBytes = max(
 // before the XML decoder buffers it, and the client reconnects. Raise it
 // for a roster of more than about 20,000 items, which the server sends as
 // one stanza.
-func WithMaxStanzaSize(n int) Option { return func(c *config) { c.maxStanzaSize = max(n, 1) } }
+func WithMaxStanzaSize(n int) TrackerOption { return func(c *config) { c.maxStanzaSize = max(n, 1) } }
 
 // WithMaxStanzaDepth sets how deep the elements of a stanza read from the
 // server may nest, the stanza itself included (DefaultMaxStanzaDepth).
 // Deeper nesting ends the session with ErrStanzaLimit, as WithMaxStanzaSize.
-func WithMaxStanzaDepth(n int) Option { return func(c *config) { c.maxStanzaDepth = max(n, 1) } }
+func WithMaxStanzaDepth(n int) ConnOption { return func(c *config) { c.maxStanzaDepth = max(n, 1) } }
 
 // WithVerify sets the restore policy (VerifyPing by default) and how many
 // verifications per second it may send.
-func WithVerify(policy VerifyPolicy, perSecond float64) Option {
+func WithVerify(policy VerifyPolicy, perSecond float64) TrackerOption {
 	return func(c *config) {
 		c.verify = policy
 		if perSecond > 0 {
@@ -305,13 +360,15 @@ func WithVerify(policy VerifyPolicy, perSecond float64) Option {
 }
 
 // WithLogger sets the logger for reports: connections, reconnects, and
-// stanzas that were malformed or rejected. By default nothing is logged.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+// stanzas that were malformed or rejected. Every record carries the
+// attribute lib=psakit. By default nothing is logged.
+func WithLogger(l *slog.Logger) TrackerOption { return func(c *config) { c.log = l } }
 
 // WithPresencePassthrough makes a Tracker's Handler pass presence stanzas on
 // to the wrapped handler after decoding them, for applications that have
-// presence handlers of their own. It costs a copy of each presence's tokens.
-func WithPresencePassthrough() Option { return func(c *config) { c.passthrough = true } }
+// presence handlers of their own (on a Client: mux handlers of WithMux). It
+// costs a copy of each presence's tokens.
+func WithPresencePassthrough() TrackerOption { return func(c *config) { c.passthrough = true } }
 
 // WithKeepalive sets how the client checks that its server is alive: when
 // the connection has received nothing for interval, it sends a XEP-0199
@@ -321,7 +378,7 @@ func WithPresencePassthrough() Option { return func(c *config) { c.passthrough =
 // noticed within interval + timeout. interval <= 0 turns the check off;
 // timeout <= 0 means interval, at most DefaultKeepaliveTimeout. By default
 // DefaultKeepaliveInterval and DefaultKeepaliveTimeout.
-func WithKeepalive(interval, timeout time.Duration) Option {
+func WithKeepalive(interval, timeout time.Duration) ConnOption {
 	return func(c *config) {
 		if timeout <= 0 {
 			timeout = min(interval, DefaultKeepaliveTimeout)

@@ -49,7 +49,7 @@ const RemoteCheckTimeout = reach.DefaultTimeout
 // available is never pinged.
 //
 // interval <= 0 turns the checks off, as they are by default.
-func WithRemoteCheck(interval time.Duration) Option {
+func WithRemoteCheck(interval time.Duration) TrackerOption {
 	return func(c *config) { c.remoteCheck = interval }
 }
 
@@ -184,11 +184,11 @@ func (rc *remoteChecker) check(ctx context.Context, domain string) reach.Verdict
 	defer resp.Close()
 	from, se, err := readAnswer(resp)
 	if err != nil {
-		rc.t.log.Debug("psakit: unreadable answer to a remote check", "domain", domain, "err", err)
+		rc.t.log.Debug("unreadable answer to a remote check", "domain", domain, "err", err)
 		return reach.Undecided
 	}
 	v := reach.ClassifyPing(from, se, to, rc.t.roster.Account())
-	rc.t.log.Debug("psakit: remote check", "domain", domain, "verdict", v.String())
+	rc.t.log.Debug("remote check", "domain", domain, "verdict", v.String())
 	return v
 }
 
@@ -243,7 +243,7 @@ func (rc *remoteChecker) apply(a reach.Action) {
 	t := rc.t
 	switch a.Kind {
 	case reach.ActMark:
-		t.log.Info("psakit: remote domain unreachable", "domain", a.Domain)
+		t.log.Info("remote domain unreachable", "domain", a.Domain)
 		evs, omitted := t.roster.MarkUnreachable(domain, t.cfg.queueBytes)
 		t.disp.pushRoster(evs)
 		t.disp.omit(kindRoster, omitted)
@@ -251,7 +251,7 @@ func (rc *remoteChecker) apply(a reach.Action) {
 		t.disp.pushRoom(revs)
 		t.disp.omit(kindRoom, omitted)
 	case reach.ActClear:
-		t.log.Info("psakit: remote domain reachable again", "domain", a.Domain)
+		t.log.Info("remote domain reachable again", "domain", a.Domain)
 		evs, omitted := t.roster.ClearUnreachable(domain, t.cfg.queueBytes)
 		t.disp.pushRoster(evs)
 		t.disp.omit(kindRoster, omitted)

@@ -101,7 +101,7 @@ func TestJoinAssignedNickAndPassword(t *testing.T) {
 	room := srv.Room("orchard")
 	room.RewriteNicks(func(string) string { return "Romeo2" })
 	c := dial(ctx, t, srv, nil)
-	if err := c.Join(ctx, romeoOcc, client.WithPassword("secret"), client.WithHistory(20)); err != nil {
+	if err := c.Join(ctx, romeoOcc, client.JoinPassword("secret"), client.JoinHistory(20)); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := c.Rooms().Room(orchard); r.Nick != "Romeo2" {
@@ -481,39 +481,6 @@ func TestLargeRoom(t *testing.T) {
 	}
 	if s := c.Rooms().Stats(); s.StaleOccupants != n || s.StaleRooms != 0 {
 		t.Fatalf("stats %+v", s)
-	}
-}
-
-func TestSelfPingVerdict(t *testing.T) {
-	room := jid.MustParse("orchard@muc.montague.lit")
-	e := func(cond stanza.Condition, by string) error {
-		se := stanza.Error{Type: stanza.Cancel, Condition: cond}
-		if by != "" {
-			se.By = jid.MustParse(by)
-		}
-		return se
-	}
-	for _, tc := range []struct {
-		name string
-		err  error
-		want mucwatch.Verdict
-	}{
-		{"result", nil, mucwatch.VerdictJoined},
-		{"service-unavailable", e(stanza.ServiceUnavailable, ""), mucwatch.VerdictJoined},
-		{"feature-not-implemented", e(stanza.FeatureNotImplemented, ""), mucwatch.VerdictJoined},
-		{"item-not-found from the room: nick change in flight", e(stanza.ItemNotFound, "orchard@muc.montague.lit"), mucwatch.VerdictJoined},
-		{"item-not-found without by", e(stanza.ItemNotFound, ""), mucwatch.VerdictJoined},
-		{"item-not-found from the service: the room is gone", e(stanza.ItemNotFound, "muc.montague.lit"), mucwatch.VerdictNotJoined},
-		{"not-acceptable", e(stanza.NotAcceptable, "orchard@muc.montague.lit"), mucwatch.VerdictNotJoined},
-		{"not-allowed", e(stanza.NotAllowed, ""), mucwatch.VerdictNotJoined},
-		{"bad-request", e(stanza.BadRequest, ""), mucwatch.VerdictNotJoined},
-		{"remote-server-not-found", e(stanza.RemoteServerNotFound, ""), mucwatch.VerdictUndecided},
-		{"remote-server-timeout", e(stanza.RemoteServerTimeout, ""), mucwatch.VerdictUndecided},
-		{"timeout", context.DeadlineExceeded, mucwatch.VerdictUndecided},
-	} {
-		if got := client.SelfPingVerdict(room, tc.err); got != tc.want {
-			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
-		}
 	}
 }
 

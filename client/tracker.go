@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"mellium.im/xmlstream"
 	"mellium.im/xmpp"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/psakit/psakit/caps"
 	"github.com/psakit/psakit/internal/fastjid"
+	"github.com/psakit/psakit/internal/livemodel"
 	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
@@ -27,13 +28,6 @@ import (
 )
 
 const nsRoster = "jabber:iq:roster"
-
-// Limits on what a roster result or push may make the client keep.
-const (
-	maxGroups     = 32
-	maxGroupBytes = 512
-	maxNameBytes  = 1024
-)
 
 // Tracker keeps psakit's models up to date from a mellium session. Client
 // is built on it; use a Tracker directly when your application already owns
@@ -82,7 +76,7 @@ type Tracker struct {
 // NewTracker returns a Tracker for account. It starts the goroutine that
 // delivers events to the callbacks (and the one of the restore policy):
 // call Close to stop them.
-func NewTracker(account jid.JID, opts ...Option) (*Tracker, error) {
+func NewTracker(account jid.JID, opts ...TrackerOption) (*Tracker, error) {
 	cfg := newConfig(opts)
 	return newTracker(account, cfg)
 }
@@ -125,16 +119,40 @@ func (t *Tracker) setPresence(show presence.Show, status string, priority int8) 
 	t.mu.Unlock()
 }
 
-// Roster returns the roster model. It is safe to read from any goroutine.
-func (t *Tracker) Roster() *roster.Model { return t.roster }
+// Roster returns a read-only view of the roster model. It is safe to read
+// from any goroutine; only the Tracker changes the model.
+func (t *Tracker) Roster() roster.View { return t.roster.View() }
 
 // Advertiser returns the entity capabilities the account advertises.
 func (t *Tracker) Advertiser() *caps.Advertiser { return t.adv }
 
 // Close stops the Tracker's goroutines after the callbacks have received the
-// events already queued. It must not be called from a callback, since it
-// waits for the callbacks to return.
-func (t *Tracker) Close() {
+// events already queued, as Client.Close does: if a callback is still
+// running when CloseTimeout has passed, Close returns ErrCloseTimeout, the
+// callbacks receive no further event, and the Tracker's last goroutine ends
+// as soon as that callback returns. Calling Close from a callback therefore
+// returns ErrCloseTimeout after CloseTimeout: call it from another
+// goroutine. Otherwise it returns nil. Call it once.
+func (t *Tracker) Close() error {
+	done := make(chan struct{})
+	go func() {
+		t.shutdown()
+		close(done)
+	}()
+	timer := time.NewTimer(CloseTimeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-timer.C:
+		t.gate.Store(true)
+		return ErrCloseTimeout
+	}
+}
+
+// shutdown stops the Tracker's goroutines, waiting for the callbacks to
+// return: Client.Close bounds the wait itself.
+func (t *Tracker) shutdown() {
 	t.remote.close()
 	t.policy.close()
 	t.verify.close()
@@ -188,7 +206,7 @@ func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 func (t *Tracker) handleMessage(r xmlstream.TokenReadEncoder, start *xml.StartElement, next xmpp.Handler) error {
 	sm, err := stanza.NewMessage(*start)
 	if err != nil {
-		t.log.Warn("psakit: dropped an invalid message", "err", err)
+		t.log.Warn("dropped an invalid message", "err", err)
 		return nil
 	}
 	if sm.Type == stanza.ErrorMessage && sm.From.Resourcepart() == "" && t.rooms.Tracks(sm.From) {
@@ -254,7 +272,7 @@ func (t *Tracker) passPresence(r xmlstream.TokenReadEncoder, start *xml.StartEle
 // of the stream itself is returned (and ends the session).
 func (t *Tracker) badPresence(err error) error {
 	if errors.Is(err, presence.ErrNotPresence) || errors.Is(err, presence.ErrInvalidJID) || errors.Is(err, presence.ErrInvalidType) {
-		t.log.Warn("psakit: dropped an invalid presence", "err", err)
+		t.log.Warn("dropped an invalid presence", "err", err)
 		return nil
 	}
 	return err
@@ -266,7 +284,7 @@ func (t *Tracker) badPresence(err error) error {
 // dispatcher copies, and p does not escape (pushPresence copies it).
 func (t *Tracker) applyPresence(p *presence.Presence) {
 	for _, prob := range p.Problems {
-		t.log.Debug("psakit: problem in presence", "from", p.From.String(), "err", prob)
+		t.log.Debug("problem in presence", "from", p.From.String(), "err", prob)
 	}
 	if p.Error != nil {
 		t.remote.bounce(p.From, *p.Error)
@@ -290,7 +308,7 @@ func (t *Tracker) applyPresence(p *presence.Presence) {
 		e := &evs[i]
 		switch e.Kind {
 		case roster.EventRejected:
-			t.log.Info("psakit: rejected", "from", e.JID.String(), "err", e.Err)
+			t.log.Info("rejected", "from", e.JID.String(), "err", e.Err)
 		case roster.EventRestored:
 			if e.Resent && e.Fresh() {
 				t.verify.enqueue(e.JID)
@@ -310,19 +328,19 @@ func (t *Tracker) HandleRosterPushes() mux.Option {
 
 func (t *Tracker) handlePush(iq stanza.IQ, r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 	ver, _ := xmltok.Attr(*start, "ver")
-	items, err := readItems(r)
-	if err != nil && !errors.Is(err, errBadItem) {
+	items, err := roster.ReadItems(r)
+	if err != nil && !errors.Is(err, roster.ErrBadItem) {
 		return err
 	}
 	if err != nil || len(items) != 1 {
 		// RFC 6121 §2.1.6: a push carries exactly one item.
-		t.log.Warn("psakit: malformed roster push", "from", iq.From, "items", len(items), "err", err)
+		t.log.Warn("malformed roster push", "from", iq.From, "items", len(items), "err", err)
 		return replyError(r, iq, stanza.BadRequest)
 	}
 	evs, perr := t.roster.ApplyPush(iq.From, ver, items[0])
 	t.disp.pushRoster(evs)
 	if perr != nil {
-		t.log.Warn("psakit: rejected roster push", "from", iq.From, "err", perr)
+		t.log.Warn("rejected roster push", "from", iq.From, "err", perr)
 		return replyError(r, iq, stanza.ServiceUnavailable)
 	}
 	_, err = xmlstream.Copy(r, iq.Result(nil))
@@ -332,90 +350,6 @@ func (t *Tracker) handlePush(iq stanza.IQ, r xmlstream.TokenReadEncoder, start *
 func replyError(w xmlstream.TokenWriter, iq stanza.IQ, cond stanza.Condition) error {
 	_, err := xmlstream.Copy(w, iq.Error(stanza.Error{Type: stanza.Cancel, Condition: cond}))
 	return err
-}
-
-var errBadItem = errors.New("client: malformed roster item")
-
-// readItems reads the roster items inside a query element whose start was
-// read, up to and including its end. A malformed item is skipped and
-// reported with errBadItem once all were read.
-func readItems(r xml.TokenReader) ([]roster.Item, error) {
-	var (
-		items []roster.Item
-		bad   error
-	)
-	err := xmltok.Children(r, func(t xml.StartElement) error {
-		if t.Name.Local != "item" {
-			return xmltok.Skip(r)
-		}
-		it, err := readItem(r, t)
-		switch {
-		case err == nil:
-			if len(items) == cap(items) {
-				// Double: append grows a large slice by a quarter, which allocates
-				// five times the final size over a large roster.
-				items = slices.Grow(items, max(len(items), 16))
-			}
-			items = append(items, it)
-		case errors.Is(err, errBadItem):
-			bad = err
-		default:
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return items, bad
-}
-
-func readItem(r xml.TokenReader, start xml.StartElement) (roster.Item, error) {
-	var it roster.Item
-	var bad error
-	for _, at := range start.Attr {
-		if at.Name.Space != "" {
-			continue
-		}
-		switch at.Name.Local {
-		case "jid":
-			j, err := jid.Parse(at.Value)
-			if err != nil {
-				bad = fmt.Errorf("%w: jid: %w", errBadItem, err)
-			}
-			it.JID = j.Bare()
-		case "name":
-			it.Name = xmltok.Truncate(at.Value, maxNameBytes)
-		case "subscription":
-			switch at.Value {
-			case roster.SubscriptionNone, roster.SubscriptionTo, roster.SubscriptionFrom, roster.SubscriptionBoth, roster.SubscriptionRemove:
-				it.Subscription = at.Value
-			default:
-				bad = fmt.Errorf("%w: subscription %q", errBadItem, xmltok.Truncate(at.Value, 16))
-			}
-		case "ask":
-			it.Ask = at.Value == "subscribe"
-		case "approved":
-			it.Approved = at.Value == "true" || at.Value == "1"
-		}
-	}
-	if it.JID.Equal(jid.JID{}) && bad == nil {
-		bad = fmt.Errorf("%w: no jid", errBadItem)
-	}
-	err := xmltok.Children(r, func(t xml.StartElement) error {
-		if t.Name.Local != "group" {
-			return xmltok.Skip(r)
-		}
-		g, _, err := xmltok.ReadText(r, maxGroupBytes)
-		if err == nil && len(it.Groups) < maxGroups {
-			it.Groups = append(it.Groups, g)
-		}
-		return err
-	})
-	if err != nil {
-		return it, err
-	}
-	return it, bad
 }
 
 // fetchRoster asks for the roster with the version the model holds
@@ -466,12 +400,12 @@ func (t *Tracker) fetchRoster(ctx context.Context, s *xmpp.Session) error {
 			continue
 		}
 		newVer, _ := xmltok.Attr(start, "ver")
-		items, err := readItems(resp)
-		if err != nil && !errors.Is(err, errBadItem) {
+		items, err := roster.ReadItems(resp)
+		if err != nil && !errors.Is(err, roster.ErrBadItem) {
 			return fmt.Errorf("client: fetching the roster: %w", err)
 		}
 		if err != nil {
-			t.log.Warn("psakit: skipped malformed roster items", "err", err)
+			t.log.Warn("skipped malformed roster items", "err", err)
 		}
 		t.disp.pushRoster(t.roster.SetItems(newVer, items))
 		return nil
@@ -617,4 +551,9 @@ func (t *Tracker) session() *xmpp.Session {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.sess
+}
+
+func init() {
+	// psakit's benchmarks, and nothing else, fill a Tracker's roster directly.
+	livemodel.Roster = func(t any) *roster.Model { return t.(*Tracker).roster }
 }

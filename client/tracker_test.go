@@ -3,6 +3,9 @@ package client_test
 import (
 	"context"
 	"encoding/xml"
+	"errors"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,7 +32,7 @@ func TestTrackerWithOwnSession(t *testing.T) {
 	defer cancel()
 
 	rec := newRecorder()
-	tr, err := client.NewTracker(romeo, append(rec.options(), client.WithPresencePassthrough())...)
+	tr, err := client.NewTracker(romeo, append(rec.trackerOptions(), client.WithPresencePassthrough())...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,4 +104,81 @@ func TestTrackerWithOwnSession(t *testing.T) {
 		t.Fatalf("swept %d", n)
 	}
 	rec.nextRoster(ctx, t, "juliet swept", kindJID(roster.EventUnavailable, juliet))
+}
+
+// TestTrackerCloseWithBlockedCallback: Tracker.Close keeps Client.Close's
+// contract: it does not wait for ever for a callback that does not return,
+// but returns ErrCloseTimeout; the callbacks receive nothing more, and the
+// Tracker's goroutines end once that callback returns.
+func TestTrackerCloseWithBlockedCallback(t *testing.T) {
+	base := leaktest.Take()
+	release := make(chan struct{})
+	blocked := make(chan struct{})
+	after := make(chan roster.Event, 10)
+	tr, err := client.NewTracker(romeo, client.OnRoster(func(e roster.Event) {
+		select {
+		case <-release:
+			after <- e
+			return
+		default:
+		}
+		close(blocked)
+		<-release
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tr.Handler(nil)
+	for _, p := range []string{`<presence from='juliet@capulet.lit/balcony'/>`, `<presence from='juliet@capulet.lit/orchard'/>`} {
+		d := xml.NewDecoder(strings.NewReader(p))
+		tok, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := tok.(xml.StartElement)
+		if err := h.HandleXMPP(struct {
+			xml.TokenReader
+			xmlstream.Encoder
+		}{d, nil}, &start); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-blocked
+	var cerr error
+	returns(t, "Close", func() { cerr = tr.Close() })
+	if !errors.Is(cerr, client.ErrCloseTimeout) {
+		t.Fatalf("Close with a blocked callback: %v, want ErrCloseTimeout", cerr)
+	}
+	close(release)
+	base.Wait(t) // every goroutine of the Tracker ends
+	if len(after) != 0 {
+		t.Errorf("%d callbacks after Close gave up on them", len(after))
+	}
+}
+
+// TestLoggerAttributes: the client's log records carry lib=psakit as an
+// attribute, not as a prefix of their message.
+func TestLoggerAttributes(t *testing.T) {
+	var buf strings.Builder
+	tr, err := client.NewTracker(romeo, client.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	// A presence whose from is no JID is dropped, with a warning.
+	d := xml.NewDecoder(strings.NewReader(`<presence from='@@'/>`))
+	tok, err := d.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := tok.(xml.StartElement)
+	if err := tr.Handler(nil).HandleXMPP(struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{d, nil}, &start); err != nil {
+		t.Fatal(err)
+	}
+	if got := buf.String(); !strings.Contains(got, `msg="dropped an invalid presence" lib=psakit`) {
+		t.Errorf("log:\n%s\nwant the message without prefix, and lib=psakit", got)
+	}
 }

@@ -25,7 +25,7 @@ const DefaultMaxRoomBytes = 32 << 20
 // (status 110) is always accepted, as are the psa.LocalDisconnected marks
 // of MarkDisconnected: they may take a room past the budget by their own
 // size.
-func WithMaxRoomBytes(n int) Option { return func(m *Model) { m.maxRoomBytes = max(n, 0) } }
+func WithMaxRoomBytes(n int) Option { return Option{func(m *Model) { m.maxRoomBytes = max(n, 0) }} }
 
 // occFixed is the memory an occupant takes besides its strings: the entry,
 // its map slot, a Status slice header's array.

@@ -114,7 +114,8 @@ var eventNames = [...]string{
 }
 
 // String returns the lower-case, hyphenated name of the kind, as psawatch
-// prints it.
+// prints it, and "unknown" for a value that is no kind: a fixed word, which
+// programs may compare with (stringer's EventKind(N) would not be).
 func (k EventKind) String() string {
 	if int(k) < len(eventNames) && eventNames[k] != "" {
 		return eventNames[k]

@@ -68,6 +68,18 @@
 // WithMaxOccupants occupants besides our own (100,000) and
 // WithMaxRoomBytes of their data (32 MiB, Room.Bytes); presence past either
 // is rejected with ErrLimit.
+//
+// # Where each behaviour lives
+//
+// mucwatch.go: the Model, its rooms and occupants, and the reads. apply.go:
+// room presence (joins, nick changes, removals, errors). intents.go: what
+// the client is about to do (Joining, Rejoining, Leaving, Forget), self-ping
+// verdicts (RecordSelfPing), MarkDisconnected and Sweep; selfping.go: how a
+// self-ping's answer is classified (SelfPingVerdict). remote.go: the marks
+// of unreachable services. counts.go: the counts kept in step with each
+// change; budget.go: the byte budget of a room. events.go and errors.go:
+// the events and errors; view.go: the read-only View package client hands
+// out.
 package mucwatch
 
 import (
@@ -128,7 +140,8 @@ var stateNames = [...]string{
 	StateDestroyed: "destroyed",
 }
 
-// String returns the lower-case name of the state.
+// String returns the lower-case name of the state, and "unknown" for a
+// value that is no state.
 func (s RoomState) String() string {
 	if int(s) < len(stateNames) {
 		return stateNames[s]
@@ -161,7 +174,8 @@ const (
 
 var verdictNames = [...]string{"none", "joined", "not-joined", "undecided"}
 
-// String returns the lower-case name of the verdict.
+// String returns the lower-case name of the verdict, and "unknown" for a
+// value that is no verdict.
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) {
 		return verdictNames[v]
@@ -257,22 +271,23 @@ type Stats struct {
 	StaleOccupants int // occupants that carry at least one mark
 }
 
-// Option configures a Model.
-type Option func(*Model)
+// Option configures a Model. Only this package's With functions make
+// one, so that an option cannot reach the model it configures.
+type Option struct{ apply func(*Model) }
 
 // WithMaxRooms sets how many rooms are tracked at once (DefaultMaxRooms).
 // Joining for one more is rejected with ErrLimit.
-func WithMaxRooms(n int) Option { return func(m *Model) { m.maxRooms = max(n, 1) } }
+func WithMaxRooms(n int) Option { return Option{func(m *Model) { m.maxRooms = max(n, 1) }} }
 
 // WithMaxOccupants sets how many occupants are tracked per room
 // (DefaultMaxOccupants). Presence from a new occupant past the limit is
 // rejected with ErrLimit and the occupant is not tracked; known occupants
 // still update. Our own presence (status 110) is always accepted, so a room
 // holds at most n occupants plus our own.
-func WithMaxOccupants(n int) Option { return func(m *Model) { m.maxOccupants = max(n, 0) } }
+func WithMaxOccupants(n int) Option { return Option{func(m *Model) { m.maxOccupants = max(n, 0) }} }
 
 // WithClock sets the clock used for Since and Updated (time.Now).
-func WithClock(now func() time.Time) Option { return func(m *Model) { m.now = now } }
+func WithClock(now func() time.Time) Option { return Option{func(m *Model) { m.now = now }} }
 
 // Model is a staleness-aware model of an account's rooms. Its zero value is
 // not usable: call New.
@@ -358,7 +373,9 @@ func New(account jid.JID, opts ...Option) *Model {
 		rooms:        make(map[string]*room),
 	}
 	for _, o := range opts {
-		o(m)
+		if o.apply != nil {
+			o.apply(m)
+		}
 	}
 	return m
 }

@@ -46,7 +46,8 @@ const (
 
 var markChangeNames = [...]string{"unchanged", "added", "replaced", "removed"}
 
-// String returns a lower-case name for the change.
+// String returns a lower-case name for the change, and "MarkChange(?)"
+// for a value that is no change.
 func (c MarkChange) String() string {
 	if int(c) < len(markChangeNames) {
 		return markChangeNames[c]

@@ -4,13 +4,13 @@ package roster
 // (slots, arena bytes), so that tests exercise the rebuild with a few
 // entries.
 func WithShrinkAt(slots, bytes int) Option {
-	return func(m *Model) { m.st.shrinkSlots, m.st.shrinkBytes = slots, bytes }
+	return Option{func(m *Model) { m.st.shrinkSlots, m.st.shrinkBytes = slots, bytes }}
 }
 
 // WithHashBits keeps only the low bits of the index's hashes, so that bare
 // JIDs collide and tests exercise the chains of equal hashes.
 func WithHashBits(bits int) Option {
-	return func(m *Model) { m.st.hashMask = 1<<bits - 1 }
+	return Option{func(m *Model) { m.st.hashMask = 1<<bits - 1 }}
 }
 
 // RecountBytes counts, from the records themselves, the block bytes of

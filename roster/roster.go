@@ -75,6 +75,16 @@
 // build their JIDs and strings when asked. Memory the model frees is kept
 // for its next entries until three quarters of it is free; the storage is
 // then rebuilt packed, and the rest given back.
+//
+// # Where each behaviour lives
+//
+// roster.go: the Model, presence and the staleness rules as they apply to
+// resources, MarkDisconnected and Sweep. items.go: roster items (SetItems,
+// ApplyPush); parse.go: reading them from a roster result or push
+// (ReadItems). remote.go: the marks of unreachable domains. budget.go: the
+// byte budgets. storage.go, arena.go and record.go: how entries are kept
+// (slots, handles, the byte arena, the record encoding). events.go: the
+// events; view.go: the read-only View package client hands out.
 package roster
 
 import (
@@ -205,18 +215,19 @@ type Stats struct {
 	StrangerBytes int
 }
 
-// Option configures a Model.
-type Option func(*Model)
+// Option configures a Model. Only this package's With functions make
+// one, so that an option cannot reach the model it configures.
+type Option struct{ apply func(*Model) }
 
 // WithMaxResources sets how many resources are kept per bare JID
 // (DefaultMaxResources). Presence for more is rejected with ErrLimit.
-func WithMaxResources(n int) Option { return func(m *Model) { m.maxResources = max(n, 1) } }
+func WithMaxResources(n int) Option { return Option{func(m *Model) { m.maxResources = max(n, 1) }} }
 
 // WithMaxStrangers sets how many bare JIDs that are not in the roster may
 // have presence tracked at once (DefaultMaxStrangers). Presence from more is
 // rejected with ErrLimit, and when a roster item is removed while the limit
 // is reached, its presence is dropped with EventUnavailable events.
-func WithMaxStrangers(n int) Option { return func(m *Model) { m.maxStrangers = max(n, 0) } }
+func WithMaxStrangers(n int) Option { return Option{func(m *Model) { m.maxStrangers = max(n, 0) }} }
 
 // WithMaxStrangerBytes sets how much memory the presence of all strangers
 // together may take (DefaultMaxStrangerBytes), counted as Stats.StrangerBytes
@@ -226,7 +237,9 @@ func WithMaxStrangers(n int) Option { return func(m *Model) { m.maxStrangers = m
 // tracked, a known one keeps its previous state. When a roster item is
 // removed while the budget is spent, its presence is dropped with
 // EventUnavailable events.
-func WithMaxStrangerBytes(n int) Option { return func(m *Model) { m.maxStrangerBytes = max(n, 0) } }
+func WithMaxStrangerBytes(n int) Option {
+	return Option{func(m *Model) { m.maxStrangerBytes = max(n, 0) }}
+}
 
 // WithMaxBytes sets how much memory the presence of all resources together
 // may take (DefaultMaxBytes), counted as Stats.Bytes counts it. A presence
@@ -234,10 +247,10 @@ func WithMaxStrangerBytes(n int) Option { return func(m *Model) { m.maxStrangerB
 // WithMaxStrangerBytes. The psa.LocalDisconnected marks of MarkDisconnected
 // are the model's own and always stored: they may take the total past the
 // budget by a few dozen bytes per resource until Sweep.
-func WithMaxBytes(n int) Option { return func(m *Model) { m.maxBytes = max(n, 0) } }
+func WithMaxBytes(n int) Option { return Option{func(m *Model) { m.maxBytes = max(n, 0) }} }
 
 // WithClock sets the clock used for Since and Updated (time.Now).
-func WithClock(now func() time.Time) Option { return func(m *Model) { m.now = now } }
+func WithClock(now func() time.Time) Option { return Option{func(m *Model) { m.now = now }} }
 
 // Model is a staleness-aware roster. Its zero value is not usable: call New.
 type Model struct {
@@ -284,7 +297,9 @@ func New(account jid.JID, opts ...Option) *Model {
 		st:               newStorage(),
 	}
 	for _, o := range opts {
-		o(m)
+		if o.apply != nil {
+			o.apply(m)
+		}
 	}
 	return m
 }

@@ -72,6 +72,7 @@ fuzz_count() {
 	psa/FuzzFind) echo 200000x ;;
 	presence/FuzzDecode) echo 170000x ;;
 	roster/FuzzModel) echo 1200x ;;
+	roster/FuzzReadItems) echo 150000x ;;
 	caps/FuzzVer) echo 25000x ;;
 	mucwatch/FuzzModel) echo 12000x ;;
 	internal/stanzalimit/FuzzScanner) echo 350000x ;;

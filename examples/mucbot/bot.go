@@ -181,7 +181,7 @@ func (b *bot) allow(conversation string) bool {
 }
 
 // status describes every room of -room and every room the model tracks.
-func (b *bot) status(model *mucwatch.Model) string {
+func (b *bot) status(model mucwatch.View) string {
 	var sb strings.Builder
 	seen := make(map[string]bool)
 	for _, room := range b.rooms {
@@ -212,7 +212,7 @@ func (b *bot) status(model *mucwatch.Model) string {
 	return strings.TrimSuffix(sb.String(), "\n")
 }
 
-func describeRoom(sb *strings.Builder, model *mucwatch.Model, r mucwatch.Room) {
+func describeRoom(sb *strings.Builder, model mucwatch.View, r mucwatch.Room) {
 	fmt.Fprintf(sb, "%s: ", r.JID)
 	if r.Stale {
 		sb.WriteString("stale")

@@ -47,7 +47,7 @@ func TestTableHostileStrings(t *testing.T) {
 	p = mustPresence(t, `<presence from='stranger@evil.example/r'><show>chat</show><status>`+hostile+`</status></presence>`)
 	m.ApplyPresence(&p)
 	var b strings.Builder
-	renderRoster(&b, m, time.Now())
+	renderRoster(&b, m.View(), time.Now())
 	checkTerminalSafe(t, b.String(), 3) // header, juliet, the stranger
 	if !strings.Contains(b.String(), "Juliet") || !strings.Contains(b.String(), "stranger@evil.example") {
 		t.Errorf("rows missing:\n%s", b.String())
@@ -66,7 +66,7 @@ func TestTableHostileStrings(t *testing.T) {
 		rooms.ApplyPresence(&p)
 	}
 	b.Reset()
-	renderRooms(&b, rooms, time.Now())
+	renderRooms(&b, rooms.View(), time.Now())
 	checkTerminalSafe(t, b.String(), 5) // blank, room, header, two occupants
 }
 

@@ -114,7 +114,7 @@ func TestTable(t *testing.T) {
 		<state-annotation xmlns='urn:xmpp:psa' from='montague.lit'><server-unavailable/></state-annotation></presence>`)
 	m.ApplyPresence(&p)
 	var b strings.Builder
-	renderRoster(&b, m, time.Now().Add(90*time.Second))
+	renderRoster(&b, m.View(), time.Now().Add(90*time.Second))
 	out := b.String()
 	for _, want := range []string{
 		"Juliet <juliet@capulet.lit>", "balcony", "away", "on the balcony", "STALE server-unavailable by montague.lit for 1m30s",

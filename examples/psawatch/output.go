@@ -175,7 +175,7 @@ func roomRecord(now time.Time, e mucwatch.Event, rejoined bool) record {
 }
 
 func actionRecord(now time.Time, a client.RoomAction) record {
-	r := record{Time: stamp(now), Event: a.Kind.String(), Room: a.Room.String(), Reason: a.Reason, Attempt: a.Attempt}
+	r := record{Time: stamp(now), Event: a.Kind.String(), Room: a.Room.String(), Reason: string(a.Reason), Attempt: a.Attempt}
 	if a.Kind == client.ActionSelfPing {
 		r.Verdict = a.Verdict.String()
 	}
@@ -290,8 +290,8 @@ func (o *jsonOutput) close()        {}
 
 // models are what the table renders: a *client.Client.
 type models interface {
-	Roster() *roster.Model
-	Rooms() *mucwatch.Model
+	Roster() roster.View
+	Rooms() mucwatch.View
 }
 
 // tableOutput redraws a table of the roster, at most a few times a second.
@@ -459,7 +459,7 @@ func (o *tableOutput) draw(now time.Time) bool {
 
 // renderRoster writes the roster as a table: one line per resource, and one
 // per contact that is offline. It reports whether a resource is stale.
-func renderRoster(w io.Writer, m *roster.Model, now time.Time) (stale bool) {
+func renderRoster(w io.Writer, m roster.View, now time.Time) (stale bool) {
 	contacts := slices.Collect(m.Contacts())
 	slices.SortFunc(contacts, func(a, b roster.Contact) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
@@ -488,7 +488,7 @@ func renderRoster(w io.Writer, m *roster.Model, now time.Time) (stale bool) {
 
 // renderRooms writes each room with its state, then its occupants. It
 // reports whether a room or an occupant is stale.
-func renderRooms(w io.Writer, m *mucwatch.Model, now time.Time) (stale bool) {
+func renderRooms(w io.Writer, m mucwatch.View, now time.Time) (stale bool) {
 	rooms := slices.Collect(m.Rooms())
 	slices.SortFunc(rooms, func(a, b mucwatch.Room) int { return cmp.Compare(a.JID.String(), b.JID.String()) })
 	for _, r := range rooms {

@@ -22,8 +22,8 @@ type fakeModels struct {
 	rooms  *mucwatch.Model
 }
 
-func (f fakeModels) Roster() *roster.Model  { return f.roster }
-func (f fakeModels) Rooms() *mucwatch.Model { return f.rooms }
+func (f fakeModels) Roster() roster.View  { return f.roster.View() }
+func (f fakeModels) Rooms() mucwatch.View { return f.rooms.View() }
 
 func staleRoster(t *testing.T, since time.Time) *roster.Model {
 	t.Helper()

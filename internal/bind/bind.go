@@ -4,7 +4,7 @@
 // The client side of mellium v0.22's xmpp.BindResource and xmpp.BindCustom
 // writes the session's JID where the resource belongs, which always comes
 // out empty, so the server picks a resource whatever the client wanted.
-// client.BindResource and psatest.ClientBind export this feature.
+// client.BindResource exports this feature; psatest.Server.Dial uses it.
 package bind
 
 import (

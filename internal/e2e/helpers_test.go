@@ -374,7 +374,7 @@ func connEvent(kind client.ConnEventKind) func(event) bool {
 	return func(e event) bool { return e.conn != nil && e.conn.Kind == kind }
 }
 
-func actionEvent(kind client.RoomActionKind, room, reason string) func(event) bool {
+func actionEvent(kind client.RoomActionKind, room string, reason client.RoomReason) func(event) bool {
 	return func(e event) bool {
 		return e.action != nil && e.action.Kind == kind && e.action.Room.String() == room && e.action.Reason == reason
 	}

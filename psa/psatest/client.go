@@ -12,23 +12,12 @@ import (
 	"github.com/psakit/psakit/internal/bind"
 )
 
-// ClientBind returns the client side of resource binding (RFC 6120 §7),
-// asking the server for resource. An empty resource lets the server choose.
-//
-// It exists because the client side of mellium v0.22's xmpp.BindResource
-// and xmpp.BindCustom always asks for an empty resource (a bug), so the
-// server picks one. Use ClientBind in place of them in a client's stream
-// features, with any server. It is the same feature as
-// client.BindResource: it refuses a bound JID whose bare part is not the
-// session's (an error matching client.ErrBindMismatch).
-func ClientBind(resource string) xmpp.StreamFeature { return bind.Feature(resource) }
-
 // Dial connects a mellium client session to the server as user, with
 // password: over StartTLS trusting the server's certificate authority when
 // the server was created WithTLS, over TLS from the first byte with
-// WithDirectTLS, else in plain text; SASL PLAIN; and
-// ClientBind with user's resource (the server chooses one when user is a
-// bare JID). ctx bounds the connection and negotiation only.
+// WithDirectTLS, else in plain text; SASL PLAIN; and the feature of
+// client.BindResource with user's resource (the server chooses one when user
+// is a bare JID). ctx bounds the connection and negotiation only.
 //
 // The session is not served yet: call its Serve method with the client's
 // handler. Close it with Close, which only ends the stream, and close its
@@ -41,7 +30,7 @@ func (s *Server) Dial(ctx context.Context, user jid.JID, password string) (*xmpp
 	}
 	features := []xmpp.StreamFeature{
 		xmpp.SASL("", password, sasl.Plain),
-		ClientBind(user.Resourcepart()),
+		bind.Feature(user.Resourcepart()),
 	}
 	state := xmpp.Secure // SASL needs it: plain text is fine on loopback
 	switch cfg := s.ClientTLSConfig(); {

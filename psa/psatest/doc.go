@@ -28,7 +28,7 @@
 //		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 //			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 //				xmpp.SASL("", password, sasl.Plain),
-//				psatest.ClientBind("lane"),
+//				client.BindResource("lane"),
 //			}}
 //		}))
 //	go s.Serve(handler)
@@ -42,14 +42,15 @@
 //	s, err := xmpp.NewClientSession(ctx, user.Bare(), conn,
 //		xmpp.StartTLS(srv.ClientTLSConfig()),
 //		xmpp.SASL("", password, sasl.ScramSha256Plus, sasl.ScramSha256, sasl.Plain),
-//		psatest.ClientBind("lane"),
+//		client.BindResource("lane"),
 //	)
 //
 // The server offers only PLAIN, which the client picks from its list.
-// ClientBind is needed because the client side of mellium v0.22's
-// xmpp.BindResource (and xmpp.BindCustom) always asks for an empty resource,
-// whatever the session's JID: with it the server chooses the resource, as
-// it also does for a ClientBind(""). mellium's Session.Close only ends the
+// client.BindResource (package github.com/psakit/psakit/client) is needed
+// because the client side of mellium v0.22's xmpp.BindResource (and
+// xmpp.BindCustom) always asks for an empty resource, whatever the session's
+// JID: with it the server chooses the resource, as it also does for a
+// client.BindResource(""). mellium's Session.Close only ends the
 // stream: close the connection too, with s.Conn().Close().
 //
 // # What the server does

@@ -248,7 +248,7 @@ func ExampleWithBindAnswer() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	// Server.Dial binds with ClientBind, which refuses the answer; so do
+	// Server.Dial binds with the feature of client.BindResource, which refuses the answer; so do
 	// client.Dial and client.Tracker (client.ErrBindMismatch).
 	_, err := srv.Dial(ctx, jid.MustParse("romeo@montague.lit/lane"), "pw")
 	fmt.Println(err)

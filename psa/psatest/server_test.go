@@ -19,6 +19,7 @@ import (
 	"mellium.im/xmpp/stream"
 
 	"github.com/psakit/psakit/caps"
+	psaclient "github.com/psakit/psakit/client"
 	"github.com/psakit/psakit/internal/leaktest"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
@@ -84,7 +85,7 @@ func TestLoginRecipePlain(t *testing.T) {
 		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 				xmpp.SASL("", "pw", sasl.Plain),
-				psatest.ClientBind("lane"),
+				psaclient.BindResource("lane"),
 			}}
 		}))
 	if err != nil {
@@ -143,7 +144,7 @@ func TestLoginDirectTLS(t *testing.T) {
 	defer conn.Close()
 	_, err = xmpp.NewSession(ctx, romeo.Domain(), romeo, conn, xmpp.Secure, xmpp.NewNegotiator(
 		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
-			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", "pw", sasl.Plain), psatest.ClientBind("x")}}
+			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{xmpp.SASL("", "pw", sasl.Plain), psaclient.BindResource("x")}}
 		}))
 	if err == nil {
 		t.Fatal("plain-text login to a direct TLS server")
@@ -168,7 +169,7 @@ func TestLoginStartTLS(t *testing.T) {
 	s, err := xmpp.NewClientSession(ctx, romeo, conn,
 		xmpp.StartTLS(srv.ClientTLSConfig()),
 		xmpp.SASL("", "pw", sasl.ScramSha256Plus, sasl.ScramSha256, sasl.Plain),
-		psatest.ClientBind("hall"),
+		psaclient.BindResource("hall"),
 	)
 	if err != nil {
 		conn.Close()
@@ -192,7 +193,7 @@ func TestLoginStartTLS(t *testing.T) {
 		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{
 				xmpp.SASL("", "pw", sasl.Plain),
-				psatest.ClientBind("x"),
+				psaclient.BindResource("x"),
 			}}
 		}))
 	if err == nil {
