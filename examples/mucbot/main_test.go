@@ -56,7 +56,7 @@ func TestMucbot(t *testing.T) {
 		}
 		t.Fatalf("no log line with %q (run: %v):\n%s", words, <-done, strings.Join(seen, "\n"))
 	}
-	expect(`msg="psakit: connected"`)
+	expect(`msg=connected `)
 	expect("msg=room-joined", "orchard@muc.montague.lit")
 	expect("msg=room-joined", "garden@muc.montague.lit")
 
@@ -404,7 +404,7 @@ func TestMucbotLogsOnce(t *testing.T) {
 		n    int
 		is   func(string) bool
 	}{
-		{"connected", 2, func(l string) bool { return strings.Contains(l, "connected\" jid=") }},
+		{"connected", 2, func(l string) bool { return strings.Contains(l, "msg=connected ") }},
 		{"disconnected", 1, func(l string) bool {
 			return strings.Contains(l, "disconnected") && !strings.Contains(l, "local-disconnected")
 		}},
