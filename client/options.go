@@ -103,6 +103,9 @@ type config struct {
 	log         *slog.Logger
 	passthrough bool
 
+	noSM      bool                         // WithStreamManagement(false)
+	onUnacked func([]UnackedStanza, error) // OnUnacked
+
 	resolver *net.Resolver
 	// lookupSRV is resolver.LookupSRV; TestServerAddrs replaces it.
 	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
