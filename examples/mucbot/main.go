@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-silence 15m] [-rejoin-delay 30s]
+//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-sm=false] [-silence 15m] [-rejoin-delay 30s]
 //
 // -keepalive sets how long the connection may stay silent before mucbot
 // pings its server (and how long it then waits for the answer, at most
@@ -18,6 +18,10 @@
 // sits in: while a service is out of reach (our own server bounces the
 // ping, or nobody answers within 30 s) its rooms are stale, and when it
 // answers again mucbot self-pings them. 0 turns it off.
+//
+// -sm=false turns off stream management (XEP-0198), which mucbot uses when
+// the server offers it: after a short drop it resumes its session and stays
+// in its rooms without rejoining them.
 //
 // Ctrl-C leaves the rooms and exits.
 package main
@@ -149,6 +153,8 @@ func logConn(log *slog.Logger, e client.ConnEvent) {
 	switch e.Kind {
 	case client.ConnConnected:
 		log.Info("connected", "jid", e.JID)
+	case client.ConnResumed:
+		log.Info("resumed", "jid", e.JID)
 	case client.ConnReconnecting:
 		log.Info("reconnecting", "attempt", e.Attempt, "in", e.Delay.Round(time.Millisecond))
 	case client.ConnResynced:
