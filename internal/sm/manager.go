@@ -163,6 +163,9 @@ func (c *Conn) isActive() bool {
 	return c.active
 }
 
+// NetConn returns the wrapped connection, as tls.Conn.NetConn does.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
+
 // ConnectionState returns the TLS state of the wrapped connection, so that
 // mellium sees TLS (channel binding) through the wrapper.
 func (c *Conn) ConnectionState() tls.ConnectionState {
