@@ -13,7 +13,8 @@ type ConnEventKind uint8
 
 // The kinds of connection events.
 const (
-	// ConnConnected: a session is up and the roster fetched; our presence
+	// ConnConnected: a new session is up (not a resumed one: see
+	// ConnResumed) and the roster fetched; our presence
 	// is sent right after, so the session's presence events follow this
 	// one. JID is the bound full JID. Should sending the presence fail,
 	// ConnDisconnected follows.

@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"encoding/xml"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/client"
@@ -356,4 +359,41 @@ func TestKeepaliveAcks(t *testing.T) {
 		t.Fatalf("disconnected with %v", d.Err)
 	}
 	b.proxy.thaw()
+}
+
+// The client asks for acknowledgements shortly after it sends, even with
+// the keepalive off, so that what it keeps for re-sending empties on a busy
+// stream; and when more than it keeps goes unacknowledged (a link that
+// loses everything), the oldest are handed to OnUnacked.
+func TestAcksAfterSends(t *testing.T) {
+	b := newBlip(t, nil, client.WithKeepalive(0, 0))
+	ctx := b.ctx
+	if err := b.c.Send(ctx, stanza.Message{ID: "m1", To: juliet, Type: stanza.ChatMessage}.Wrap(nil)); err != nil {
+		t.Fatal(err)
+	}
+	// Next looks at the stanzas in the order they were sent.
+	sent := false
+	if _, err := b.first.Next(ctx, func(st psatest.Stanza) bool {
+		sent = sent || st.Name == "message" && st.ID == "m1"
+		return sent && st.Name == "r"
+	}); err != nil {
+		t.Fatalf("no <r/> after a send: %v", err)
+	}
+
+	b.first.LoseInput()
+	body := strings.Repeat("x", 100<<10)
+	for i := range 12 {
+		m := stanza.Message{ID: fmt.Sprint("big", i), To: juliet, Type: stanza.ChatMessage}
+		if err := b.c.Send(ctx, m.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case u := <-b.unacked:
+		if !errors.Is(u.reason, client.ErrUnackedOverflow) || len(u.stanzas) == 0 || !strings.Contains(string(u.stanzas[0].Raw), `id="big0"`) {
+			t.Fatalf("unacked %d stanzas: %v", len(u.stanzas), u.reason)
+		}
+	case <-ctx.Done():
+		t.Fatal("no OnUnacked past the queue's size")
+	}
 }
