@@ -23,8 +23,10 @@
 //     management, at once after a resumption).
 //
 // The client reconnects after 100 to 200 ms (WithReconnect), so that its
-// backoff, not the drop, does not dominate what is measured; the settle
-// window is the default 10 s.
+// backoff does not dominate what is measured; the settle window is the
+// default 10 s. mod_psa is loaded unless -psa=false: while romeo's session
+// hibernates it annotates his presence to each of his contacts, and clears
+// the annotation when the session is resumed, before Prosody answers.
 //
 //	PSAKIT_PROSODY=0.12 go run ./internal/resumeload -runs 3
 //	PSAKIT_PROSODY=13 go run ./internal/resumeload -runs 3
@@ -39,6 +41,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -65,6 +68,8 @@ type config struct {
 	gap                        time.Duration
 	runs, parallel             int
 	timeout                    time.Duration
+	log                        bool
+	psa                        bool
 }
 
 func main() {
@@ -76,6 +81,8 @@ func main() {
 	flag.IntVar(&cfg.runs, "runs", 1, "runs per mode, each with a fresh server")
 	flag.IntVar(&cfg.parallel, "connect", 16, "contacts connecting at a time")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "bound of one run")
+	flag.BoolVar(&cfg.psa, "psa", true, "load mod_psa (which annotates romeo's presence to his contacts while his session hibernates)")
+	flag.BoolVar(&cfg.log, "log", false, "log the client's reports (level debug) to stderr")
 	flag.Parse()
 	if cfg.occupants*cfg.rooms > cfg.contacts {
 		fmt.Fprintln(os.Stderr, "resumeload: -occupants x -rooms must not exceed -contacts")
@@ -101,8 +108,8 @@ func run(cfg config) error {
 		return err
 	}
 	in := ins[0]
-	fmt.Printf("# resumeload: %v, %d contacts, %d rooms x %d occupants, gap %v, %d runs per mode\n",
-		in, cfg.contacts, cfg.rooms, cfg.occupants, cfg.gap, cfg.runs)
+	fmt.Printf("# resumeload: %v, mod_psa %v, %d contacts, %d rooms x %d occupants, gap %v, %d runs per mode\n",
+		in, cfg.psa, cfg.contacts, cfg.rooms, cfg.occupants, cfg.gap, cfg.runs)
 	fmt.Printf("# %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("%-8s %-8s %9s %11s %12s %10s %10s %6s\n", "sm", "outcome", "stanzas", "bytes", "reconnected", "fresh", "resynced", "swept")
 	byMode := map[bool][]result{}
@@ -156,7 +163,7 @@ func oneRun(cfg config, smOn bool) (result, error) {
 		rosters[name] = map[string]string{"romeo@" + montague: "both"}
 	}
 	network, err := prosodytest.NewNetwork(ctx, nil, prosodytest.Spec{
-		Domain: montague, MUC: conference, Users: users, Roster: rosters,
+		Domain: montague, MUC: conference, Users: users, Roster: rosters, WithoutPSA: !cfg.psa,
 		ExtraConfig: `log = { { levels = { min = "info" }, to = "console" } }`,
 	})
 	if err != nil {
@@ -208,10 +215,15 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	}
 	defer p.close()
 	conn := make(chan client.ConnEvent, 100)
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.log {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	romeo, err := client.Dial(ctx, jid.MustParse("romeo@"+montague), pw,
 		client.WithAddress(p.addr()), client.WithTLS(client.PlainText), client.WithResource("lane"),
 		client.WithReconnect(100*time.Millisecond, 200*time.Millisecond),
 		client.WithStreamManagement(smOn),
+		client.WithLogger(logger),
 		client.OnConnection(func(e client.ConnEvent) { conn <- e }))
 	if err != nil {
 		return result{}, err
@@ -247,6 +259,9 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	time.Sleep(cfg.gap)
 	p.restore(true)
 	restored := time.Now()
+	if cfg.log {
+		logger.Info("resumeload: connections let through")
+	}
 	var res result
 	res.sm = smOn
 	e, err := waitConnAny(ctx, conn, client.ConnResumed, client.ConnConnected)
