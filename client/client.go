@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/mux"
 	"mellium.im/xmpp/stanza"
 
+	"github.com/psakit/psakit/internal/sm"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/roster"
@@ -39,6 +40,8 @@ type Client struct {
 	cfg      config
 	t        *Tracker
 	handler  xmpp.Handler // serves every session
+	sm       *sm.Manager  // stream management, across the sessions
+	acks     *ackWatch    // tells when the server's <a/> was handled
 
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -56,6 +59,8 @@ type session struct {
 	s       *xmpp.Session
 	conn    *guardedConn // the TCP connection under s
 	started time.Time
+	managed bool            // stream management is on for this session
+	resumed bool            // the session is the previous one, resumed
 	ctx     context.Context // cancelled when Serve returned
 	done    chan struct{}   // closed when Serve returned
 	err     error           // what Serve returned; read after done
@@ -122,6 +127,8 @@ func Dial(ctx context.Context, account jid.JID, password string, opts ...Option)
 		cfg:      cfg,
 		t:        t,
 		handler:  t.Handler(m),
+		sm:       newManager(&cfg, t.disp),
+		acks:     newAckWatch(),
 		done:     make(chan struct{}),
 	}
 	t.send = c.Send // before any session: messages are answered on the Client's
@@ -191,8 +198,8 @@ func (c *Client) JID() jid.JID {
 
 // Session returns the current mellium session, or nil while reconnecting.
 // Use it to send IQs of your own; do not close it or call Serve. Its Conn
-// is the client's stanza limiter around the connection: read the TLS state
-// with the session's ConnectionState.
+// is the client's wrapper around the connection (stanza limits, stream
+// management): read the TLS state with the session's ConnectionState.
 func (c *Client) Session() *xmpp.Session {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -282,7 +289,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	// mellium does not watch ctx while it reads during negotiation, and
 	// clears the deadlines it sets: cut the connection when ctx ends.
 	cut := context.AfterFunc(ctx, func() { raw.Close() })
-	s, err := negotiate(ctx, conn, c.account, c.password, &c.cfg)
+	s, err := negotiate(ctx, conn, c.account, c.password, &c.cfg, c.sm)
 	if !cut() {
 		if err == nil {
 			err = fmt.Errorf("negotiating the stream: %w", ctx.Err())
@@ -294,11 +301,22 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		raw.Close()
 		return nil, err
 	}
-	sess := &session{s: s, conn: raw, started: time.Now(), done: make(chan struct{})}
+	outcome := c.sm.Outcome()
+	sess := &session{s: s, conn: raw, started: time.Now(), done: make(chan struct{}),
+		managed: outcome == sm.OutcomeEnabled || outcome == sm.OutcomeResumed,
+		resumed: outcome == sm.OutcomeResumed}
 	var endServe context.CancelFunc
 	sess.ctx, endServe = context.WithCancel(context.Background())
+	if sess.resumed {
+		// Before Serve: what the server re-sends follows ConnResumed.
+		c.setSession(s)
+		c.t.resumed(s)
+		c.cfg.log.Info("resumed", "jid", s.LocalAddr())
+		c.t.disp.pushConn(ConnEvent{Kind: ConnResumed, JID: s.LocalAddr()})
+	}
 	go func() {
-		sess.err = s.Serve(c.handler)
+		sess.err = s.Serve(c.acks.wrap(c.sm.Handler(c.handler)))
+		c.sm.Suspend()
 		// Session.Close never closes the connection (notes §0.8).
 		conn.Close()
 		raw.Close()
@@ -306,6 +324,9 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		close(sess.done)
 	}()
 	go c.keepalive(sess)
+	if sess.managed {
+		go c.requestAcks(sess)
+	}
 	// Answers to Start come through Serve; if the session dies meanwhile
 	// they never come, so stop waiting then (notes §0.8).
 	startCtx, stop := context.WithCancel(ctx)
@@ -316,6 +337,20 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		case <-startCtx.Done():
 		}
 	}()
+	if sess.resumed {
+		err := c.resumed(startCtx, sess)
+		stop()
+		if err != nil {
+			// Cut, not closed: the server keeps the session for the next
+			// attempt to resume.
+			sess.fail(err)
+			<-sess.done
+			c.setSession(nil)
+			c.ended(err)
+			return nil, err
+		}
+		return sess, nil
+	}
 	// ConnConnected goes out before our presence: the contacts' presence
 	// that answers it must not reach the callbacks before it.
 	connected := false
@@ -446,7 +481,9 @@ func (c *Client) run(sess *session) {
 			next, err := c.connect(c.ctx)
 			if err == nil {
 				sess = next
-				settle.Reset(c.cfg.settle)
+				if !sess.resumed {
+					settle.Reset(c.cfg.settle)
+				}
 				break
 			}
 			if c.ctx.Err() != nil {

@@ -14,6 +14,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/internal/bind"
+	"github.com/psakit/psakit/internal/sm"
 )
 
 // BindResource returns a stream feature that binds the resource name on the
@@ -159,16 +160,17 @@ func loopbackOnly(ctx context.Context, r *net.Resolver, addrs []string) ([]strin
 }
 
 // negotiate opens an XMPP session on conn: StartTLS when asked, SASL, and
-// resource binding.
-func negotiate(ctx context.Context, conn net.Conn, account jid.JID, password string, cfg *config) (*xmpp.Session, error) {
+// resource binding, or the resumption of m's session (m.Outcome says which).
+func negotiate(ctx context.Context, conn net.Conn, account jid.JID, password string, cfg *config, m *sm.Manager) (*xmpp.Session, error) {
 	var (
 		features []xmpp.StreamFeature
 		state    xmpp.SessionState
 		lc       = newLimitConn(conn, cfg) // the stanza limits
+		rw       = m.Wrap(lc)              // stream management counts above them
 	)
 	switch cfg.tlsMode {
 	case StartTLS:
-		features = append(features, lc.startTLS(xmpp.StartTLS(tlsConfig(account, cfg)), cfg), saslFeature(account, password, true))
+		features = append(features, m.WrapStartTLS(lc.startTLS(xmpp.StartTLS(tlsConfig(account, cfg)), cfg)), saslFeature(account, password, true))
 	case DirectTLS:
 		state = xmpp.Secure
 		features = append(features, saslFeature(account, password, true))
@@ -178,9 +180,10 @@ func negotiate(ctx context.Context, conn net.Conn, account jid.JID, password str
 		state = xmpp.Secure
 		features = append(features, saslFeature(account, password, false))
 	}
-	features = append(features, BindResource(cfg.resource))
+	// Binds cfg.resource, or resumes the session that dropped.
+	features = append(features, m.Bind())
 	origin := account.Bare()
-	return xmpp.NewSession(ctx, account.Domain(), origin, lc, state, xmpp.NewNegotiator(
+	return xmpp.NewSession(ctx, account.Domain(), origin, rw, state, xmpp.NewNegotiator(
 		func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: features}
 		}))

@@ -13,11 +13,12 @@ func _() {
 	_ = x[ConnReconnecting-3]
 	_ = x[ConnResynced-4]
 	_ = x[ConnClosed-5]
+	_ = x[ConnResumed-6]
 }
 
-const _ConnEventKind_name = "connecteddisconnectedreconnectingresyncedclosed"
+const _ConnEventKind_name = "connecteddisconnectedreconnectingresyncedclosedresumed"
 
-var _ConnEventKind_index = [...]uint8{0, 9, 21, 33, 41, 47}
+var _ConnEventKind_index = [...]uint8{0, 9, 21, 33, 41, 47, 54}
 
 func (i ConnEventKind) String() string {
 	idx := int(i) - 1

@@ -19,6 +19,7 @@ type callbacks struct {
 	presence func(presence.Presence)
 	message  func(Message)
 	overflow func(int)
+	unacked  func([]UnackedStanza, error)
 }
 
 // The tuning of the dispatcher's wake-ups. While the callback goroutine
@@ -57,6 +58,7 @@ type rareEvent struct {
 	presence *presence.Presence
 	message  *Message
 	overflow int
+	unacked  *unackedBatch
 }
 
 // dispatcher delivers events to the callbacks on its own goroutine, in the
@@ -189,6 +191,8 @@ func (d *dispatcher) pushOther(o rareEvent) {
 		d.cur.bytes += presenceSize(o.presence)
 	case o.message != nil:
 		d.cur.bytes += messageSize(o.message)
+	case o.unacked != nil:
+		d.cur.bytes += o.unacked.size()
 	default:
 		d.cur.bytes += otherSize
 	}
@@ -392,6 +396,8 @@ func (d *dispatcher) deliverOther(o rareEvent) {
 		d.cb.presence(*o.presence)
 	case o.message != nil:
 		d.cb.message(*o.message)
+	case o.unacked != nil:
+		d.cb.unacked(o.unacked.stanzas, o.unacked.reason)
 	case o.overflow > 0:
 		if d.cb.overflow != nil {
 			d.cb.overflow(o.overflow)

@@ -96,9 +96,9 @@
 //     ErrCloseTimeout; the client's last goroutine ends when that callback
 //     returns, and no callback is called after it.
 //   - A connection that has received nothing for 30 s is checked with a
-//     XEP-0199 ping to the server; no answer within 15 s counts as a network
-//     failure (ErrNoResponse). So a frozen server is noticed within 45 s by
-//     default (WithKeepalive).
+//     XEP-0199 ping to the server (with stream management, an <r/>); no
+//     answer within 15 s counts as a network failure (ErrNoResponse). So a
+//     frozen server is noticed within 45 s by default (WithKeepalive).
 //
 // What a peer sends can cost this process only so much memory. The client
 // reads stanzas of at most WithMaxStanzaSize bytes (4 MiB by default)
@@ -116,10 +116,23 @@
 //
 // Every roster entry is marked psa.LocalDisconnected (one batch of stale
 // events): from then on nothing the client shows can be trusted to be
-// current. The client reconnects with exponential backoff and full jitter,
-// re-fetches the roster by version, sends its presence again, and after a
-// settle window (WithSettle) removes, with unavailable events, the entries
-// the server did not send again. Refused credentials, resource conflicts
+// current. The client reconnects with exponential backoff and full jitter.
+//
+// When the server offers XEP-0198 stream management, which the client then
+// enabled with resumption (WithStreamManagement), it first asks to resume
+// the session. Resumed (ConnResumed), nothing was lost: the client re-sends
+// what the server had not acknowledged, before anything new; the server
+// re-sends what it sent meanwhile, which updates the models; then every
+// entry is restored at once, without a sweep (ConnResynced, Swept 0). The
+// roster is not fetched, no presence is sent, no room is rejoined. When the
+// server no longer has the session, the client says so with ConnConnected
+// instead, hands the stanzas never acknowledged to OnUnacked, and takes the
+// full path below.
+//
+// Without a resumption the client re-fetches the roster by version, sends
+// its presence again, rejoins its rooms, and after a settle window
+// (WithSettle) removes, with unavailable events, the entries the server did
+// not send again. Refused credentials, resource conflicts
 // and a server that binds the session to another account's JID
 // (ErrBindMismatch) are final: the client stops and Err says why. A server
 // that cannot authenticate us for now (temporary-auth-failure, as while it

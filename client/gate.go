@@ -16,6 +16,7 @@ func gated(off *atomic.Bool, cb callbacks) callbacks {
 		presence: gate1(off, cb.presence),
 		message:  gate1(off, cb.message),
 		overflow: gate1(off, cb.overflow),
+		unacked:  gate2(off, cb.unacked),
 	}
 }
 
@@ -26,6 +27,17 @@ func gate1[E any](off *atomic.Bool, f func(E)) func(E) {
 	return func(e E) {
 		if !off.Load() {
 			f(e)
+		}
+	}
+}
+
+func gate2[A, B any](off *atomic.Bool, f func(A, B)) func(A, B) {
+	if f == nil {
+		return nil
+	}
+	return func(a A, b B) {
+		if !off.Load() {
+			f(a, b)
 		}
 	}
 }

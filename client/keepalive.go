@@ -34,8 +34,9 @@ const (
 )
 
 // keepalive pings the own server whenever the connection has read nothing
-// for the interval, and ends the session as a network failure when no
-// answer comes within the timeout. It returns when the session ends.
+// for the interval (with stream management, asks for its acknowledgement
+// count), and ends the session as a network failure when no answer comes
+// within the timeout. It returns when the session ends.
 func (c *Client) keepalive(sess *session) {
 	interval, timeout := c.cfg.keepaliveInterval, c.cfg.keepaliveTimeout
 	if interval <= 0 {
@@ -54,7 +55,14 @@ func (c *Client) keepalive(sess *session) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(sess.ctx, timeout)
-		err := sess.s.UnmarshalIQ(ctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, To: c.account.Domain()}}.TokenReader(), nil)
+		var err error
+		if sess.managed {
+			// With stream management an <r/> is the ping: its <a/> also
+			// empties the queue kept for re-sending.
+			err = c.sm.Ping(ctx, sess.s)
+		} else {
+			err = sess.s.UnmarshalIQ(ctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, To: c.account.Domain()}}.TokenReader(), nil)
+		}
 		cancel()
 		var se stanza.Error
 		switch {

@@ -124,6 +124,9 @@ type config struct {
 	log         *slog.Logger
 	passthrough bool
 
+	noSM      bool                         // WithStreamManagement(false)
+	onUnacked func([]UnackedStanza, error) // OnUnacked
+
 	resolver *net.Resolver
 	// lookupSRV is resolver.LookupSRV; TestServerAddrs replaces it.
 	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
@@ -372,7 +375,8 @@ func WithPresencePassthrough() TrackerOption { return func(c *config) { c.passth
 
 // WithKeepalive sets how the client checks that its server is alive: when
 // the connection has received nothing for interval, it sends a XEP-0199
-// ping to the server, and when no answer comes within timeout it takes the
+// ping to the server (with stream management, an acknowledgement request,
+// XEP-0198's <r/>), and when no answer comes within timeout it takes the
 // connection for dead, as a network failure: every entry is marked
 // local-disconnected and the client reconnects. A frozen server is so
 // noticed within interval + timeout. interval <= 0 turns the check off;

@@ -213,6 +213,26 @@ func (pl *roomPlanner) streamUp(now time.Time) {
 	}
 }
 
+// streamResumed plans after a resumed stream (XEP-0198): the services
+// never saw us leave, so no room is rejoined. A room we are in goes back
+// to its silence self-ping; one whose join or rejoin was in flight waits
+// for the answer the server re-sends; one that dropped us while we were
+// away is rejoined as after a removal. state tells what the model holds
+// of a room once the server's replay is applied.
+func (pl *roomPlanner) streamResumed(now time.Time, state func(jid.JID) (mucwatch.Room, bool)) {
+	pl.up = true
+	for _, r := range pl.rooms {
+		room, ok := state(r.room)
+		switch {
+		case ok && room.Joined():
+			pl.schedule(r, stepPing, ReasonSilence, now, pl.jitter(pl.policy.Silence))
+		case ok && (room.State == mucwatch.StateJoining || room.State == mucwatch.StateRejoining):
+		default:
+			pl.schedule(r, stepRejoin, ReasonRemoved, now, pl.jitter(pl.policy.RejoinDelay))
+		}
+	}
+}
+
 // streamDown drops every plan: nothing is sent while disconnected, and
 // the answers of the self-pings in flight will not come.
 func (pl *roomPlanner) streamDown() {

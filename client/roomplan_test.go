@@ -30,6 +30,7 @@ const (
 	opBounced                   // the room bounced a message of ours
 	opDue                       // the runner asks what is due; heard (if set) is when we last heard from the room
 	opForget                    // the application leaves
+	opResumed                   // our stream is resumed (XEP-0198); the model holds the room in state (StateNone: not at all)
 )
 
 // planStep is one call to the planner at t0+at, the tasks it must return,
@@ -41,6 +42,7 @@ type planStep struct {
 	resent bool
 	err    error
 	v      mucwatch.Verdict
+	state  mucwatch.RoomState
 	heard  *time.Duration
 	want   []roomTask
 	plan   *plannedState // nil: not checked
@@ -103,6 +105,13 @@ func runPlan(t *testing.T, p RoomPolicy, steps []planStep) {
 			})
 		case opForget:
 			pl.forget(planRoom.String())
+		case opResumed:
+			pl.streamResumed(now, func(j jid.JID) (mucwatch.Room, bool) {
+				if !j.Equal(planRoom) || s.state == mucwatch.StateNone {
+					return mucwatch.Room{}, false
+				}
+				return mucwatch.Room{JID: planRoom, State: s.state}, true
+			})
 		}
 		if !slices.EqualFunc(got, s.want, func(a, b roomTask) bool {
 			return a.step == b.step && a.room.Equal(b.room) && a.occupant.Equal(b.occupant) &&
@@ -184,6 +193,26 @@ func TestRoomPlanner(t *testing.T) {
 			planStep{at: silence, op: opDue, want: []roomTask{pingTask(ReasonSilence)}},
 			planStep{at: 2 * silence, op: opDue},
 			planStep{at: 2 * silence, op: opBounced, plan: &plannedState{next: stepPing, reason: ReasonSilence, due: -1, busy: true}},
+		)},
+		"a resumed stream rejoins nothing: a joined room keeps its silence self-ping": {p, append(joined,
+			planStep{at: time.Minute, op: opDown, plan: planned(stepPing, ReasonSilence, -1, 0)},
+			planStep{at: 2 * time.Minute, op: opResumed, state: mucwatch.StateJoined, plan: planned(stepPing, ReasonSilence, 2*time.Minute+silence, 0)},
+			planStep{at: 2 * time.Minute, op: opDue},
+		)},
+		"a resumed stream leaves a stale room to its self-ping": {p, append(joined,
+			planStep{at: time.Minute, op: opDown},
+			planStep{at: 2 * time.Minute, op: opResumed, state: mucwatch.StateStale, plan: planned(stepPing, ReasonSilence, 2*time.Minute+silence, 0)},
+		)},
+		"a resumed stream waits for the answer to a join in flight": {p, []planStep{
+			{op: opWant, plan: nothing},
+			{op: opDown},
+			{at: time.Minute, op: opResumed, state: mucwatch.StateJoining, plan: nothing},
+			{at: time.Minute, op: opDue},
+		}},
+		"a resumed stream rejoins a room the model no longer holds, after RejoinDelay": {p, append(joined,
+			planStep{at: time.Minute, op: opDown},
+			planStep{at: 2 * time.Minute, op: opResumed, plan: planned(stepRejoin, ReasonRemoved, 2*time.Minute+delay, 0)},
+			planStep{at: 2*time.Minute + delay, op: opDue, want: []roomTask{rejoinTask(ReasonRemoved, 1)}},
 		)},
 		"a bounce plans a self-ping at once": {p, append(joined,
 			planStep{at: time.Minute, op: opBounced, plan: planned(stepPing, ReasonBounce, time.Minute, 0), until: dur(0)},

@@ -102,6 +102,7 @@ func newTracker(account jid.JID, cfg config) (*Tracker, error) {
 		presence: cfg.onPresence,
 		message:  cfg.onMessage,
 		overflow: cfg.onOverflow,
+		unacked:  cfg.onUnacked,
 	}), cfg.queueSize, cfg.queueBytes)
 	t.verify = newVerifier(t, cfg.verify, cfg.verifyRate)
 	t.send = t.sendSession

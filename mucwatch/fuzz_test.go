@@ -99,7 +99,12 @@ func runOps(t *testing.T, ops []byte) {
 		case 9:
 			evs = m.MarkDisconnected()
 		case 10:
-			evs = m.Sweep(roomJID)
+			if b%2 == 1 {
+				// A resumed stream (XEP-0198) instead of a sweep.
+				evs, _ = m.ClearDisconnected(int(b) * 16)
+			} else {
+				evs = m.Sweep(roomJID)
+			}
 		case 11:
 			evs = m.RecordSelfPing(roomJID, mucwatch.Verdict(b%4))
 		}

@@ -548,6 +548,45 @@ func TestDisconnectAndRejoin(t *testing.T) {
 	checkModel(t, m)
 }
 
+// Our stream drops and is resumed (XEP-0198): the service never saw us
+// leave, the presences it sent meanwhile are replayed, and
+// ClearDisconnected makes the room and every occupant fresh again, without
+// a rejoin or a sweep; marks of others stay.
+func TestDisconnectAndResume(t *testing.T) {
+	m, _ := newModel(t)
+	join(t, m, "juliet", "nurse", "tybalt")
+	apply(t, m, avail(t, "tybalt", x(participant), ann(service, "server-unavailable")))
+	m.MarkDisconnected()
+
+	// Replayed: the nurse changed her status during the gap.
+	expect(t, apply(t, m, avail(t, "nurse", x(participant), "<show>away</show>")), "occupant-updated,occupant-restored")
+	evs, omitted := m.ClearDisconnected(-1)
+	if omitted != 0 || count(evs, mucwatch.EventOccupantRestored) != 3 || count(evs, mucwatch.EventRoomRestored) != 1 || len(evs) != 4 {
+		t.Fatalf("events %q, %d omitted", kinds(evs), omitted)
+	}
+	for _, e := range evs {
+		if e.Mark.Condition != psa.LocalDisconnected || e.Resent {
+			t.Fatalf("event %+v", e)
+		}
+	}
+	r := state(t, m)
+	if r.State != mucwatch.StateJoined || r.Stale || r.Occupants != 4 || r.StaleOccupants != 1 || len(r.Marks) != 0 {
+		t.Fatalf("room %+v", r)
+	}
+	if evs, _ := m.ClearDisconnected(-1); len(evs) != 0 {
+		t.Fatalf("a second ClearDisconnected: %q", kinds(evs))
+	}
+	checkModel(t, m)
+
+	// Bounded events: the room's are never left out.
+	m.MarkDisconnected()
+	evs, omitted = m.ClearDisconnected(0)
+	if kinds(evs) != "room-restored" || omitted != 4 {
+		t.Fatalf("events %q, %d omitted", kinds(evs), omitted)
+	}
+	checkModel(t, m)
+}
+
 func TestSpoofedAnnotations(t *testing.T) {
 	for _, tc := range []struct {
 		name, annotator string

@@ -80,3 +80,41 @@ func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (dst []Event, omi
 	}
 	return dst, omitted
 }
+
+// ClearDisconnected removes the psa.LocalDisconnected mark from every room
+// and occupant, for when the account's stream was resumed (XEP-0198) and
+// the stanzas the server kept meanwhile were applied: the service never saw
+// us leave, nothing was lost, and no occupant is swept. It returns an
+// EventOccupantRestored per occupant, bounded by maxBytes as
+// MarkDisconnectedUpTo, and an EventRoomRestored per room that is no longer
+// stale. Resent is false: there is nothing to check.
+func (m *Model) ClearDisconnected(maxBytes int) (dst []Event, omitted int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	by := m.account.Bare()
+	size := 0
+	for _, r := range m.rooms {
+		var c cause
+		if next, old, ok := r.marks.Without(by); ok {
+			r.marks = next
+			c.note(psa.MarkRemoved, old)
+		}
+		for _, o := range r.occupants {
+			next, old, ok := o.Marks.Without(by)
+			if !ok {
+				continue
+			}
+			m.setMarks(r, o, next)
+			if o.Self {
+				c.note(psa.MarkRemoved, old)
+			}
+			if !within(&size, o, maxBytes) {
+				omitted++
+				continue
+			}
+			dst = append(dst, Event{Kind: EventOccupantRestored, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: old})
+		}
+		dst = m.settle(dst, r, &c)
+	}
+	return dst, omitted
+}

@@ -82,7 +82,12 @@ func FuzzModel(f *testing.F) {
 			case 3:
 				m.MarkDisconnected()
 			case 4:
-				m.Sweep()
+				if arg&0x80 != 0 {
+					// A resumed stream (XEP-0198) instead of a sweep.
+					m.ClearDisconnected(int(arg&0x7f) * 64)
+				} else {
+					m.Sweep()
+				}
 			case 5:
 				sub := []string{"both", "to", "from", "none", "remove", "odd"}[int(op>>3)%6]
 				it := roster.Item{JID: jid.MustParse(bares[int(arg)%len(bares)]), Subscription: sub,

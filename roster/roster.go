@@ -728,3 +728,49 @@ func (m *Model) contactSnapshot(ci contactRef) Contact {
 func errLimit(what string, n int) error {
 	return fmt.Errorf("%w: %s capped at %d", ErrLimit, what, n)
 }
+
+// ClearDisconnected removes the psa.LocalDisconnected mark from every
+// resource, for when the account's stream was resumed (XEP-0198) and the
+// stanzas the server kept meanwhile were applied: nothing was lost, so every
+// entry is as current as before the drop, and no resource is swept. It
+// returns one EventRestored per resource, built only while their estimated
+// size stays within maxBytes (negative: no bound), as MarkDisconnectedUpTo
+// does; omitted counts the resources cleared without an event. Resent is
+// false: there is nothing to verify.
+func (m *Model) ClearDisconnected(maxBytes int) (evs []Event, omitted int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	by := m.account.Bare()
+	size := 0
+	for ci := range m.st.allContacts() {
+		stranger := m.isStranger(ci)
+		for ri := range m.st.resourcesOf(ci) {
+			r := m.st.resource(ri)
+			if !r.marked() {
+				continue
+			}
+			marks := m.readMarks(m.st.get(r.marks))
+			next, old, ok := marks.Without(by)
+			if !ok {
+				continue
+			}
+			if marks.Stale() && !next.Stale() {
+				m.stats.Stale--
+			}
+			prev := r.blockBytes()
+			m.scratch = m.appendMarks(m.scratch[:0], next)
+			r.marks = m.st.put(r.marks, m.scratch)
+			m.charge(ci, stranger, r.blockBytes()-prev)
+			if maxBytes >= 0 {
+				if size += m.eventBytes(ri); size > maxBytes {
+					omitted++
+					continue
+				}
+			}
+			snap := m.resourceSnapshot(ri, nil)
+			evs = append(evs, Event{Kind: EventRestored, JID: snap.JID, Resource: snap, Mark: old})
+		}
+	}
+	m.st.maybeShrink()
+	return evs, omitted
+}

@@ -419,6 +419,63 @@ func TestDisconnectAndSweep(t *testing.T) {
 	checkStats(t, m)
 }
 
+// Our own stream drops and is resumed (XEP-0198): the presences the server
+// kept meanwhile refresh their resources, ClearDisconnected makes every
+// other one fresh again without removing any, and the other marks stay.
+func TestDisconnectAndResume(t *testing.T) {
+	m, _ := newModel(t)
+	m.SetItems("", []roster.Item{{JID: juliet.Bare()}, {JID: jid.MustParse("nurse@capulet.lit")}})
+	m.ApplyPresence(pres(t, `<presence from="%s"/>`, juliet))
+	m.ApplyPresence(pres(t, `<presence from="nurse@capulet.lit/kitchen"/>`))
+	m.ApplyPresence(ann(t, "tybalt@capulet.lit/street", "montague.lit", "server-unavailable"))
+	m.MarkDisconnected()
+
+	// Replayed by the server: the nurse changed her status during the gap.
+	expect(t, m.ApplyPresence(pres(t, `<presence from="nurse@capulet.lit/kitchen"><show>away</show></presence>`)), "updated,restored")
+	evs, omitted := m.ClearDisconnected(-1)
+	if omitted != 0 {
+		t.Fatalf("omitted %d", omitted)
+	}
+	expect(t, evs, "restored,restored")
+	for _, e := range evs {
+		if e.Mark.Condition != psa.LocalDisconnected || e.Resent {
+			t.Fatalf("event %+v", e)
+		}
+		switch e.JID.String() {
+		case juliet.String():
+			if !e.Fresh() {
+				t.Fatalf("juliet still stale: %+v", e)
+			}
+		case "tybalt@capulet.lit/street":
+			// Its server's mark stays.
+			if e.Fresh() || len(e.Resource.Marks) != 1 || e.Resource.Marks[0].By.String() != "montague.lit" {
+				t.Fatalf("tybalt: %+v", e)
+			}
+		default:
+			t.Fatalf("unexpected event %+v", e)
+		}
+	}
+	if s := m.Stats(); s.Resources != 3 || s.Stale != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	if evs, _ := m.ClearDisconnected(-1); len(evs) != 0 {
+		t.Fatalf("a second ClearDisconnected: %+v", evs)
+	}
+	expect(t, m.Sweep(), "")
+	checkStats(t, m)
+
+	// Bounded events: every resource is cleared all the same.
+	m.MarkDisconnected()
+	evs, omitted = m.ClearDisconnected(0)
+	if len(evs) != 0 || omitted != 3 {
+		t.Fatalf("%d events, %d omitted", len(evs), omitted)
+	}
+	if s := m.Stats(); s.Stale != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	checkStats(t, m)
+}
+
 func TestItems(t *testing.T) {
 	m, _ := newModel(t)
 	nurse := jid.MustParse("nurse@capulet.lit")

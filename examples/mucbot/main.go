@@ -7,7 +7,7 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-admin romeo@montague.lit,...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-silence 15m] [-rejoin-delay 30s]
+//	PSAKIT_PASSWORD=secret mucbot -jid bot@montague.lit -room orchard@conference.montague.lit/bot [-room ...] [-admin romeo@montague.lit,...] [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-sm=false] [-silence 15m] [-rejoin-delay 30s]
 //
 // It answers !help, and !status: in a room (or in a private message through
 // it) with that room alone, fresh or stale and why, and its stale occupants
@@ -26,6 +26,10 @@
 // sits in: while a service is out of reach (our own server bounces the
 // ping, or nobody answers within 30 s) its rooms are stale, and when it
 // answers again mucbot self-pings them. 0 turns it off.
+//
+// -sm=false turns off stream management (XEP-0198), which mucbot uses when
+// the server offers it: after a short drop it resumes its session and stays
+// in its rooms without rejoining them.
 //
 // Ctrl-C leaves the rooms and exits.
 package main
@@ -174,7 +178,7 @@ func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) e
 // with their errors, so the reconnecting line says only when.
 func logConn(log *slog.Logger, e client.ConnEvent) {
 	switch e.Kind {
-	case client.ConnConnected, client.ConnDisconnected:
+	case client.ConnConnected, client.ConnResumed, client.ConnDisconnected:
 	case client.ConnReconnecting:
 		log.Info("reconnecting", "attempt", e.Attempt, "in", e.Delay.Round(time.Millisecond))
 	case client.ConnResynced:

@@ -112,6 +112,8 @@ func TestJSONSchema(t *testing.T) {
 			`"event":"reconnecting","attempt":3,"delay":"1.5s","error":"connection refused"}`},
 		{connRecord(now, client.ConnEvent{Kind: client.ConnResynced}),
 			`"event":"resynced","swept":0}`},
+		{connRecord(now, client.ConnEvent{Kind: client.ConnResumed, JID: jid.MustParse("romeo@montague.lit/watch")}),
+			`"event":"resumed","jid":"romeo@montague.lit/watch"}`},
 		{connRecord(now, client.ConnEvent{Kind: client.ConnClosed}),
 			`"event":"closed"}`},
 		{verifyRecord(now, client.VerifyResult{JID: juliet, Outcome: client.VerifyGone, Err: errors.New("item-not-found")}),

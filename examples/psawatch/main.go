@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-json] [-room room@service/nick ...]
+//	PSAKIT_PASSWORD=secret psawatch -jid romeo@montague.lit [-addr host:port] [-tls starttls|direct|none] [-insecure] [-keepalive 30s] [-remote-check 5m] [-sm=false] [-json] [-room room@service/nick ...]
 //
 // -keepalive sets how long the connection may stay silent before psawatch
 // pings its server (and how long it then waits for the answer, at most
@@ -17,6 +17,11 @@
 // server without XEP-0310 support never reports: while a domain is out of
 // reach its entries are stale, by psakit's own word (annotator
 // DOMAIN/psakit-inferred). 0 turns it off.
+//
+// -sm=false turns off stream management (XEP-0198), which psawatch uses
+// when the server offers it: after a short drop it resumes its session, the
+// server replays what it missed, and every entry is fresh again without a
+// roster fetch or a rejoin ("resumed" instead of "connected").
 //
 // The password comes from the environment variable PSAKIT_PASSWORD, or is
 // asked for on the terminal. Ctrl-C leaves the rooms, sends unavailable
@@ -92,9 +97,10 @@
 //
 //	event          fields
 //	connected      jid (the bound full JID)
+//	resumed        jid: the session that dropped was resumed (stream management), nothing lost
 //	disconnected   error
 //	reconnecting   attempt, delay (e.g. "1.5s"), error (why the previous attempt ended)
-//	resynced       swept: resources removed because the server did not send them again
+//	resynced       swept: resources removed because the server did not send them again (0 after resumed)
 //	closed         error, if psawatch stopped for one
 //	verify-alive, verify-gone, verify-unknown, verify-probed
 //	               jid, error: a restored resource checked with a ping or probe

@@ -1,5 +1,5 @@
 // Package cliconn holds the connection flags the example programs share:
-// -jid, -addr, -tls, -insecure, -keepalive, and the password from PSAKIT_PASSWORD or a
+// -jid, -addr, -tls, -insecure, -keepalive, -remote-check, -sm, and the password from PSAKIT_PASSWORD or a
 // prompt.
 package cliconn
 
@@ -37,6 +37,9 @@ type Flags struct {
 	// how often remote domains with available contacts or rooms are pinged
 	// to find outages no server reports. 0 is off.
 	RemoteCheck time.Duration
+	// SM is -sm: use XEP-0198 stream management when the server offers it
+	// (client.WithStreamManagement), so that a short drop is resumed.
+	SM bool
 }
 
 // Register defines the flags on fs.
@@ -51,6 +54,8 @@ func Register(fs *flag.FlagSet) *Flags {
 			client.DefaultKeepaliveTimeout.String()+"); 0 is off")
 	fs.DurationVar(&f.RemoteCheck, "remote-check", client.DefaultRemoteCheck,
 		"ping each remote domain with available contacts or rooms this often, and mark their entries stale while it is unreachable; 0 is off")
+	fs.BoolVar(&f.SM, "sm", true,
+		"use stream management (XEP-0198) when the server offers it: resume the session after a short drop instead of resyncing everything")
 	return f
 }
 
@@ -115,6 +120,7 @@ func (f *Flags) Options(account jid.JID) ([]client.Option, error) {
 		return nil, &FlagError{Flag: "remote-check", Value: f.RemoteCheck.String(), Problem: "want a duration of 0 (off) or more"}
 	}
 	opts = append(opts, client.WithRemoteCheck(f.RemoteCheck))
+	opts = append(opts, client.WithStreamManagement(f.SM))
 	if r := account.Resourcepart(); r != "" {
 		opts = append(opts, client.WithResource(r))
 	}

@@ -52,3 +52,21 @@ func TestDurationFlags(t *testing.T) {
 		}
 	}
 }
+
+// -sm is on unless turned off.
+func TestSMFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{{nil, true}, {[]string{"-sm=false"}, false}, {[]string{"-sm"}, true}} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		f := Register(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if f.SM != tc.want {
+			t.Errorf("%v: -sm = %v", tc.args, f.SM)
+		}
+	}
+}

@@ -2,9 +2,11 @@ package e2e_test
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,14 +42,22 @@ func TestDirectTLS(t *testing.T) {
 		t.Fatalf("connected to %s, want the direct TLS port %s", got, mont.C2SDirectTLSAddr)
 	}
 	jfull := juliet.JID()
-	// The session's connection is the client's stanza limiter around the
-	// TLS connection.
-	conn, ok := romeo.Session().Conn().(interface{ NetConn() net.Conn })
-	if !ok {
-		t.Fatalf("the session runs over %T, not the stanza limiter", romeo.Session().Conn())
+	// The session's connection is stream management's counter around the
+	// client's stanza limiter around the TLS connection.
+	var chain []string
+	for c := romeo.Session().Conn(); ; {
+		chain = append(chain, fmt.Sprintf("%T", c))
+		if _, ok := c.(*tls.Conn); ok {
+			break
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			t.Fatalf("the session runs over %v, not TLS", chain)
+		}
+		c = u.NetConn()
 	}
-	if _, ok := conn.NetConn().(*tls.Conn); !ok {
-		t.Fatalf("the session runs over %T, not TLS", conn.NetConn())
+	if got := strings.Join(chain, " > "); got != "*sm.Conn > *client.limitConn > *tls.Conn" {
+		t.Fatalf("the session runs over %s", got)
 	}
 	if st := romeo.Session().ConnectionState(); !st.HandshakeComplete || st.ServerName != montague || len(st.PeerCertificates) == 0 ||
 		st.PeerCertificates[0].VerifyHostname(montague) != nil {

@@ -14,7 +14,8 @@ import (
 // so only the client's keepalive can tell. With the keepalive at 5 s (what
 // the examples' -keepalive 5s sets) the client takes the connection for
 // dead, marks juliet local-disconnected, and keeps trying to reconnect;
-// after the thaw it reconnects and juliet is restored.
+// after the thaw it reconnects, resumes its session (the server kept it,
+// XEP-0198) and juliet is restored.
 func TestOwnServerFrozen(t *testing.T) {
 	t.Parallel()
 	n := shakespeare(t, nil)
@@ -45,9 +46,13 @@ func TestOwnServerFrozen(t *testing.T) {
 	mark = rec.mark()
 	thawed := time.Now()
 	must(t, mont.Thaw())
-	e, _ = rec.waitFrom(ctx, t, mark, "connected again", connEvent(client.ConnConnected))
-	timing(t, "thaw -> connected", e.at.Sub(thawed))
+	// The thawed server still has the session (XEP-0198): it is resumed.
+	e, _ = rec.waitFrom(ctx, t, mark, "resumed", connEvent(client.ConnResumed))
+	timing(t, "thaw -> resumed", e.at.Sub(thawed))
 	rec.waitFrom(ctx, t, mark, "juliet restored", marked(roster.EventRestored, jfull, psa.LocalDisconnected, self))
+	if c := rec.count(mark, connEvent(client.ConnConnected)); c != 0 {
+		t.Errorf("%d new sessions after the thaw, want the old one resumed", c)
+	}
 	if r := resource(t, romeo, jfull); !r.Fresh() || r.StatusText() != "Ay me!" {
 		t.Errorf("juliet after the thaw: %+v", r)
 	}

@@ -79,6 +79,7 @@ type Manager struct {
 	outcome Outcome
 	expect  string        // "enable" or "resume" while negotiating that: the answers accepted
 	acked   chan struct{} // closed and replaced on every <a/> read
+	sent    chan struct{} // signalled (never blocking) on every stanza queued
 }
 
 // NewManager returns a Manager for a new logical session.
@@ -87,7 +88,7 @@ func NewManager(cfg ManagerConfig) *Manager {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, state: New(cfg.Config), log: l, acked: make(chan struct{})}
+	return &Manager{cfg: cfg, state: New(cfg.Config), log: l, acked: make(chan struct{}), sent: make(chan struct{}, 1)}
 }
 
 // State returns the Manager's state.
@@ -161,6 +162,9 @@ func (c *Conn) isActive() bool {
 	defer c.m.mu.Unlock()
 	return c.active
 }
+
+// NetConn returns the wrapped connection, as tls.Conn.NetConn does.
+func (c *Conn) NetConn() net.Conn { return c.Conn }
 
 // ConnectionState returns the TLS state of the wrapped connection, so that
 // mellium sees TLS (channel binding) through the wrapper.
@@ -336,7 +340,19 @@ func (m *Manager) written(t Top) {
 		raw = nil
 	}
 	m.unacked(m.state.Sent(raw), ErrQueueFull)
+	if m.state.Active() {
+		select {
+		case m.sent <- struct{}{}:
+		default:
+		}
+	}
 }
+
+// Sent returns a channel that receives a value after stanzas were sent and
+// queued for acknowledgement (at most one value waits, however many were
+// sent): the moment to plan an <r/>, so that the queue empties while the
+// stream is busy, which the idle keepalive alone would not do.
+func (m *Manager) Sent() <-chan struct{} { return m.sent }
 
 // Handler wraps h: the server's <r/> is answered with <a/>, its <a/> (taken
 // into account as it was read) is consumed; everything else goes to h.

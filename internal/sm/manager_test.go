@@ -499,3 +499,36 @@ func TestPing(t *testing.T) {
 		t.Fatalf("Ping to a deaf server = %v, want the context's error", err)
 	}
 }
+
+// Sent signals stanzas queued on a managed stream, the client's cue to ask
+// for an acknowledgement, and nothing on a stream without stream
+// management.
+func TestSentSignal(t *testing.T) {
+	for _, offered := range []bool{false, true} {
+		t.Run(fmt.Sprint("offered=", offered), func(t *testing.T) {
+			var opts []psatest.Option
+			if offered {
+				opts = append(opts, psatest.WithStreamManagement(time.Minute))
+			}
+			ctx, srv := setup(t, opts...)
+			m := newManager(nil, nil)
+			c := connect(ctx, t, srv, m)
+			sess, err := srv.WaitSession(ctx, romeo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.message(ctx, t, "m1")
+			nextNamed(ctx, t, sess, "message")
+			select {
+			case <-m.Sent():
+				if !offered {
+					t.Fatal("Sent signalled without stream management")
+				}
+			default:
+				if offered {
+					t.Fatal("no Sent signal after a stanza was queued")
+				}
+			}
+		})
+	}
+}

@@ -31,7 +31,9 @@ import (
 //     the resumed stream): the server answers <resumed h/>, then writes what
 //     the client had not acknowledged, oldest first, before anything new. While
 //     it hibernates, Session.Next returns ErrSessionClosed once nothing
-//     recorded matches.
+//     recorded matches. A resumption of a session whose connection the
+//     server has not seen fail (a client that gave up on a silent link)
+//     takes it over, as Prosody does: the old connection is closed first.
 //   - After hibernate (0: until Session.Expire, Restart or Close) the session
 //     ends as a dropped one does; a later <resume/> is answered with
 //     <failed h/> and <item-not-found/>, and the client binds anew. Expire
@@ -101,6 +103,7 @@ func (s *Server) smFeature(c *conn, user func() string, bindF xmpp.StreamFeature
 			if !ok {
 				return 0, nil, fmt.Errorf("psatest: expected <resume/>, got %T", el)
 			}
+			s.detach(c, user(), req.PrevID)
 			answer, sess := s.resume(c, user(), req)
 			w := ms.TokenWriter()
 			_, err = xmlstream.Copy(w, answer.TokenReader())
@@ -118,6 +121,24 @@ func (s *Server) smFeature(c *conn, user func() string, bindF xmpp.StreamFeature
 			resumed(sess)
 			return xmpp.Ready, nil, nil
 		},
+	}
+}
+
+// detach closes the connection of the session previd of user when it still
+// has one, as Prosody does when a client resumes a session whose old
+// connection the server has not seen fail, and waits until the session
+// hibernates (or ends).
+func (s *Server) detach(c *conn, user, previd string) {
+	s.mu.Lock()
+	var old *conn
+	if sess := s.sm.byID[previd]; sess != nil && sess.jid.Localpart() == user && !sess.ended && sess.sm != nil && !sess.sm.hibernating && sess.c != c {
+		old = sess.c
+	}
+	s.mu.Unlock()
+	if old != nil {
+		s.log.Info("psatest: resumption takes over a connection", "previd", previd)
+		old.raw.Close()
+		<-old.done
 	}
 }
 

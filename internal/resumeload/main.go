@@ -1,0 +1,428 @@
+// Command resumeload measures what a short drop of the client's own TCP
+// connection costs, with and without XEP-0198 stream management: the
+// stream management figure of RELIABILITY.md.
+//
+// It starts montague.lit (with its MUC service) with internal/prosodytest,
+// gives romeo@montague.lit -contacts contacts on montague.lit (subscription
+// both), all online (one raw client session each, without caps), puts
+// -occupants of them in each of -rooms rooms, and connects romeo, a psakit
+// client (package client), through a loopback proxy that can cut the TCP
+// connection both ways without a stream close, as a network failure does.
+// Once romeo has every contact and every occupant, it cuts the connection
+// for -gap, refusing reconnections meanwhile, then lets them through, and
+// reports:
+//
+//   - stanzas: the top-level elements (stanzas and stream management
+//     elements) the server sent romeo on the new connection, from the
+//     reconnection until ConnResynced, and their bytes;
+//   - reconnected: from letting connections through to ConnResumed or
+//     ConnConnected;
+//   - fresh: from letting connections through until every roster entry and
+//     every room and occupant is fresh again (none stale, all there);
+//   - resynced: until ConnResynced (after the settle window without stream
+//     management, at once after a resumption).
+//
+// The client reconnects after 100 to 200 ms (WithReconnect), so that its
+// backoff does not dominate what is measured; the settle window is the
+// default 10 s. mod_psa is loaded unless -psa=false: while romeo's session
+// hibernates it annotates his presence to each of his contacts, and clears
+// the annotation when the session is resumed, before Prosody answers.
+//
+//	PSAKIT_PROSODY=0.12 go run ./internal/resumeload -runs 3
+//	PSAKIT_PROSODY=13 go run ./internal/resumeload -runs 3
+//
+// Nothing here is a test: the figures are measured, never asserted. The
+// freshness is checked every 5 ms, the resolution of "fresh".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+
+	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/prosodytest"
+	"github.com/psakit/psakit/internal/rawclient"
+	"github.com/psakit/psakit/internal/sm"
+)
+
+const (
+	montague   = prosodytest.Montague
+	conference = prosodytest.Conference
+	pw         = prosodytest.Password
+)
+
+type config struct {
+	contacts, rooms, occupants int
+	gap                        time.Duration
+	runs, parallel             int
+	timeout                    time.Duration
+	log                        bool
+	psa                        bool
+}
+
+func main() {
+	var cfg config
+	flag.IntVar(&cfg.contacts, "contacts", 2000, "romeo's contacts, all online")
+	flag.IntVar(&cfg.rooms, "rooms", 3, "rooms romeo is in")
+	flag.IntVar(&cfg.occupants, "occupants", 100, "other occupants per room (contacts; at most contacts/rooms)")
+	flag.DurationVar(&cfg.gap, "gap", 5*time.Second, "how long the connection stays cut")
+	flag.IntVar(&cfg.runs, "runs", 1, "runs per mode, each with a fresh server")
+	flag.IntVar(&cfg.parallel, "connect", 16, "contacts connecting at a time")
+	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "bound of one run")
+	flag.BoolVar(&cfg.psa, "psa", true, "load mod_psa (which annotates romeo's presence to his contacts while his session hibernates)")
+	flag.BoolVar(&cfg.log, "log", false, "log the client's reports (level debug) to stderr")
+	flag.Parse()
+	if cfg.occupants*cfg.rooms > cfg.contacts {
+		fmt.Fprintln(os.Stderr, "resumeload: -occupants x -rooms must not exceed -contacts")
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "resumeload:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	sm                           bool
+	resumed                      bool
+	stanzas, bytes               int64
+	reconnected, fresh, resynced time.Duration
+	swept                        int
+}
+
+func run(cfg config) error {
+	ins, err := prosodytest.Installations()
+	if len(ins) == 0 {
+		return err
+	}
+	in := ins[0]
+	fmt.Printf("# resumeload: %v, mod_psa %v, %d contacts, %d rooms x %d occupants, gap %v, %d runs per mode\n",
+		in, cfg.psa, cfg.contacts, cfg.rooms, cfg.occupants, cfg.gap, cfg.runs)
+	fmt.Printf("# %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("%-8s %-8s %9s %11s %12s %10s %10s %6s\n", "sm", "outcome", "stanzas", "bytes", "reconnected", "fresh", "resynced", "swept")
+	byMode := map[bool][]result{}
+	for r := range cfg.runs {
+		for _, on := range []bool{true, false} {
+			res, err := oneRun(cfg, on)
+			if err != nil {
+				return fmt.Errorf("run %d (sm %v): %w", r+1, on, err)
+			}
+			outcome := "new"
+			if res.resumed {
+				outcome = "resumed"
+			}
+			fmt.Printf("%-8v %-8s %9d %11d %12v %10v %10v %6d\n", on, outcome, res.stanzas, res.bytes,
+				res.reconnected.Round(time.Millisecond), res.fresh.Round(time.Millisecond), res.resynced.Round(time.Millisecond), res.swept)
+			byMode[on] = append(byMode[on], res)
+		}
+	}
+	for _, on := range []bool{true, false} {
+		rs := byMode[on]
+		med := func(f func(result) time.Duration) time.Duration {
+			ds := make([]time.Duration, len(rs))
+			for i, r := range rs {
+				ds[i] = f(r)
+			}
+			slices.Sort(ds)
+			return ds[len(ds)/2].Round(time.Millisecond)
+		}
+		fmt.Printf("# median sm=%v: reconnected %v, fresh %v, resynced %v\n", on,
+			med(func(r result) time.Duration { return r.reconnected }),
+			med(func(r result) time.Duration { return r.fresh }),
+			med(func(r result) time.Duration { return r.resynced }))
+	}
+	return nil
+}
+
+func contactName(i int) string { return fmt.Sprintf("c%04d", i) }
+
+func roomJID(k int) string { return fmt.Sprintf("room%d@%s", k, conference) }
+
+func oneRun(cfg config, smOn bool) (result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+	defer cancel()
+	romeoRoster := make(map[string]string, cfg.contacts)
+	users := map[string]string{"romeo": pw}
+	rosters := map[string]map[string]string{"romeo": romeoRoster}
+	for i := range cfg.contacts {
+		name := contactName(i)
+		romeoRoster[name+"@"+montague] = "both"
+		users[name] = pw
+		rosters[name] = map[string]string{"romeo@" + montague: "both"}
+	}
+	network, err := prosodytest.NewNetwork(ctx, nil, prosodytest.Spec{
+		Domain: montague, MUC: conference, Users: users, Roster: rosters, WithoutPSA: !cfg.psa,
+		ExtraConfig: `log = { { levels = { min = "info" }, to = "console" } }`,
+	})
+	if err != nil {
+		return result{}, err
+	}
+	defer network.Close()
+	mont := network.Server(montague)
+
+	// The contacts, online; the first rooms*occupants of them in the rooms.
+	contacts := make([]*rawclient.Client, cfg.contacts)
+	defer func() {
+		for _, c := range contacts {
+			if c != nil {
+				_ = c.Close()
+			}
+		}
+	}()
+	sem := make(chan struct{}, cfg.parallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range cfg.contacts {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			c, err := rawclient.Dial(ctx, rawclient.Config{Addr: mont.C2SAddr, Domain: montague, User: contactName(i), Password: pw, Resource: "r", NoCaps: true})
+			if err == nil {
+				err = c.SendPresence(ctx, "")
+			}
+			if err == nil && i < cfg.rooms*cfg.occupants {
+				err = c.JoinMUC(ctx, roomJID(i/cfg.occupants), contactName(i))
+			}
+			mu.Lock()
+			contacts[i] = c
+			if err != nil && firstErr == nil {
+				firstErr = fmt.Errorf("contact %d: %w", i, err)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return result{}, firstErr
+	}
+
+	p, err := newProxy(mont.C2SAddr)
+	if err != nil {
+		return result{}, err
+	}
+	defer p.close()
+	conn := make(chan client.ConnEvent, 100)
+	logger := slog.New(slog.DiscardHandler)
+	if cfg.log {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	romeo, err := client.Dial(ctx, jid.MustParse("romeo@"+montague), pw,
+		client.WithAddress(p.addr()), client.WithTLS(client.PlainText), client.WithResource("lane"),
+		client.WithReconnect(100*time.Millisecond, 200*time.Millisecond),
+		client.WithStreamManagement(smOn),
+		client.WithLogger(logger),
+		client.OnConnection(func(e client.ConnEvent) { conn <- e }))
+	if err != nil {
+		return result{}, err
+	}
+	defer romeo.Close()
+	for k := range cfg.rooms {
+		if err := romeo.Join(ctx, jid.MustParse(roomJID(k)+"/Romeo")); err != nil {
+			return result{}, err
+		}
+	}
+	fresh := func() bool {
+		s := romeo.Roster().Stats()
+		if s.Resources != cfg.contacts || s.Stale != 0 {
+			return false
+		}
+		for k := range cfg.rooms {
+			r, ok := romeo.Rooms().Room(jid.MustParse(roomJID(k)))
+			if !ok || r.Stale || r.StaleOccupants != 0 || r.Occupants != cfg.occupants+1 {
+				return false
+			}
+		}
+		return true
+	}
+	if err := poll(ctx, fresh); err != nil {
+		return result{}, fmt.Errorf("waiting for the population: %w", err)
+	}
+	time.Sleep(time.Second) // quiet
+
+	p.cut()
+	if err := waitConn(ctx, conn, client.ConnDisconnected); err != nil {
+		return result{}, err
+	}
+	time.Sleep(cfg.gap)
+	p.restore(true)
+	restored := time.Now()
+	if cfg.log {
+		logger.Info("resumeload: connections let through")
+	}
+	var res result
+	res.sm = smOn
+	e, err := waitConnAny(ctx, conn, client.ConnResumed, client.ConnConnected)
+	if err != nil {
+		return result{}, err
+	}
+	res.reconnected = time.Since(restored)
+	res.resumed = e.Kind == client.ConnResumed
+	if err := poll(ctx, fresh); err != nil {
+		return result{}, fmt.Errorf("waiting for freshness: %w", err)
+	}
+	res.fresh = time.Since(restored)
+	e, err = waitConnAny(ctx, conn, client.ConnResynced)
+	if err != nil {
+		return result{}, err
+	}
+	res.resynced = time.Since(restored)
+	res.swept = e.Swept
+	res.stanzas, res.bytes = p.counts()
+	return res, nil
+}
+
+func poll(ctx context.Context, cond func() bool) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func waitConn(ctx context.Context, ch <-chan client.ConnEvent, kind client.ConnEventKind) error {
+	_, err := waitConnAny(ctx, ch, kind)
+	return err
+}
+
+func waitConnAny(ctx context.Context, ch <-chan client.ConnEvent, kinds ...client.ConnEventKind) (client.ConnEvent, error) {
+	for {
+		select {
+		case e := <-ch:
+			if slices.Contains(kinds, e.Kind) {
+				return e, nil
+			}
+			if e.Kind == client.ConnClosed {
+				return e, errors.New("the client stopped")
+			}
+		case <-ctx.Done():
+			return client.ConnEvent{}, fmt.Errorf("waiting for %v: %w", kinds, ctx.Err())
+		}
+	}
+}
+
+// proxy forwards the client's connections to the server; cut closes them
+// all and refuses new ones until restore, and it counts the top-level
+// elements the server sends on the connections accepted after a restore
+// that asked for it.
+type proxy struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	down     bool
+	counting bool
+	conns    map[net.Conn]struct{}
+
+	elements, bytes atomic.Int64
+}
+
+func newProxy(target string) (*proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		down, counting := p.down, p.counting
+		p.mu.Unlock()
+		if down {
+			_ = c.Close()
+			continue
+		}
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go func() {
+			defer p.wg.Done()
+			_, _ = io.Copy(up, c)
+			_ = up.Close()
+			_ = c.Close()
+		}()
+		go func() {
+			defer p.wg.Done()
+			var w io.Writer = c
+			if counting {
+				w = &counter{w: c, p: p}
+			}
+			_, _ = io.Copy(w, up)
+			_ = up.Close()
+			_ = c.Close()
+		}()
+	}
+}
+
+// counter counts the top-level elements written through it.
+type counter struct {
+	w  io.Writer
+	p  *proxy
+	sc sm.Scanner
+}
+
+func (c *counter) Write(b []byte) (int, error) {
+	c.p.bytes.Add(int64(len(b)))
+	c.sc.Feed(b, func(sm.Top) { c.p.elements.Add(1) })
+	return c.w.Write(b)
+}
+
+func (p *proxy) counts() (elements, bytes int64) { return p.elements.Load(), p.bytes.Load() }
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *proxy) restore(count bool) {
+	p.mu.Lock()
+	p.down, p.counting = false, count
+	p.mu.Unlock()
+}
+
+func (p *proxy) close() {
+	_ = p.ln.Close()
+	p.cut()
+	p.wg.Wait()
+}
