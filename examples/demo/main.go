@@ -30,7 +30,7 @@ import (
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/client"
-	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/client/clientflag"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
 	"github.com/psakit/psakit/psa"
@@ -57,7 +57,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	cancel()
-	code := cliconn.ExitCode(err)
+	code := clientflag.ExitCode(err)
 	if code == 1 {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 	}
@@ -305,7 +305,7 @@ func isConn(kind client.ConnEventKind) func(event) bool {
 func run(ctx context.Context, args []string, w, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := cliconn.Parse(fs, about, args); err != nil {
+	if err := clientflag.Parse(fs, about, args); err != nil {
 		return err
 	}
 	srv := psatest.NewServer(psatest.WithUser("romeo", password), psatest.WithMUC(mucDomain))

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/client/clientflag"
 	"github.com/psakit/psakit/internal/clitest"
 )
 
@@ -24,7 +24,7 @@ func TestUsage(t *testing.T) {
 	} {
 		var stdout, stderr strings.Builder
 		err := run(context.Background(), tc.args, &stdout, &stderr)
-		if got := cliconn.ExitCode(err); got != tc.code {
+		if got := clientflag.ExitCode(err); got != tc.code {
 			t.Errorf("%q: exit status %d (%v), want %d", tc.args, got, err, tc.code)
 		}
 		for _, w := range tc.want {

@@ -24,14 +24,14 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/client/clientflag"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	code := cliconn.ExitCode(err)
+	code := clientflag.ExitCode(err)
 	if code == 1 {
 		fmt.Fprintln(os.Stderr, "localnet:", err)
 	}
@@ -62,7 +62,7 @@ Usage:
 func run(ctx context.Context, args []string, in io.Reader, out, stderr io.Writer) error {
 	fs := flag.NewFlagSet("localnet", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	if err := cliconn.Parse(fs, about, args); err != nil {
+	if err := clientflag.Parse(fs, about, args); err != nil {
 		return err
 	}
 	fmt.Fprintln(out, "localnet: starting montague.lit and capulet.lit...")

@@ -47,7 +47,7 @@ import (
 	"time"
 
 	"github.com/psakit/psakit/client"
-	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/client/clientflag"
 	"github.com/psakit/psakit/mucwatch"
 )
 
@@ -55,7 +55,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stderr)
 	stop()
-	code := cliconn.ExitCode(err)
+	code := clientflag.ExitCode(err)
 	if code == 1 {
 		fmt.Fprintln(os.Stderr, "mucbot:", err)
 	}
@@ -92,21 +92,21 @@ const joinTimeout = 30 * time.Second
 func run(ctx context.Context, args []string, stdin *os.File, stderr io.Writer) error {
 	fs := flag.NewFlagSet("mucbot", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	conn := cliconn.Register(fs)
-	rooms := cliconn.RegisterRooms(fs)
+	conn := clientflag.Register(fs)
+	rooms := clientflag.RegisterRooms(fs)
 	silence := fs.Duration("silence", client.DefaultSilence, "self-ping a room after this long without traffic from it")
 	rejoinDelay := fs.Duration("rejoin-delay", client.DefaultRejoinDelay, "wait this long before rejoining a room that removed us for technical reasons")
 	var admin admins
 	fs.Var(&admin, "admin", "`JID,...` that get !status about every room in direct chat, besides the bot's own account (repeatable)")
-	if err := cliconn.Parse(fs, about, args); err != nil {
+	if err := clientflag.Parse(fs, about, args); err != nil {
 		return err
 	}
 	if len(*rooms) == 0 {
-		return cliconn.Usage(fs, errors.New("give at least one -room room@service/nick"))
+		return clientflag.Usage(fs, errors.New("give at least one -room room@service/nick"))
 	}
 	account, opts, password, err := conn.Connection(stdin, stderr)
-	if errors.Is(err, cliconn.ErrUsage) {
-		return cliconn.Usage(fs, err)
+	if errors.Is(err, clientflag.ErrUsage) {
+		return clientflag.Usage(fs, err)
 	}
 	if err != nil {
 		return err

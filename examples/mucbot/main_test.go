@@ -12,7 +12,7 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 
-	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/client/clientflag"
 	"github.com/psakit/psakit/internal/leaktest"
 	"github.com/psakit/psakit/psa"
 	"github.com/psakit/psakit/psa/psatest"
@@ -327,7 +327,7 @@ func TestMucbotEveryJoinFailed(t *testing.T) {
 		all = append(all, l)
 	}
 	err := <-done
-	if err == nil || cliconn.ExitCode(err) != 1 {
+	if err == nil || clientflag.ExitCode(err) != 1 {
 		t.Fatalf("run: %v", err)
 	}
 	for _, room := range []string{"orchard@muc.montague.lit", "garden@muc.montague.lit"} {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/client/clientflag"
 )
 
 // -h says what mucbot does and where the password comes from; a wrong
@@ -27,7 +27,7 @@ func TestUsage(t *testing.T) {
 	} {
 		var stderr strings.Builder
 		err := run(context.Background(), tc.args, os.Stdin, &stderr)
-		if got := cliconn.ExitCode(err); got != tc.code {
+		if got := clientflag.ExitCode(err); got != tc.code {
 			t.Errorf("%q: exit status %d (%v), want %d", tc.args, got, err, tc.code)
 		}
 		for _, w := range tc.want {

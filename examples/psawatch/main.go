@@ -129,7 +129,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/psakit/psakit/client"
-	"github.com/psakit/psakit/internal/cliconn"
+	"github.com/psakit/psakit/client/clientflag"
 )
 
 // joinTimeout bounds the wait for a room's answer to our join.
@@ -139,7 +139,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	code := cliconn.ExitCode(err)
+	code := clientflag.ExitCode(err)
 	if code == 1 {
 		// The error may carry a server's text.
 		fmt.Fprintln(os.Stderr, "psawatch:", clean(err.Error()))
@@ -173,15 +173,15 @@ func isTerminal(w io.Writer) bool {
 func run(ctx context.Context, args []string, stdin *os.File, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("psawatch", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	conn := cliconn.Register(fs)
+	conn := clientflag.Register(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per event instead of a table")
-	rooms := cliconn.RegisterRooms(fs)
-	if err := cliconn.Parse(fs, about, args); err != nil {
+	rooms := clientflag.RegisterRooms(fs)
+	if err := clientflag.Parse(fs, about, args); err != nil {
 		return err
 	}
 	account, opts, password, err := conn.Connection(stdin, stderr)
-	if errors.Is(err, cliconn.ErrUsage) {
-		return cliconn.Usage(fs, err)
+	if errors.Is(err, clientflag.ErrUsage) {
+		return clientflag.Usage(fs, err)
 	}
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package cliconn
+package clientflag
 
 import (
 	"flag"

@@ -1,7 +1,26 @@
-// Package cliconn holds the connection flags the example programs share:
-// -jid, -addr, -tls, -insecure, -keepalive, -remote-check, -sm, and the password from PSAKIT_PASSWORD or a
-// prompt.
-package cliconn
+// Package clientflag gives a command-line program built on package client
+// the flags it needs to connect, and the conventions of psakit's example
+// programs: -jid (with an optional resource), -addr, -tls, -insecure,
+// -keepalive, -remote-check, -sm and a repeatable -room; the password from
+// $PSAKIT_PASSWORD or a prompt that does not echo; -h printing what the
+// program does, and exit status 2 for a wrong command line.
+//
+// A program registers the flags on its flag.FlagSet, parses with Parse,
+// and passes what Flags.Connection returns to client.Dial:
+//
+//	fs := flag.NewFlagSet("mybot", flag.ContinueOnError)
+//	conn := clientflag.Register(fs)
+//	rooms := clientflag.RegisterRooms(fs)
+//	if err := clientflag.Parse(fs, about, os.Args[1:]); err != nil {
+//		os.Exit(clientflag.ExitCode(err))
+//	}
+//	account, opts, password, err := conn.Connection(os.Stdin, os.Stderr)
+//	...
+//	c, err := client.Dial(ctx, account, password, opts...)
+//
+// Errors in flag values are *FlagError, which says which flag, the value,
+// and what is wrong with it in words, and matches ErrUsage.
+package clientflag
 
 import (
 	"bufio"
@@ -25,9 +44,16 @@ const PasswordEnv = "PSAKIT_PASSWORD"
 
 // Flags are the connection flags.
 type Flags struct {
-	JID      string
-	Addr     string
-	TLS      string
+	// JID is -jid, the account: user@domain, or user@domain/resource to
+	// ask for that resource.
+	JID string
+	// Addr is -addr, a host:port to connect to instead of the domain's SRV
+	// records.
+	Addr string
+	// TLS is -tls: starttls (the default), direct, or none (plain text,
+	// which package client allows on loopback addresses only).
+	TLS string
+	// Insecure is -insecure: the server's certificate is not verified.
 	Insecure bool
 	// Keepalive is the -keepalive interval: after that long without
 	// hearing from the server the client pings it, and waits as long again
