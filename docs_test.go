@@ -2,9 +2,12 @@ package psakit_test
 
 import (
 	"bufio"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -68,5 +71,36 @@ func TestDocsCiteNothingPrivate(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The example programs use only the public API (their tests may use
+// more), so that users can copy them out of the repository and build them.
+func TestExamplesUsePublicAPI(t *testing.T) {
+	files, err := filepath.Glob("examples/*/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no example programs found")
+	}
+	fset := token.NewFileSet()
+	for _, path := range files {
+		if strings.HasSuffix(path, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			p, err := strconv.Unquote(imp.Path.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(p, "/internal/") || strings.HasSuffix(p, "/internal") {
+				t.Errorf("%s imports %s, which users cannot import from a copy of it", path, p)
+			}
+		}
 	}
 }

@@ -31,7 +31,7 @@
 // uses the first; Network.Prosody says which, for the few tests whose
 // expectations depend on the version.
 //
-// Programs that are not tests (examples/localnet) use NewNetwork, which
+// Programs that are not tests (cmd/localnet) use NewNetwork, which
 // returns errors instead of failing a test, and stop the servers with Close.
 package prosodytest
 

@@ -6,7 +6,7 @@
 // that play outages: cut and heal the link between the servers, kill and
 // restart a server, pause and resume a user's session (XEP-0198).
 //
-//	go run ./examples/localnet
+//	go run ./cmd/localnet
 //
 // It needs Prosody (Debian: apt-get install prosody); it never uses the
 // system's configuration, only loopback addresses and free ports, never the
@@ -54,7 +54,7 @@ configuration, and listens only on loopback addresses and free ports.
 
 Usage:
 
-  go run ./examples/localnet
+  go run ./cmd/localnet
 `
 
 // run parses args, starts the network, prints the instructions and runs
