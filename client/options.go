@@ -97,7 +97,7 @@ type config struct {
 	verify     VerifyPolicy
 	verifyRate float64
 
-	remoteCheck   time.Duration // WithRemoteCheck; <= 0: off
+	remoteCheck   time.Duration // WithRemoteCheck, DefaultRemoteCheck unless set; <= 0: off
 	remoteTimeout time.Duration // RemoteCheckTimeout when 0; tests shorten it
 
 	log         *slog.Logger
@@ -125,6 +125,7 @@ func newConfig(opts []Option) config {
 		verify:            VerifyPing,
 		verifyRate:        DefaultVerifyRate,
 		roomPolicy:        DefaultRoomPolicy(),
+		remoteCheck:       DefaultRemoteCheck,
 	}
 	for _, o := range opts {
 		if o != nil {

@@ -16,8 +16,17 @@ import (
 	"github.com/psakit/psakit/roster"
 )
 
-// DefaultRemoteCheck is the interval of WithRemoteCheck: a remote domain
-// with available contacts or rooms is pinged about every five minutes.
+// DefaultRemoteCheck is the interval of the remote checks, which are on
+// unless WithRemoteCheck(0) turns them off: a remote domain with available
+// contacts or rooms is pinged about every five minutes. At that interval a
+// domain costs about 11 pings an hour (one every 5 to 6¼ minutes, with the
+// jitter), a few hundred bytes a minute even for a hundred domains, and an
+// outage nobody tells the client about is noticed within about 6¾ minutes
+// (the interval, its jitter and RemoteCheckTimeout) instead of never:
+// Prosody 0.12 notices a silently broken server-to-server link only at its
+// 14-minute read timeout, and a server without XEP-0310 never tells its
+// clients at all. A bounce of anything the client sends brings the check
+// forward, so an outage the user runs into is noticed at once.
 const DefaultRemoteCheck = reach.DefaultInterval
 
 // RemoteCheckTimeout is how long a check of a remote domain may go
@@ -27,14 +36,22 @@ const DefaultRemoteCheck = reach.DefaultInterval
 // noticed within the interval plus 30 s.
 const RemoteCheckTimeout = reach.DefaultTimeout
 
-// WithRemoteCheck makes the client find out by itself when a remote domain
-// is out of reach, for servers that do not annotate presence (XEP-0310):
-// every interval (plus up to a quarter of it, at random) it pings each
-// remote domain that has available contacts or rooms the account sits in
-// (XEP-0199), and at once when its own server bounces a stanza to that
-// domain with remote-server-not-found or remote-server-timeout, or a
-// room's self-ping cannot decide. A domain that answers, with a result or
-// an error of its own, is reachable; a remote-server error from our own
+// WithRemoteCheck sets how often the client checks, by itself, that the
+// remote domains it depends on are in reach, for servers that do not
+// annotate presence (XEP-0310). The checks are on by default, every
+// DefaultRemoteCheck; interval <= 0 turns them off.
+//
+// Every interval, plus up to a quarter of it at random, the client pings
+// each remote domain that has available contacts or rooms the account sits
+// in (XEP-0199). The jitter keeps the checks of many domains, and of many
+// clients that reconnect together after their server restarts, from coming
+// in step; the first check of a domain comes at a random time within its
+// first interval, so that logging in with contacts on hundreds of domains
+// sends no burst. A domain is also checked at once when our own server
+// bounces something the client or the application sent there
+// (remote-server-not-found, remote-server-timeout, recipient-unavailable),
+// or a room's self-ping cannot decide. A domain that answers, with a result
+// or an error of its own, is reachable; a remote-server error from our own
 // server, or no answer within RemoteCheckTimeout, makes it unreachable:
 // every contact's resource and every room on it then carries
 // psa.InferredMark (condition server-unavailable, annotator
@@ -43,12 +60,21 @@ const RemoteCheckTimeout = reach.DefaultTimeout
 //
 // While a domain stays unreachable the checks back off, doubling up to four
 // intervals: ejabberd bounces at once for 1–300 s after a failed
-// server-to-server attempt (s2s_max_retry_delay), and Prosody tries again
-// with every stanza. All checks together are rate-limited, none is sent
+// server-to-server attempt (its s2s_max_retry_delay), so checks closer than
+// that learn nothing, and Prosody tries the link again with every stanza,
+// waiting up to its s2s_timeout (90 s) on a connection that is not
+// answered. All checks together are rate-limited (4 a second), none is sent
 // while the client's own stream is down, and a domain with nothing
 // available is never pinged.
 //
-// interval <= 0 turns the checks off, as they are by default.
+// Inferred marks and a server's annotations live side by side, one mark
+// per annotator: a server running mod_psa marks an entry with its own
+// domain as annotator, psakit with DOMAIN/psakit-inferred, and an entry is
+// fresh only when it carries neither. Turn the checks off when the account's
+// server annotates presence and its word is enough, when every ping to a
+// remote domain costs (a metered link, a server that rate-limits IQs
+// harshly), or when a remote server leaves IQs unanswered (RFC 6120
+// forbids it, but such a domain would look unreachable).
 func WithRemoteCheck(interval time.Duration) Option {
 	return func(c *config) { c.remoteCheck = interval }
 }

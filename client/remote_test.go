@@ -18,10 +18,12 @@ import (
 var capulet = jid.MustParse("capulet.lit")
 
 // remoteSetup logs romeo in with juliet online on capulet.lit, and returns
-// romeo's session on the server.
+// romeo's session on the server. capulet.lit is silent: the tests answer
+// the checks themselves.
 func remoteSetup(t *testing.T, opts ...client.Option) (*psatest.Server, context.Context, *recorder, *client.Client, *psatest.Session) {
 	t.Helper()
 	srv, ctx := setup(t)
+	srv.SetReachability(capulet, psatest.Silent)
 	srv.SetRoster(romeo, "v1", roster.Item{JID: juliet.Bare(), Subscription: roster.SubscriptionBoth})
 	if err := srv.SetContactPresence(romeo, `<presence from='juliet@capulet.lit/balcony'/>`); err != nil {
 		t.Fatal(err)
@@ -120,6 +122,18 @@ func TestRemoteCheckAfterBounce(t *testing.T) {
 	srv, ctx, _, c, sess := remoteSetup(t, client.WithRemoteCheck(time.Hour))
 	bounce := `<presence type='error' from='juliet@capulet.lit'><error type='wait'>` +
 		`<remote-server-timeout xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`
+	if err := srv.SendRaw(ctx, c.JID(), bounce); err != nil {
+		t.Fatal(err)
+	}
+	nextCheck(ctx, t, sess, capulet)
+}
+
+// The checks are on without any option: a bounce brings the first one
+// forward from somewhere in its first five minutes to now.
+func TestRemoteCheckOnByDefault(t *testing.T) {
+	srv, ctx, _, c, sess := remoteSetup(t)
+	bounce := `<presence type='error' from='juliet@capulet.lit'><error type='cancel'>` +
+		`<remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></presence>`
 	if err := srv.SendRaw(ctx, c.JID(), bounce); err != nil {
 		t.Fatal(err)
 	}
