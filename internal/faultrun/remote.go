@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,7 +65,8 @@ type countChecks struct{ w *watcher }
 
 func (h countChecks) Enabled(context.Context, slog.Level) bool { return true }
 func (h countChecks) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "psakit: remote check" {
+	// The message, with or without a "psakit: " prefix.
+	if strings.HasSuffix(r.Message, "remote check") {
 		h.w.checks.Add(1)
 	}
 	return nil
