@@ -284,3 +284,34 @@ func TestRoomBounceMarks(t *testing.T) {
 		t.Fatalf("self-ping of %s", a.Room)
 	}
 }
+
+// An error a room relays from an occupant (our private message to
+// room/Juliet bounced, from her JID in the room) may be about her own
+// server, not the room's service: the service is checked, and nothing is
+// marked before the check says so.
+func TestRelayedBounceOnlySuspects(t *testing.T) {
+	srv, room, c, rec, ctx := joined(t, fastPolicy(), client.WithRemoteCheck(time.Hour))
+	rec.nextRoom(ctx, t, mucwatch.EventRoomJoined)
+	sess, err := srv.WaitAvailable(ctx, c.JID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := room.JID().Domain()
+	srv.SetReachability(service, psatest.Silent) // the test answers
+	julietOcc := jid.MustParse(room.JID().String() + "/Juliet")
+	if err := c.SendMessage(ctx, julietOcc, "", "Psst"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sess.Next(ctx, func(st psatest.Stanza) bool { return st.Name == "message" && st.To.Equal(julietOcc) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SendRaw(ctx, c.JID(), bounceOf(st, c.JID(), "remote-server-not-found")); err != nil {
+		t.Fatal(err)
+	}
+	nextCheck(ctx, t, sess, service)
+	// A mark would have been applied before the check went out.
+	if r, _ := c.Rooms().Room(room.JID()); r.Stale {
+		t.Fatalf("the room is stale after a relayed bounce: %+v", r)
+	}
+}
