@@ -193,7 +193,7 @@ func (c *Client) Session() *xmpp.Session {
 // checks (WithRemoteCheck), and one without an id gets a random one: when
 // our own server bounces it, saying it cannot reach that domain, the
 // domain's entries are marked at once. The answer to an IQ sent with Send
-// goes to the application's mux (WithMux).
+// goes to the application's mux (WithMux); SendIQ waits for it instead.
 func (c *Client) Send(ctx context.Context, r xml.TokenReader) error {
 	s := c.Session()
 	if s == nil {

@@ -315,3 +315,35 @@ func TestRelayedBounceOnlySuspects(t *testing.T) {
 		t.Fatalf("the room is stale after a relayed bounce: %+v", r)
 	}
 }
+
+// An IQ the application sends with Client.SendIQ: its bounce marks juliet,
+// and the application still gets the answer.
+func TestSendIQBounceMarks(t *testing.T) {
+	srv, ctx, rec, c, _ := remoteSetup(t, client.WithRemoteCheck(time.Hour))
+	srv.SetReachability(capulet, psatest.Bouncing)
+	iq := `<iq type='get' to='juliet@capulet.lit/balcony'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`
+	resp, err := c.SendIQ(ctx, xml.NewDecoder(strings.NewReader(iq)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Close()
+	from, se, err := readIQAnswer(resp)
+	if err != nil || !from.Equal(juliet) || se == nil || se.Condition != stanza.RemoteServerNotFound {
+		t.Fatalf("answer from %s: %+v, %v", from, se, err)
+	}
+	rec.nextRoster(ctx, t, "juliet marked by the IQ's bounce", inferred(roster.EventStale))
+}
+
+// readIQAnswer reads an IQ answer: its from and its error, if any.
+func readIQAnswer(r xml.TokenReader) (jid.JID, *stanza.Error, error) {
+	d := xml.NewTokenDecoder(r)
+	var iq struct {
+		From  string        `xml:"from,attr"`
+		Error *stanza.Error `xml:"error"`
+	}
+	if err := d.Decode(&iq); err != nil {
+		return jid.JID{}, nil, err
+	}
+	from, err := jid.Parse(iq.From)
+	return from, iq.Error, err
+}
