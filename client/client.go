@@ -210,12 +210,21 @@ func (c *Client) Session() *xmpp.Session {
 // while the client is reconnecting. It returns when ctx ends, and in any
 // case within about WriteTimeout: a server that does not take the stanza
 // by then is taken for dead, and the client reconnects.
+//
+// A message or an IQ request to another domain is noted for the remote
+// checks (WithRemoteCheck), and one without an id gets a random one: when
+// our own server bounces it, saying it cannot reach that domain, the
+// domain's entries are marked at once. The answer to an IQ sent with Send
+// goes to the application's mux (WithMux); SendIQ waits for it instead.
 func (c *Client) Send(ctx context.Context, r xml.TokenReader) error {
 	s := c.Session()
 	if s == nil {
 		return ErrNotConnected
 	}
-	return sendCtx(ctx, s, r)
+	// A message or IQ request to a remote entity is noted (and given an id
+	// when it has none), so that its bounce is a signal for the remote
+	// checks.
+	return sendCtx(ctx, s, c.t.remote.outgoing(r))
 }
 
 // SetPresence changes the show, status and priority of the account's

@@ -118,7 +118,7 @@ type config struct {
 	verify     VerifyPolicy
 	verifyRate float64
 
-	remoteCheck   time.Duration // WithRemoteCheck; <= 0: off
+	remoteCheck   time.Duration // WithRemoteCheck, DefaultRemoteCheck unless set; <= 0: off
 	remoteTimeout time.Duration // RemoteCheckTimeout when 0; tests shorten it
 
 	log         *slog.Logger
@@ -149,6 +149,7 @@ func newConfig[O Option](opts []O) config {
 		verify:            VerifyPing,
 		verifyRate:        DefaultVerifyRate,
 		roomPolicy:        DefaultRoomPolicy(),
+		remoteCheck:       DefaultRemoteCheck,
 	}
 	for _, o := range opts {
 		if any(o) != nil {

@@ -2,22 +2,35 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"sync"
 	"time"
 
+	"mellium.im/xmlstream"
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/ping"
 	"mellium.im/xmpp/stanza"
 
 	"github.com/psakit/psakit/internal/reach"
+	"github.com/psakit/psakit/internal/xmltok"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/roster"
 )
 
-// DefaultRemoteCheck is the interval of WithRemoteCheck: a remote domain
-// with available contacts or rooms is pinged about every five minutes.
+// DefaultRemoteCheck is the interval of the remote checks, which are on
+// unless WithRemoteCheck(0) turns them off: a remote domain with available
+// contacts or rooms is pinged about every five minutes. At that interval a
+// domain costs about 11 pings an hour (one every 5 to 6¼ minutes, with the
+// jitter), a few hundred bytes a minute even for a hundred domains, and an
+// outage nobody tells the client about is noticed within about 6¾ minutes
+// (the interval, its jitter and RemoteCheckTimeout) instead of never:
+// Prosody 0.12 notices a silently broken server-to-server link only at its
+// 14-minute read timeout, and a server without XEP-0310 never tells its
+// clients at all. A bounce of anything the client sends brings the check
+// forward, so an outage the user runs into is noticed at once.
 const DefaultRemoteCheck = reach.DefaultInterval
 
 // RemoteCheckTimeout is how long a check of a remote domain may go
@@ -27,14 +40,22 @@ const DefaultRemoteCheck = reach.DefaultInterval
 // noticed within the interval plus 30 s.
 const RemoteCheckTimeout = reach.DefaultTimeout
 
-// WithRemoteCheck makes the client find out by itself when a remote domain
-// is out of reach, for servers that do not annotate presence (XEP-0310):
-// every interval (plus up to a quarter of it, at random) it pings each
-// remote domain that has available contacts or rooms the account sits in
-// (XEP-0199), and at once when its own server bounces a stanza to that
-// domain with remote-server-not-found or remote-server-timeout, or a
-// room's self-ping cannot decide. A domain that answers, with a result or
-// an error of its own, is reachable; a remote-server error from our own
+// WithRemoteCheck sets how often the client checks, by itself, that the
+// remote domains it depends on are in reach, for servers that do not
+// annotate presence (XEP-0310). The checks are on by default, every
+// DefaultRemoteCheck; interval <= 0 turns them off.
+//
+// Every interval, plus up to a quarter of it at random, the client pings
+// each remote domain that has available contacts or rooms the account sits
+// in (XEP-0199). The jitter keeps the checks of many domains, and of many
+// clients that reconnect together after their server restarts, from coming
+// in step; the first check of a domain comes at a random time within its
+// first interval, so that logging in with contacts on hundreds of domains
+// sends no burst. A domain is also checked at once when our own server
+// bounces something the client or the application sent there
+// (remote-server-not-found, remote-server-timeout, recipient-unavailable),
+// or a room's self-ping cannot decide. A domain that answers, with a result
+// or an error of its own, is reachable; a remote-server error from our own
 // server, or no answer within RemoteCheckTimeout, makes it unreachable:
 // every contact's resource and every room on it then carries
 // psa.InferredMark (condition server-unavailable, annotator
@@ -43,12 +64,21 @@ const RemoteCheckTimeout = reach.DefaultTimeout
 //
 // While a domain stays unreachable the checks back off, doubling up to four
 // intervals: ejabberd bounces at once for 1–300 s after a failed
-// server-to-server attempt (s2s_max_retry_delay), and Prosody tries again
-// with every stanza. All checks together are rate-limited, none is sent
+// server-to-server attempt (its s2s_max_retry_delay), so checks closer than
+// that learn nothing, and Prosody tries the link again with every stanza,
+// waiting up to its s2s_timeout (90 s) on a connection that is not
+// answered. All checks together are rate-limited (4 a second), none is sent
 // while the client's own stream is down, and a domain with nothing
 // available is never pinged.
 //
-// interval <= 0 turns the checks off, as they are by default.
+// Inferred marks and a server's annotations live side by side, one mark
+// per annotator: a server running mod_psa marks an entry with its own
+// domain as annotator, psakit with DOMAIN/psakit-inferred, and an entry is
+// fresh only when it carries neither. Turn the checks off when the account's
+// server annotates presence and its word is enough, when every ping to a
+// remote domain costs (a metered link, a server that rate-limits IQs
+// harshly), or when a remote server leaves IQs unanswered (RFC 6120
+// forbids it, but such a domain would look unreachable).
 func WithRemoteCheck(interval time.Duration) TrackerOption {
 	return func(c *config) { c.remoteCheck = interval }
 }
@@ -57,8 +87,9 @@ func WithRemoteCheck(interval time.Duration) TrackerOption {
 // domains of the models' entries, passes bounces and verdicts on, and
 // applies the Runner's marks to the models.
 type remoteChecker struct {
-	t *Tracker
-	r *reach.Runner // nil when the checks are off
+	t    *Tracker
+	r    *reach.Runner // nil when the checks are off
+	sent sentLog
 
 	mu sync.Mutex
 	// rooms holds the rooms we are in, by bare JID, and their domain.
@@ -151,14 +182,43 @@ func (rc *remoteChecker) roomEvents(evs []mucwatch.Event) {
 	}
 }
 
-// bounce passes an error stanza from from on: a remote-server error from
-// our own server makes its domain suspect.
+// bounced acts on the error e that answered a message or IQ request the
+// client sent to to: when it says that our own server cannot reach to's
+// domain (reach.ClassifyBounce), the domain is marked at once and checked
+// soon (reach.Runner.Bounced). An error that a room relays from one of its
+// occupants (to is an occupant JID of a room we track) may be about the
+// occupant's own server, not the room's: it only makes the room's service
+// suspect.
+func (rc *remoteChecker) bounced(to jid.JID, e stanza.Error) {
+	d, ok := reach.ClassifyBounce(to, e, rc.t.roster.Account())
+	if !ok {
+		return
+	}
+	rc.t.log.Debug("bounce from our own server", "to", to.String(), "condition", string(e.Condition))
+	if to.Resourcepart() != "" && rc.t.rooms.Tracks(to.Bare()) {
+		rc.r.Suspect(d.Domainpart())
+		return
+	}
+	rc.r.Bounced(d.Domainpart())
+}
+
+// bounce passes an error presence from from on: a remote-server error from
+// our own server makes its domain suspect. Presence carries no id the
+// client chose, so anyone on that domain could send it: it is never more
+// than a reason to check.
 func (rc *remoteChecker) bounce(from jid.JID, e stanza.Error) {
 	if rc.r == nil {
 		return
 	}
 	if d, ok := reach.ClassifyBounce(from, e, rc.t.roster.Account()); ok {
 		rc.r.Suspect(d.Domainpart())
+	}
+}
+
+// suspect makes domain suspect: a verification's ping bounced.
+func (rc *remoteChecker) suspect(domain string) {
+	if rc.r != nil {
+		rc.r.Suspect(domain)
 	}
 }
 
@@ -268,4 +328,192 @@ func (rc *remoteChecker) apply(a reach.Action) {
 		// Done with ActClear: the roster's restored resources were queued for
 		// the restore policy, the rooms' for a self-ping.
 	}
+}
+
+const (
+	// maxSent bounds the stanzas remembered for matching bounces; the
+	// oldest are forgotten first.
+	maxSent = 512
+	// sentTTL is how long a stanza is remembered: a bounce comes at once
+	// for a refused connection, within Prosody's s2s_timeout (90 s) for an
+	// unanswered one, or after Prosody 13's acknowledgement timeout.
+	sentTTL = 3 * time.Minute
+)
+
+// sentStanza is a message or IQ request the client sent to a remote entity.
+type sentStanza struct {
+	id string
+	to jid.JID
+	at time.Time
+}
+
+// sentLog remembers the messages and IQ requests the client sent to remote
+// entities, by id, so that an error is taken for a bounce only when it
+// answers one of them, from the JID it was sent to. It holds at most
+// maxSent stanzas, none older than sentTTL.
+type sentLog struct {
+	mu   sync.Mutex
+	byID map[string]sentStanza
+	// order holds what was added, oldest first, including stanzas taken or
+	// replaced (an id used twice) since: at most 2 × maxSent.
+	order []sentStanza
+}
+
+func (l *sentLog) add(s sentStanza) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.byID == nil {
+		l.byID = make(map[string]sentStanza)
+	}
+	for len(l.order) > 0 {
+		head := l.order[0]
+		cur, live := l.byID[head.id]
+		live = live && cur.at.Equal(head.at) && cur.to.Equal(head.to)
+		if live && len(l.byID) < maxSent && len(l.order) < 2*maxSent && s.at.Sub(head.at) < sentTTL {
+			break
+		}
+		if live {
+			delete(l.byID, head.id)
+		}
+		l.order = l.order[1:]
+	}
+	l.byID[s.id] = s
+	l.order = append(l.order, s)
+}
+
+// take returns the stanza with id when from is the JID it was sent to, and
+// forgets it: one stanza gets one bounce.
+func (l *sentLog) take(id string, from jid.JID, now time.Time) (sentStanza, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.byID[id]
+	if !ok || !s.to.Equal(from) || now.Sub(s.at) >= sentTTL {
+		return sentStanza{}, false
+	}
+	delete(l.byID, id)
+	return s, true
+}
+
+// outgoing returns r, a stanza the client or the application sends, noting
+// it when it is a message or an IQ request to a remote entity: one without
+// an id gets a random one, so that its bounce can be told apart from an
+// error anyone else sends.
+func (rc *remoteChecker) outgoing(r xml.TokenReader) xml.TokenReader {
+	if rc.r == nil {
+		return r
+	}
+	return &noteReader{r: r, rc: rc}
+}
+
+// noteReader passes a stanza on, looking at its start element first.
+type noteReader struct {
+	r    xml.TokenReader
+	rc   *remoteChecker
+	seen bool
+}
+
+func (n *noteReader) Token() (xml.Token, error) {
+	tok, err := n.r.Token()
+	if n.seen || tok == nil {
+		return tok, err
+	}
+	n.seen = true
+	if start, ok := tok.(xml.StartElement); ok {
+		tok = n.rc.note(start)
+	}
+	return tok, err
+}
+
+// note records start when it begins a message or IQ request to a remote
+// entity, and returns it with an id.
+func (rc *remoteChecker) note(start xml.StartElement) xml.StartElement {
+	if start.Name.Space != "" && start.Name.Space != stanza.NSClient {
+		return start
+	}
+	typ, _ := xmltok.Attr(start, "type")
+	switch start.Name.Local {
+	case "message":
+		if typ == string(stanza.ErrorMessage) {
+			return start
+		}
+	case "iq":
+		if typ != string(stanza.GetIQ) && typ != string(stanza.SetIQ) {
+			return start
+		}
+	default:
+		return start
+	}
+	toAttr, _ := xmltok.Attr(start, "to")
+	to, err := jid.Parse(toAttr)
+	if err != nil || to.Domainpart() == "" || to.Domainpart() == rc.t.roster.Account().Domainpart() {
+		return start
+	}
+	id, _ := xmltok.Attr(start, "id")
+	if id == "" {
+		id = randomID()
+		attrs := make([]xml.Attr, 0, len(start.Attr)+1)
+		for _, a := range start.Attr {
+			if a.Name.Local != "id" || a.Name.Space != "" {
+				attrs = append(attrs, a)
+			}
+		}
+		start.Attr = append(attrs, xml.Attr{Name: xml.Name{Local: "id"}, Value: id})
+	}
+	rc.sent.add(sentStanza{id: id, to: to, at: time.Now()})
+	return start
+}
+
+// randomID returns 16 hex digits from the operating system's random
+// source: a remote entity that never saw our stanza cannot guess its id.
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// answer looks at a message or IQ of type error that arrived: when it
+// answers a stanza the client sent (its id, from the JID the stanza went
+// to), the error is read and acted on, and the stanza is replayed to the
+// caller in r's place. Anything else is returned as it is.
+func (rc *remoteChecker) answer(r xmlstream.TokenReadEncoder, start *xml.StartElement) (xmlstream.TokenReadEncoder, error) {
+	if rc.r == nil || (start.Name.Local != "message" && start.Name.Local != "iq") {
+		return r, nil
+	}
+	if typ, _ := xmltok.Attr(*start, "type"); typ != "error" {
+		return r, nil
+	}
+	id, _ := xmltok.Attr(*start, "id")
+	fromAttr, _ := xmltok.Attr(*start, "from")
+	from, err := jid.Parse(fromAttr)
+	if id == "" || err != nil {
+		return r, nil
+	}
+	sent, ok := rc.sent.take(id, from, time.Now())
+	if !ok {
+		return r, nil
+	}
+	toks, err := xmlstream.ReadAll(r)
+	if err != nil {
+		return nil, err
+	}
+	var se *stanza.Error
+	replay := xmltok.NewReplayer(toks)
+	_ = xmltok.Children(replay, func(el xml.StartElement) error {
+		if el.Name.Local != "error" || se != nil {
+			return xmltok.Skip(replay)
+		}
+		e, err := decodeStanzaError(replay, el)
+		if by, ok := xmltok.Attr(el, "by"); ok {
+			e.By, _ = jid.Parse(by)
+		}
+		se = &e
+		return err
+	})
+	if se != nil {
+		rc.bounced(sent.to, *se)
+	}
+	return struct {
+		xml.TokenReader
+		xmlstream.Encoder
+	}{xmltok.NewReplayer(toks), r}, nil
 }

@@ -176,6 +176,11 @@ func (t *Tracker) MuxOptions() []mux.Option {
 func (t *Tracker) Handler(next xmpp.Handler) xmpp.Handler {
 	return xmpp.HandlerFunc(func(r xmlstream.TokenReadEncoder, start *xml.StartElement) error {
 		if start.Name.Local != "presence" || (start.Name.Space != stanza.NSClient && start.Name.Space != "") {
+			// An error answering a stanza we sent may be a bounce.
+			r, err := t.remote.answer(r, start)
+			if err != nil {
+				return err
+			}
 			if start.Name.Local == "message" {
 				if from, ok := xmltok.Attr(*start, "from"); ok {
 					t.heardFrom(from)

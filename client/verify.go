@@ -218,6 +218,10 @@ func (v *verifier) check(ctx context.Context, j jid.JID) (VerifyResult, bool) {
 			query := xmlstream.Wrap(nil, xml.StartElement{Name: xml.Name{Space: disco.NSInfo, Local: "query"}})
 			err = s.UnmarshalIQ(ctx, stanza.IQ{Type: stanza.GetIQ, To: j}.Wrap(query), nil)
 		}
+		if c := condition(err); c == stanza.RemoteServerNotFound || c == stanza.RemoteServerTimeout {
+			// Our own server may have lost the domain again: check it.
+			v.t.remote.suspect(j.Domainpart())
+		}
 		res.Outcome, res.Err = verifyOutcome(err), err
 		if res.Outcome == VerifyAlive {
 			res.Err = nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/presence"
+	"github.com/psakit/psakit/psa"
 )
 
 // FuzzModel applies an arbitrary sequence of operations — presences with
@@ -97,7 +98,21 @@ func runOps(t *testing.T, ops []byte) {
 		case 8:
 			evs = m.Forget(roomJID)
 		case 9:
-			evs = m.MarkDisconnected()
+			// psakit's own finding that a service is out of reach, or back.
+			domain := jid.MustParse([]string{"chat.shakespeare.lit", "muc.evil.example", "capulet.lit"}[int(a)%3])
+			budget := []int{-1, 0, 200, 1 << 20}[int(a>>2)%4]
+			switch b >> 6 {
+			case 3:
+				var omitted int
+				evs, omitted = m.MarkUnreachable(domain, budget)
+				checkInferred(t, m, domain, true, evs, omitted)
+			case 2:
+				var omitted int
+				evs, omitted = m.ClearUnreachable(domain, budget)
+				checkInferred(t, m, domain, false, evs, omitted)
+			default:
+				evs = m.MarkDisconnected()
+			}
 		case 10:
 			if b%2 == 1 {
 				// A resumed stream (XEP-0198) instead of a sweep.
@@ -119,6 +134,49 @@ func runOps(t *testing.T, ops []byte) {
 		for r := range m.Rooms() {
 			if r.Occupants > 3+1 {
 				t.Fatalf("%s has %d occupants", r.JID, r.Occupants)
+			}
+		}
+	}
+}
+
+// checkInferred checks the model after MarkUnreachable (marked) or
+// ClearUnreachable of domain: every room on domain that we are in is stale
+// with the inferred mark, and so is each of its occupants, or no room or
+// occupant there carries it; the events are about rooms on domain and
+// carry that mark.
+func checkInferred(t *testing.T, m *mucwatch.Model, domain jid.JID, marked bool, evs []mucwatch.Event, omitted int) {
+	t.Helper()
+	if omitted < 0 {
+		t.Fatalf("omitted %d", omitted)
+	}
+	for _, e := range evs {
+		d, ok := e.Mark.InferredDomain()
+		if e.Room.Domainpart() != domain.Domainpart() || !ok || !d.Equal(domain) {
+			t.Fatalf("inferred mark of %s (marked %v): event %+v", domain, marked, e)
+		}
+	}
+	by := domain.Domainpart() + "/psakit-inferred"
+	has := func(marks []psa.Mark) bool {
+		for _, mk := range marks {
+			if mk.By.String() == by {
+				return true
+			}
+		}
+		return false
+	}
+	for r := range m.Rooms() {
+		if r.JID.Domainpart() != domain.Domainpart() {
+			continue
+		}
+		if marked && r.Joined() && (!r.Stale || !has(r.Marks)) {
+			t.Fatalf("%s after the inferred mark of %s: %+v", r.JID, domain, r)
+		}
+		if !marked && has(r.Marks) {
+			t.Fatalf("%s after the inferred mark of %s was cleared: %+v", r.JID, domain, r.Marks)
+		}
+		for o := range m.Occupants(r.JID) {
+			if (marked && r.Joined()) && !has(o.Marks) || !marked && has(o.Marks) {
+				t.Fatalf("%s after the inferred mark of %s (marked %v): %+v", o.JID, domain, marked, o.Marks)
 			}
 		}
 	}

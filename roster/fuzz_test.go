@@ -116,7 +116,23 @@ func FuzzModel(f *testing.F) {
 				}
 				m.SetItems(fmt.Sprint(i), items)
 			case 7:
-				m.ApplyPush(jid.MustParse(from), "x", roster.Item{JID: jid.MustParse("mallory@evil.example")})
+				switch op >> 3 & 3 {
+				case 2, 3:
+					// psakit's own finding that a domain is out of reach, or back,
+					// with an event budget from none to unbounded.
+					domain := jid.MustParse(strings.TrimPrefix(bares[int(arg)%len(bares)], "juliet@"))
+					domain = domain.Domain()
+					budget := []int{-1, 0, 100, 1 << 20}[int(arg>>3)%4]
+					if op>>3&3 == 2 {
+						evs, omitted := m.MarkUnreachable(domain, budget)
+						checkInferred(t, m, domain, true, evs, omitted)
+					} else {
+						evs, omitted := m.ClearUnreachable(domain, budget)
+						checkInferred(t, m, domain, false, evs, omitted)
+					}
+				default:
+					m.ApplyPush(jid.MustParse(from), "x", roster.Item{JID: jid.MustParse("mallory@evil.example")})
+				}
 			}
 			checkStats(t, m)
 			for c := range m.Contacts() {
@@ -138,6 +154,43 @@ func FuzzModel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkInferred checks the model after MarkUnreachable (marked) or
+// ClearUnreachable of domain: every resource at domain carries the inferred
+// mark, or none does; the events are about resources at domain, carry that
+// mark, and with the omitted ones count the resources changed.
+func checkInferred(t *testing.T, m *roster.Model, domain jid.JID, marked bool, evs []roster.Event, omitted int) {
+	t.Helper()
+	if omitted < 0 {
+		t.Fatalf("omitted %d", omitted)
+	}
+	for _, e := range evs {
+		d, ok := e.Mark.InferredDomain()
+		want := roster.EventRestored
+		if marked {
+			want = roster.EventStale
+		}
+		if e.Kind != want || !ok || !d.Equal(domain) || e.JID.Domainpart() != domain.Domainpart() || marked && e.Fresh() {
+			t.Fatalf("inferred mark of %s (marked %v): event %+v", domain, marked, e)
+		}
+	}
+	by := domain.Domainpart() + "/psakit-inferred"
+	for c := range m.Contacts() {
+		if c.JID.Domainpart() != domain.Domainpart() {
+			continue
+		}
+		for _, r := range c.Resources {
+			has := false
+			for _, mk := range r.Marks {
+				has = has || mk.By.String() == by
+			}
+			if has != marked {
+				t.Fatalf("%s after the inferred mark of %s (marked %v): %+v", r.JID, domain, marked, r.Marks)
+			}
+		}
+	}
+	checkEvents(t, m, evs)
 }
 
 // checkEvents checks that the model stored exactly what its events say:

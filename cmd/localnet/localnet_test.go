@@ -79,6 +79,7 @@ func TestLocalnet(t *testing.T) {
 	mark := mont.LogMark()
 	romeo, err := client.Dial(ctx, jid.MustParse("romeo@montague.lit"), Password,
 		client.WithAddress(mont.C2SAddr), client.WithTLS(client.PlainText), client.WithResource("watch"),
+		client.WithRemoteCheck(0), // this test is about mod_psa's annotations
 		client.OnRoster(func(e roster.Event) { events <- e }))
 	if err != nil {
 		t.Fatal(err)

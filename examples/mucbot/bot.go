@@ -257,6 +257,11 @@ func describeRoom(sb *strings.Builder, model mucwatch.View, r mucwatch.Room) {
 	}
 }
 
+// markText says why an entry is stale and who says so: an annotator, or
+// psakit's own remote checks ("inferred").
 func markText(m psa.Mark) string {
+	if d, ok := m.InferredDomain(); ok {
+		return fmt.Sprintf("%s inferred (%s out of reach)", m.Condition, d)
+	}
 	return fmt.Sprintf("%s by %s", m.Condition, m.By)
 }

@@ -28,6 +28,8 @@ func TestJSONSchema(t *testing.T) {
 	paused := psa.Mark{Condition: psa.ConnectionPaused, By: jid.MustParse("capulet.lit"), Since: now}
 	ours := psa.Mark{Condition: psa.LocalDisconnected, By: jid.MustParse("romeo@montague.lit"), Since: now}
 	muc := psa.Mark{Condition: psa.ServerUnavailable, By: jid.MustParse("muc.montague.lit"), Since: now}
+	inferred := psa.InferredMark(jid.MustParse("capulet.lit"), now)
+	inferredMUC := psa.InferredMark(jid.MustParse("muc.montague.lit"), now)
 	away := presence.State{Show: presence.ShowAway, Status: []presence.Text{{Value: "on the balcony"}}}
 	res := func(marks ...psa.Mark) roster.Resource {
 		return roster.Resource{JID: juliet, State: away, Marks: marks}
@@ -51,6 +53,11 @@ func TestJSONSchema(t *testing.T) {
 			`"event":"restored","jid":"juliet@capulet.lit/balcony","fresh":true,"cleared":{"condition":"server-unavailable","by":"montague.lit","description":"capulet.lit is unreachable"},"show":"away","status":"on the balcony"}`},
 		{rosterRecord(now, roster.Event{Kind: roster.EventRestored, JID: juliet, Resource: res(paused), Mark: down}),
 			`"event":"restored","jid":"juliet@capulet.lit/balcony","fresh":false,"condition":"connection-paused","by":"capulet.lit","cleared":{"condition":"server-unavailable","by":"montague.lit","description":"capulet.lit is unreachable"},"show":"away","status":"on the balcony"}`},
+		// psakit's own mark says so, set and cleared, with a server's beside it.
+		{rosterRecord(now, roster.Event{Kind: roster.EventStale, JID: juliet, Resource: res(down, inferred), Mark: inferred}),
+			`"event":"stale","jid":"juliet@capulet.lit/balcony","fresh":false,"condition":"server-unavailable","by":"capulet.lit/psakit-inferred","inferred":true,"show":"away","status":"on the balcony"}`},
+		{rosterRecord(now, roster.Event{Kind: roster.EventRestored, JID: juliet, Resource: res(down), Mark: inferred}),
+			`"event":"restored","jid":"juliet@capulet.lit/balcony","fresh":false,"condition":"server-unavailable","by":"montague.lit","description":"capulet.lit is unreachable","cleared":{"condition":"server-unavailable","by":"capulet.lit/psakit-inferred","inferred":true},"show":"away","status":"on the balcony"}`},
 		// Swept after a reconnect: gone, neither fresh nor stale.
 		{rosterRecord(now, roster.Event{Kind: roster.EventUnavailable, JID: juliet, Resource: res(ours)}),
 			`"event":"unavailable","jid":"juliet@capulet.lit/balcony","status":"on the balcony"}`},
@@ -84,6 +91,8 @@ func TestJSONSchema(t *testing.T) {
 			`"event":"rejoined","room":"orchard@muc.montague.lit","jid":"orchard@muc.montague.lit/Romeo"}`},
 		{roomRecord(now, mucwatch.Event{Kind: mucwatch.EventRoomStale, Room: room, Mark: ours}, false),
 			`"event":"room-stale","room":"orchard@muc.montague.lit","fresh":false,"condition":"local-disconnected","by":"romeo@montague.lit"}`},
+		{roomRecord(now, mucwatch.Event{Kind: mucwatch.EventRoomStale, Room: room, Mark: inferredMUC}, false),
+			`"event":"room-stale","room":"orchard@muc.montague.lit","fresh":false,"condition":"server-unavailable","by":"muc.montague.lit/psakit-inferred","inferred":true}`},
 		// A self-ping said we are no longer in the room: no mark.
 		{roomRecord(now, mucwatch.Event{Kind: mucwatch.EventRoomStale, Room: room}, false),
 			`"event":"room-stale","room":"orchard@muc.montague.lit","fresh":false}`},

@@ -51,13 +51,22 @@
 // it stale. "cleared" is an object with "condition", "by" and "description"
 // of the mark a restored event removed.
 //
+// A mark psakit set by itself, because a remote check found the contact's
+// domain or the room's service out of reach (-remote-check), has
+// "inferred": true, condition server-unavailable and "by" DOMAIN/psakit-
+// inferred; a server's or a room's word has no "inferred". "cleared" has
+// "inferred": true when the restore took psakit's own mark away. The table
+// shows such a mark as "STALE server-unavailable inferred (DOMAIN out of
+// reach)". Both kinds can be on one entry at once: a server running mod_psa
+// and psakit's checks each keep their own mark.
+//
 // Contacts (roster events):
 //
 //	event          fields
 //	available      jid (full JID), fresh, condition, by, description, show, status
 //	updated        jid, fresh, condition, by, description, show, status
-//	stale          jid, fresh (false), condition, by, description: the mark set
-//	restored       jid, fresh, condition, by, description, cleared, show, status
+//	stale          jid, fresh (false), condition, by, description, inferred: the mark set
+//	restored       jid, fresh, condition, by, description, inferred, cleared, show, status
 //	unavailable    jid, status (also for a resource removed after a reconnect)
 //	item-added     jid (bare JID), subscription (none, to, from, both), name
 //	item-updated   jid, subscription, name
@@ -69,8 +78,8 @@
 //	event                  fields
 //	occupant-available     room, jid, fresh, condition, by, description, show, status
 //	occupant-updated       room, jid, fresh, condition, by, description, show, status
-//	occupant-stale         room, jid, fresh (false), condition, by, description
-//	occupant-restored      room, jid, fresh, condition, by, description, cleared, show, status
+//	occupant-stale         room, jid, fresh (false), condition, by, description, inferred
+//	occupant-restored      room, jid, fresh, condition, by, description, inferred, cleared, show, status
 //	occupant-unavailable   room, jid, status, codes (MUC status codes), actor, reason
 //	nick-changed           room, jid (the new one), old_nick
 //	joining, rejoining     room
@@ -78,8 +87,9 @@
 //	room-joined            room, jid (ours)
 //	rejoined               room, jid: room-joined after a rejoin
 //	room-created           room, jid
-//	room-stale             room, fresh (false), condition, by, description; no
-//	                       condition when a self-ping found us out of the room
+//	room-stale             room, fresh (false), condition, by, description,
+//	                       inferred; no condition when a self-ping found us
+//	                       out of the room
 //	room-restored          room, fresh (true), cleared (when a mark was removed)
 //	room-left              room, jid, codes, actor, reason
 //	room-kicked            room, jid, codes, actor, reason

@@ -42,6 +42,9 @@ type record struct {
 	Condition   string `json:"condition,omitempty"`
 	By          string `json:"by,omitempty"`
 	Description string `json:"description,omitempty"`
+	// Inferred is true when the mark is psakit's own finding (a remote
+	// check), not an annotator's word.
+	Inferred bool `json:"inferred,omitempty"`
 	// Cleared is the mark a restored event removed.
 	Cleared      *markRecord `json:"cleared,omitempty"`
 	Show         string      `json:"show,omitempty"`
@@ -66,10 +69,11 @@ type markRecord struct {
 	Condition   string `json:"condition"`
 	By          string `json:"by"`
 	Description string `json:"description,omitempty"`
+	Inferred    bool   `json:"inferred,omitempty"`
 }
 
 func newMarkRecord(m psa.Mark) *markRecord {
-	r := &markRecord{Condition: string(m.Condition), By: m.By.String()}
+	r := &markRecord{Condition: string(m.Condition), By: m.By.String(), Inferred: m.Inferred()}
 	if d, ok := m.Description(); ok {
 		r.Description = d.Text
 	}
@@ -120,7 +124,7 @@ func (r *record) state(fresh, isSet bool, set psa.Mark, marks psa.Marks) {
 		return
 	}
 	mr := newMarkRecord(m)
-	r.Condition, r.By, r.Description = mr.Condition, mr.By, mr.Description
+	r.Condition, r.By, r.Description, r.Inferred = mr.Condition, mr.By, mr.Description, mr.Inferred
 }
 
 func (r *record) errorField(err error) {
@@ -530,7 +534,13 @@ func state(marks psa.Marks, now time.Time) string {
 	}
 	parts := make([]string, 0, len(marks))
 	for _, m := range marks {
-		parts = append(parts, fmt.Sprintf("STALE %s by %s for %s", m.Condition, m.By, now.Sub(m.Since).Truncate(time.Second)))
+		since := now.Sub(m.Since).Truncate(time.Second)
+		if d, ok := m.InferredDomain(); ok {
+			// psakit's own finding, not a server's word.
+			parts = append(parts, fmt.Sprintf("STALE %s inferred (%s out of reach) for %s", m.Condition, d, since))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("STALE %s by %s for %s", m.Condition, m.By, since))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -11,7 +11,11 @@
 // must stay in, a flapping link, clients without urn:xmpp:psa that must see
 // nothing, and the three ways to connect (plain text on loopback, StartTLS,
 // direct TLS). The example program mucbot is built and run as its users run
-// it, answering in its room and in direct chat. They log how long each change took to reach the client
+// it, answering in its room and in direct chat. remote_test.go runs the
+// servers without mod_psa, where only psakit's own remote checks find an
+// outage (a refused link, a blackholed one); every other test turns those
+// checks off, as they are about what mod_psa says. They log how long each
+// change took to reach the client
 // (grep the -v output for "timing:"), but never assert durations.
 //
 // Without Prosody the tests skip, unless PSAKIT_REQUIRE_PROSODY=1.

@@ -48,7 +48,10 @@ func must(t testing.TB, err error) {
 
 // clientOptions are the options every psakit client of these tests uses:
 // plain text to the server's loopback port (see dialTLS for StartTLS), a
-// fixed resource, quick reconnects and a short settle window.
+// fixed resource, quick reconnects and a short settle window. The remote
+// checks are off: these tests are about what mod_psa says, and a check
+// landing at a random time in a cut would add psakit's own marks to the
+// server's (remote_test.go turns them on).
 func clientOptions(srv *prosodytest.Server, resource string) []client.Option {
 	return []client.Option{
 		client.WithAddress(srv.C2SAddr),
@@ -56,6 +59,7 @@ func clientOptions(srv *prosodytest.Server, resource string) []client.Option {
 		client.WithResource(resource),
 		client.WithReconnect(50*time.Millisecond, 500*time.Millisecond),
 		client.WithSettle(2 * time.Second),
+		client.WithRemoteCheck(0),
 	}
 }
 

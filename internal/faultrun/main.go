@@ -5,6 +5,7 @@
 //
 //	go run ./internal/faultrun [-runs 5] [-only dial,close,frozen]
 //	go run ./internal/faultrun -only storm [-n 200]
+//	go run ./internal/faultrun -only remote [-runs 5] [-soak 10m]
 //
 // Nothing here is a test: the figures are measured, never asserted.
 package main
@@ -39,7 +40,8 @@ const password = "pw"
 
 func main() {
 	runs := flag.Int("runs", 5, "measurements per figure")
-	only := flag.String("only", "dial,close,frozen", "which figures: dial, close, frozen, storm (comma-separated)")
+	only := flag.String("only", "dial,close,frozen", "which figures: dial, close, frozen, storm, remote (comma-separated)")
+	soakFor := flag.Duration("soak", 10*time.Minute, "for -only remote: how long the run without an outage lasts (0: none)")
 	storms := flag.Int("n", 200, "reconnect storms (SIGKILL and restart of the client's Prosody) for -only storm")
 	heapProfile := flag.String("heapprofile", "", "for -only storm: write a heap profile taken after the storms to this file")
 	flag.Parse()
@@ -47,6 +49,9 @@ func main() {
 	err := run(*runs, want)
 	if err == nil && want("storm") {
 		err = reportStorm(storm(*storms, time.Minute, *heapProfile))
+	}
+	if err == nil && want("remote") {
+		err = remoteFigures(*runs, *soakFor)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "faultrun:", err)

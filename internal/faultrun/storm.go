@@ -128,6 +128,7 @@ func storm(n int, perStorm time.Duration, heapProfile string) (res stormResult) 
 			client.WithResource(resource),
 			client.WithReconnect(50*time.Millisecond, 500*time.Millisecond),
 			client.WithSettle(2 * time.Second),
+			client.WithRemoteCheck(0), // the storms measure mod_psa and reconnects
 		}
 	}
 	romeoOpts := append(opts("lane"),

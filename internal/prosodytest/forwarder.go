@@ -10,6 +10,9 @@ import (
 
 // forwarder is a loopback TCP forwarder on one s2s path (from one server to
 // another). While cut, it resets its live connections and every new one.
+// While blackholed, it passes nothing on: connections stay open, new ones
+// are accepted, and the bytes wait (as TCP retransmits them) until the
+// blackhole ends.
 type forwarder struct {
 	ln net.Listener
 
@@ -17,6 +20,7 @@ type forwarder struct {
 	target string
 	cut    bool
 	closed bool
+	hole   chan struct{} // non-nil while blackholed; closed when it ends
 	conns  map[net.Conn]struct{}
 	wg     sync.WaitGroup
 }
@@ -106,7 +110,7 @@ func (f *forwarder) pipe(in net.Conn, target string) {
 
 	errc := make(chan error, 2)
 	cp := func(dst, src net.Conn) {
-		_, err := io.Copy(dst, src)
+		_, err := io.Copy(dst, holdReader{f, src})
 		if err == nil {
 			// A clean close (FIN) travels on as a clean close.
 			if tc, ok := dst.(*net.TCPConn); ok {
@@ -131,10 +135,45 @@ func (f *forwarder) pipe(in net.Conn, target string) {
 	_ = out.Close()
 }
 
+// holdReader reads from r and holds what it read while its forwarder is
+// blackholed.
+type holdReader struct {
+	f *forwarder
+	r io.Reader
+}
+
+func (h holdReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.f.mu.Lock()
+	hole := h.f.hole
+	h.f.mu.Unlock()
+	if hole != nil {
+		<-hole
+	}
+	return n, err
+}
+
+// setBlackhole starts (true) or ends (false) a blackhole on the path.
+func (f *forwarder) setBlackhole(on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case on && f.hole == nil:
+		f.hole = make(chan struct{})
+	case !on && f.hole != nil:
+		close(f.hole)
+		f.hole = nil
+	}
+}
+
 // setCut cuts (true) or heals (false) the path. Cutting resets every live
-// connection.
+// connection. Either ends a blackhole.
 func (f *forwarder) setCut(cut bool) {
 	f.mu.Lock()
+	if f.hole != nil {
+		close(f.hole)
+		f.hole = nil
+	}
 	f.cut = cut
 	var live []net.Conn
 	if cut {
@@ -151,6 +190,10 @@ func (f *forwarder) setCut(cut bool) {
 func (f *forwarder) close() {
 	f.mu.Lock()
 	f.closed = true
+	if f.hole != nil {
+		close(f.hole)
+		f.hole = nil
+	}
 	var live []net.Conn
 	for c := range f.conns {
 		live = append(live, c)

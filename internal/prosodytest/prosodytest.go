@@ -380,7 +380,24 @@ func (n *Network) CutOneWay(from, to string) error {
 	return nil
 }
 
-// Heal lets new connections through the link between a and b again.
+// Blackhole makes the server-to-server link between the servers of a and b
+// (and their MUC components) drop everything silently, both directions:
+// live connections stay open and pass nothing, new ones are accepted and
+// get no answer, as when a firewall or a broken route drops the packets.
+// Nothing is lost: what was sent waits, as TCP retransmits it, and flows
+// when Heal ends the blackhole.
+func (n *Network) Blackhole(a, b string) error {
+	ab, ba, err := n.pair(a, b)
+	if err != nil {
+		return err
+	}
+	ab.setBlackhole(true)
+	ba.setBlackhole(true)
+	return nil
+}
+
+// Heal lets new connections through the link between a and b again, and
+// ends a blackhole.
 func (n *Network) Heal(a, b string) error {
 	ab, ba, err := n.pair(a, b)
 	if err != nil {

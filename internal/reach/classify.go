@@ -100,9 +100,14 @@ func ClassifyPing(from jid.JID, e *stanza.Error, domain, own jid.JID) Verdict {
 // domain or without by, or recipient-unavailable by our own domain, from a
 // JID on another domain than own. It returns that domain.
 //
-// A bounce is a reason to check the domain at once, never a verdict: the
-// domain in question can send the same error about itself, and a bounce may
-// concern a link that has come back since.
+// Who may have sent it is the caller's question. An error that answers a
+// stanza the client sent (by its id, which the client chose at random) and
+// comes from the JID that stanza went to can only be our own server's, or
+// the domain's speaking of itself, which harms only its own entries: the
+// client marks the domain at once (Machine.Bounced) and checks it soon,
+// since the bounce may concern a link that has come back since. Any other
+// error (a presence bounce, which carries no id of ours) is only a reason
+// to check the domain (Machine.Suspect): anyone on that domain can send it.
 func ClassifyBounce(from jid.JID, e stanza.Error, own jid.JID) (domain jid.JID, ok bool) {
 	if from.Equal(jid.JID{}) || from.Domainpart() == own.Domainpart() {
 		return jid.JID{}, false

@@ -30,7 +30,9 @@
 //     pings at once.
 //   - A suspicion (a bounce from our own server, a room's undecided
 //     self-ping, a presence from a domain that is marked) brings the next
-//     check forward, but never closer than MinGap to the previous one.
+//     check forward, but never closer than MinGap to the previous one. A
+//     bounce that answers a stanza the client sent there marks the domain
+//     at once as well (Bounced).
 //   - A global token bucket (Rate per second, Burst) and MaxInFlight bound
 //     the checks of all domains together.
 //   - While a domain stays unreachable, the wait between checks doubles
@@ -331,6 +333,27 @@ func (m *Machine) Suspect(d string, now time.Time) {
 		return
 	}
 	m.bringForward(dm, now)
+}
+
+// Bounced tells the Machine that our own server bounced a stanza the client
+// sent to domain d with an error saying that it cannot reach d, in answer
+// to that very stanza (its id, from the JID it went to: see
+// ClassifyBounce). That is what a check answered the same way would say:
+// d is marked at once (ActMark), unless it already is, and its next check
+// is brought forward as for Suspect, so that a bounce about a link that has
+// come back since clears the mark soon. A check in flight goes on and
+// decides; the count of failures is left as it was, so a check that fails
+// next waits one Interval.
+func (m *Machine) Bounced(d string, now time.Time) []Action {
+	dm := m.domains[d]
+	if dm == nil || dm.marked {
+		return nil
+	}
+	dm.marked = true
+	if dm.inFlight == 0 {
+		m.bringForward(dm, now)
+	}
+	return []Action{{Kind: ActMark, Domain: d}}
 }
 
 // Heard tells the Machine that a stanza from domain d arrived: a new

@@ -22,6 +22,7 @@ const (
 	opHeard
 	opDown
 	opUp
+	opBounced
 )
 
 // step feeds one input at time t0+at and checks the actions it returned,
@@ -79,6 +80,8 @@ func run(t *testing.T, cfg Config, steps []step) {
 			m.StreamDown()
 		case opUp:
 			m.StreamUp(now)
+		case opBounced:
+			got = m.Bounced(s.d, now)
 		}
 		for _, a := range got {
 			if a.Kind == ActCheck {
@@ -167,6 +170,30 @@ func TestTransitions(t *testing.T) {
 			{at: to, op: opResult, d: "f.example", v: Reachable, want: clearVerify("f.example")},
 			// Reachable: a presence hurries nothing.
 			{at: to + 1, op: opHeard, d: "f.example", state: st(StateReachable, to+iv, 0)},
+		},
+		"a bounce marks at once and brings the check forward; the check decides": {
+			{op: opGained, d: "m.example"},
+			{op: opTick, want: []Action{check("m.example", 1)}},
+			{at: time.Second, op: opResult, d: "m.example", v: Reachable, state: st(StateReachable, time.Second+iv, 0)},
+			// The last check went at 0: the next comes MinGap after it.
+			{at: 2 * time.Second, op: opBounced, d: "m.example", want: []Action{mark("m.example")}, state: st(StateBackoff, to, 0)},
+			// Marked already: a second bounce changes nothing.
+			{at: 3 * time.Second, op: opBounced, d: "m.example", state: st(StateBackoff, to, 0)},
+			{at: to - 1, op: opTick},
+			{at: to, op: opTick, want: []Action{check("m.example", 2)}},
+			{at: to, op: opResult, d: "m.example", v: Reachable, want: clearVerify("m.example"), state: st(StateReachable, to+iv, 0)},
+			// Bounced again, and the check fails: one Interval to the next.
+			{at: to + iv/2, op: opBounced, d: "m.example", want: []Action{mark("m.example")}, state: st(StateBackoff, to+iv/2, 0)},
+			{at: to + iv/2, op: opTick, want: []Action{check("m.example", 3)}},
+			{at: to + iv/2, op: opResult, d: "m.example", v: Unreachable, state: st(StateBackoff, to+iv/2+iv, 1)},
+		},
+		"a bounce during a check marks, and the check in flight decides": {
+			{op: opGained, d: "n.example"},
+			{op: opTick, want: []Action{check("n.example", 1)}},
+			{op: opBounced, d: "n.example", want: []Action{mark("n.example")}, state: st(StateUnreachable, to, 0)},
+			{at: time.Second, op: opResult, d: "n.example", v: Reachable, want: clearVerify("n.example"), state: st(StateReachable, time.Second+iv, 0)},
+			// An untracked domain: nothing to mark.
+			{op: opBounced, d: "nobody.example", gone: true},
 		},
 		"a lost domain is forgotten, its answer ignored, and found again from scratch": {
 			{op: opGained, d: "g.example"},

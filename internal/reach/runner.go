@@ -108,6 +108,16 @@ func (r *Runner) Suspect(domain string) {
 	r.poke()
 }
 
+// Bounced passes a bounce of a stanza the client sent to domain, from our
+// own server, to the Machine (Machine.Bounced): its mark is applied on the
+// Runner's goroutine like a check's.
+func (r *Runner) Bounced(domain string) {
+	r.mu.Lock()
+	r.pending = append(r.pending, r.m.Bounced(domain, time.Now())...)
+	r.mu.Unlock()
+	r.poke()
+}
+
 // Heard passes news from domain to the Machine (Machine.Heard).
 func (r *Runner) Heard(domain string) {
 	r.mu.Lock()

@@ -81,11 +81,13 @@
 //     XEP-0199 pings addressed to it, and service-unavailable to other
 //     requests. Stanzas between local sessions are routed: a message to a
 //     bare JID reaches every available session of the user. Stanzas to
-//     other domains are recorded and left unanswered: the test plays the
-//     rest of the network, answering with SendRaw or SendMessage if it
-//     wants. A domain marked with SetUnreachable bounces messages and IQ
-//     requests with remote-server-not-found, as a server whose
-//     server-to-server link fails does.
+//     other domains are recorded and left unanswered, but for XEP-0199
+//     pings to a domain itself, which the domain answers: the test plays
+//     the rest of the network, answering with SendRaw or SendMessage if it
+//     wants. SetReachability cuts a domain off: Bouncing bounces messages
+//     and IQ requests with remote-server-not-found, as a server whose
+//     server-to-server connection is refused does; Silent drops everything
+//     sent there, pings included, as a blackholed link does.
 //
 // # Scripting the server
 //

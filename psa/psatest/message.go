@@ -87,29 +87,69 @@ func (r *Room) Say(ctx context.Context, nick string, m Message) error {
 	})
 }
 
-// SetUnreachable marks the domain (a domain JID; its users and services
-// follow) as one the server cannot reach, or reachable again: a message or
-// an IQ request a client sends there is then bounced with
-// remote-server-not-found, from the JID it was sent to, as a server whose
-// server-to-server connection fails does. Presence is not bounced.
-// Stanzas to a reachable remote domain are only recorded (Session.Next).
-func (s *Server) SetUnreachable(domain jid.JID, unreachable bool) {
+// Reachability is how the server treats a remote domain: a domain other
+// than its own, and a MUC service of its own as well (SetReachability).
+type Reachability uint8
+
+// The ways a remote domain can be reached.
+const (
+	// Reachable: the default. The domain answers XEP-0199 pings addressed
+	// to it (a bare domain JID) with a result, as any server with a working
+	// server-to-server link does; other stanzas to it are recorded and left
+	// for the test to answer (SendRaw, SendMessage).
+	Reachable Reachability = iota
+	// Bouncing: the server cannot reach the domain and says so at once, as
+	// when its server-to-server connection is refused: a message or an IQ
+	// request to the domain, its users or its services is answered with
+	// remote-server-not-found (type cancel, no by), from the JID it was sent
+	// to. Presence is not bounced.
+	Bouncing
+	// Silent: the domain's link is blackholed: stanzas to it, pings and
+	// presence included, are recorded and never answered or delivered, as
+	// when the server waits on a connection whose packets vanish.
+	Silent
+)
+
+// SetReachability sets how the server treats stanzas to the domain (a
+// domain JID; its users and services follow). Tests of a client's remote
+// checks use it to cut a domain off (Bouncing, Silent) and heal it
+// (Reachable).
+func (s *Server) SetReachability(domain jid.JID, r Reachability) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.down == nil {
-		s.down = make(map[string]bool)
+		s.down = make(map[string]Reachability)
 	}
-	if unreachable {
-		s.down[domain.Domain().String()] = true
-	} else {
+	if r == Reachable {
 		delete(s.down, domain.Domain().String())
+	} else {
+		s.down[domain.Domain().String()] = r
 	}
 }
 
-// bounceLocked answers a message or IQ request of sess to an unreachable
-// domain with remote-server-not-found, and reports whether it did.
-func (s *Server) bounceLocked(sess *Session, st Stanza) bool {
-	if st.To.String() == "" || !s.down[st.To.Domain().String()] {
+// SetUnreachable is SetReachability with Bouncing when unreachable is true,
+// Reachable when it is false.
+func (s *Server) SetUnreachable(domain jid.JID, unreachable bool) {
+	r := Reachable
+	if unreachable {
+		r = Bouncing
+	}
+	s.SetReachability(domain, r)
+}
+
+// unreachableLocked handles a stanza of sess to a domain that is not
+// Reachable: it bounces a message or IQ request to a Bouncing domain with
+// remote-server-not-found and drops anything to a Silent one, and reports
+// whether it did.
+func (s *Server) unreachableLocked(sess *Session, st Stanza) bool {
+	if st.To.String() == "" {
+		return false
+	}
+	switch s.down[st.To.Domain().String()] {
+	case Silent:
+		return true
+	case Bouncing:
+	default:
 		return false
 	}
 	switch {
@@ -120,6 +160,15 @@ func (s *Server) bounceLocked(sess *Session, st Stanza) bool {
 	}
 	s.replyErrorLocked(sess, st, stanza.RemoteServerNotFound, stanza.Cancel)
 	return true
+}
+
+// remoteIQLocked answers a request to a remote domain that is reachable: a
+// ping to the domain itself gets a result, anything else is only recorded.
+func (s *Server) remoteIQLocked(sess *Session, st Stanza) {
+	if st.To.Localpart() == "" && st.To.Resourcepart() == "" && st.Type == string(stanza.GetIQ) &&
+		payloadName(st.toks) == (xml.Name{Space: nsPing, Local: "ping"}) {
+		s.replyLocked(sess, st, nil)
+	}
 }
 
 // mucPrivateLocked delivers a private message of an occupant (to

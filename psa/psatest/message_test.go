@@ -70,6 +70,30 @@ func TestMessages(t *testing.T) {
 	if _, err := sess.Next(ctx, func(st psatest.Stanza) bool { return st.ID == "b2" }); err != nil {
 		t.Fatal(err)
 	}
+	// A reachable domain answers a ping to itself, and nothing else.
+	c.send(`<iq to='capulet.lit' type='get' id='q2'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	if m := c.next(&i, func(r received) bool { return r.name == "iq" && strings.Contains(r.raw, `id="q2"`) }); m.typ != "result" || m.from != "capulet.lit" {
+		t.Fatalf("answer to the ping %s", m.raw)
+	}
+	// A silent domain swallows everything: q3 and b3 are recorded, the
+	// ping after them answered, and neither of them.
+	srv.SetReachability(jid.MustParse("capulet.lit"), psatest.Silent)
+	c.send(`<iq to='capulet.lit' type='get' id='q3'><ping xmlns='urn:xmpp:ping'/></iq>`)
+	c.send(`<message to='juliet@capulet.lit/balcony' type='chat' id='b3'><body>Lady?</body></message>`)
+	if _, err := sess.Next(ctx, func(st psatest.Stanza) bool { return st.ID == "b3" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Ping(ctx, romeoLane); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	for _, r := range c.got {
+		if strings.Contains(r.raw, `id="q3"`) || strings.Contains(r.raw, `id="b3"`) {
+			t.Errorf("a silent domain answered: %s", r.raw)
+		}
+	}
+	c.mu.Unlock()
+	srv.SetReachability(jid.MustParse("capulet.lit"), psatest.Reachable)
 	// The ping answered after b2 shows that no bounce came for it.
 	if err := srv.Ping(ctx, romeoLane); err != nil {
 		t.Fatal(err)

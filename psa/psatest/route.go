@@ -50,6 +50,8 @@ func (s *Server) handlePresenceLocked(sess *Session, st Stanza) {
 	}
 	if attrValue(st.Attr, "to") != "" {
 		switch {
+		case s.down[st.To.Domain().String()] == Silent:
+			// A blackholed domain: the presence goes nowhere.
 		case st.To.String() == "":
 			// An invalid to: nothing a test can use.
 		case s.isMUC(st.To):
@@ -106,7 +108,7 @@ func (s *Server) broadcastOwnLocked(sess *Session, toks []xml.Token, self bool) 
 }
 
 func (s *Server) handleMessageLocked(sess *Session, st Stanza) {
-	if s.bounceLocked(sess, st) {
+	if s.unreachableLocked(sess, st) {
 		return
 	}
 	to := st.To
@@ -131,7 +133,7 @@ func (s *Server) handleMessageLocked(sess *Session, st Stanza) {
 func (s *Server) handleIQLocked(sess *Session, st Stanza) {
 	toAttr := attrValue(st.Attr, "to")
 	request := st.Type == string(stanza.GetIQ) || st.Type == string(stanza.SetIQ)
-	if s.bounceLocked(sess, st) {
+	if s.unreachableLocked(sess, st) {
 		return
 	}
 	switch {
@@ -164,9 +166,11 @@ func (s *Server) handleIQLocked(sess *Session, st Stanza) {
 			return
 		}
 		targets[0].sendLocked(routed(st.toks, sess.jid.String(), toAttr))
+	case request && !st.To.Domain().Equal(s.domain):
+		// IQs to other domains are only recorded, pings to the domain
+		// itself answered: the test may answer the others with SendRaw.
+		s.remoteIQLocked(sess, st)
 	}
-	// IQs to other domains are only recorded: the test may answer them with
-	// SendRaw.
 }
 
 func feature(v string) []xml.Token {

@@ -60,7 +60,7 @@ type Server struct {
 	changed    chan struct{} // closed and replaced on every change waiters look at
 	seq        uint64
 
-	down map[string]bool // domains SetUnreachable marked
+	down map[string]Reachability // domains SetReachability cut off
 }
 
 // An Option configures NewServer.
