@@ -56,29 +56,40 @@ func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (dst []Event, omi
 		if r.jid.Domainpart() != domain.Domainpart() {
 			continue
 		}
-		c := cause{resent: true}
-		if next, old, ok := r.marks.Without(by); ok {
-			r.marks = next
-			c.note(psa.MarkRemoved, old)
-		}
-		for _, o := range r.occupants {
-			next, old, ok := o.Marks.Without(by)
-			if !ok {
-				continue
-			}
-			m.setMarks(r, o, next)
-			if o.Self {
-				c.note(psa.MarkRemoved, old)
-			}
-			if !within(&size, o, maxBytes) {
-				omitted++
-				continue
-			}
-			dst = append(dst, Event{Kind: EventOccupantRestored, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: old, Resent: true})
-		}
-		dst = m.settle(dst, r, &c)
+		var n int
+		dst, n = m.unmarkRoom(dst, r, by, true, &size, maxBytes)
+		omitted += n
 	}
 	return dst, omitted
+}
+
+// unmarkRoom removes by's mark from r and its occupants, and appends an
+// EventOccupantRestored per occupant that carried it (those past maxBytes,
+// counted in size, are omitted and counted) and the room's own event;
+// resent says the events must be checked, as after an annotator's
+// all-clear.
+func (m *Model) unmarkRoom(dst []Event, r *room, by jid.JID, resent bool, size *int, maxBytes int) (_ []Event, omitted int) {
+	c := cause{resent: resent}
+	if next, old, ok := r.marks.Without(by); ok {
+		r.marks = next
+		c.note(psa.MarkRemoved, old)
+	}
+	for _, o := range r.occupants {
+		next, old, ok := o.Marks.Without(by)
+		if !ok {
+			continue
+		}
+		m.setMarks(r, o, next)
+		if o.Self {
+			c.note(psa.MarkRemoved, old)
+		}
+		if !within(size, o, maxBytes) {
+			omitted++
+			continue
+		}
+		dst = append(dst, Event{Kind: EventOccupantRestored, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: old, Resent: resent})
+	}
+	return m.settle(dst, r, &c), omitted
 }
 
 // ClearDisconnected removes the psa.LocalDisconnected mark from every room
@@ -94,27 +105,9 @@ func (m *Model) ClearDisconnected(maxBytes int) (dst []Event, omitted int) {
 	by := m.account.Bare()
 	size := 0
 	for _, r := range m.rooms {
-		var c cause
-		if next, old, ok := r.marks.Without(by); ok {
-			r.marks = next
-			c.note(psa.MarkRemoved, old)
-		}
-		for _, o := range r.occupants {
-			next, old, ok := o.Marks.Without(by)
-			if !ok {
-				continue
-			}
-			m.setMarks(r, o, next)
-			if o.Self {
-				c.note(psa.MarkRemoved, old)
-			}
-			if !within(&size, o, maxBytes) {
-				omitted++
-				continue
-			}
-			dst = append(dst, Event{Kind: EventOccupantRestored, Room: r.jid, JID: o.JID, Occupant: o.Occupant, Mark: old})
-		}
-		dst = m.settle(dst, r, &c)
+		var n int
+		dst, n = m.unmarkRoom(dst, r, by, false, &size, maxBytes)
+		omitted += n
 	}
 	return dst, omitted
 }
