@@ -78,13 +78,6 @@ func TestHealEvidenceDuringHangingRecheck(t *testing.T) {
 	ctx := testContext(t, 60*time.Second)
 	romeo, juliet := connectPair(ctx, t, n)
 	jfull := juliet.JID()
-	status := func(text string) func(*rawclient.Element) bool {
-		annot := annotated(jfull, montague, "server-unavailable")
-		return func(e *rawclient.Element) bool {
-			s := e.Child(rawclient.NSClient, "status")
-			return annot(e) && s != nil && s.Text() == text
-		}
-	}
 
 	// montague.lit can no longer reach capulet.lit; capulet.lit's own
 	// session to montague.lit stays up, so juliet's presences still come.
@@ -97,7 +90,7 @@ func TestHealEvidenceDuringHangingRecheck(t *testing.T) {
 	// A presence from capulet.lit is evidence that it may be back: a
 	// re-check, whose connection attempt hangs.
 	must(t, juliet.SendPresence(ctx, "<status>first</status>"))
-	expect(ctx, t, romeo, "juliet's first presence, annotated", status("first"))
+	expect(ctx, t, romeo, "juliet's first presence, annotated", annotatedWithStatus(jfull, "server-unavailable", "first"))
 	select {
 	case <-held:
 	case <-ctx.Done():
@@ -105,7 +98,7 @@ func TestHealEvidenceDuringHangingRecheck(t *testing.T) {
 	}
 	// More evidence while that re-check hangs.
 	must(t, juliet.SendPresence(ctx, "<status>second</status>"))
-	expect(ctx, t, romeo, "juliet's second presence, annotated", status("second"))
+	expect(ctx, t, romeo, "juliet's second presence, annotated", annotatedWithStatus(jfull, "server-unavailable", "second"))
 
 	// The route is back: the hanging attempt fails (reset), and the
 	// evidence that came meanwhile makes montague.lit look again at once.

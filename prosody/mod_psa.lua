@@ -117,6 +117,13 @@ local text_lang = module:get_option_string("psa_description_lang", "en");
 -- Seconds a BOSH session may hold no request and make no new one before it
 -- counts as paused; 0 turns BOSH pauses off.
 local bosh_pause_after = number_option("psa_bosh_pause_after", 10, 0);
+-- Re-sends to one session per turn of the event loop (outage, restore): a
+-- session with thousands of contacts on a domain gets them in slices, so
+-- that its connection is written out in between (Prosody 13 copies a
+-- connection's whole write buffer every 32 writes made without a flush).
+-- psa_resend_interval: seconds between two slices (0: the next turn).
+local resend_batch = number_option("psa_resend_batch", 16, 1);
+local resend_interval = number_option("psa_resend_interval", 0, 0);
 -- Send <connection-paused/> annotations to remote contacts too (their server
 -- filters them only if it runs mod_psa).
 local pause_remote = module:get_option_boolean("psa_pause_remote", true);
@@ -997,6 +1004,132 @@ local function resend(session, entry, condition, text)
 	deliver_to_session(stanza);
 end
 
+---------------------------------------------------------------------------
+-- Re-sends, spread over turns of the event loop
+--
+-- An outage or a restore re-sends every presence remembered from a domain
+-- to every session that has it: a session with N contacts there gets N
+-- stanzas. Written in one event handler they all wait in the connection's
+-- write buffer, which Prosody 13 copies whole every 32 writes: O(N²). So
+-- re-sends wait in a queue per session, and each turn of the event loop
+-- (a timer, which runs once the connections are written out) sends at most
+-- resend_batch per session and resend_turn in all.
+--
+-- Order and memory: at most one re-send is pending per session and sender
+-- (full JID), and it names the remembered entry, not a copy; the stanza is
+-- built when it leaves. It does not leave if that entry is no longer what
+-- the session remembers (a newer presence replaced it, an unavailable or a
+-- restore's check forgot it): the session got something newer meanwhile,
+-- which the filter annotated (see c2s_out_filter). A second request for the
+-- same sender replaces the pending one, and one that undoes it (a restore
+-- for an outage annotation that never left) cancels it. So the queue holds
+-- at most one small table per remembered presence.
+---------------------------------------------------------------------------
+
+local resend_turn = math_max(resend_batch, 256);
+local RQ = kept("resend_queue", function ()
+	return {
+		ring = {}, head = 1, tail = 0; -- sessions with pending re-sends, in turn
+		by_session = {}; -- session -> { keys = { from... }, head, tail, jobs = { [from] = job } }
+		pumping = false;
+	};
+end); -- job = { entry, condition, text, cancelled }
+
+local function pending_resend(session, from)
+	local q = RQ.by_session[session];
+	local job = q and q.jobs[from];
+	if job and not job.cancelled then return job; end
+	return nil;
+end
+
+local pump_resends; -- forward
+
+local function start_pump()
+	if RQ.pumping then return; end
+	RQ.pumping = true;
+	module:add_timer(resend_interval, function ()
+		return pump_resends();
+	end);
+end
+
+-- queue_resend asks for entry to be re-sent to session, annotated with
+-- condition (nil: the empty annotation).
+local function queue_resend(session, entry, condition, text)
+	local from = entry.stanza.attr.from;
+	local q = RQ.by_session[session];
+	if not q then
+		q = { keys = {}, head = 1, tail = 0, jobs = {} };
+		RQ.by_session[session] = q;
+		RQ.tail = RQ.tail + 1;
+		RQ.ring[RQ.tail] = session;
+	end
+	local job = q.jobs[from];
+	if job then
+		if not job.cancelled and job.entry == entry and (job.condition == nil) ~= (condition == nil) then
+			-- It undoes the pending one, which never left.
+			job.cancelled = true;
+			return;
+		end
+		job.entry, job.condition, job.text, job.cancelled = entry, condition, text, nil;
+		return;
+	end
+	q.jobs[from] = { entry = entry, condition = condition, text = text };
+	q.tail = q.tail + 1;
+	q.keys[q.tail] = from;
+	start_pump();
+end
+
+-- take_over_resend is called for a presence from `from` that reaches
+-- session by the ordinary way: it replaces the pending re-send, if any, and
+-- returns it (its annotation is what the presence must carry).
+local function take_over_resend(session, from)
+	local job = pending_resend(session, from);
+	if job then job.cancelled = true; end
+	return job;
+end
+
+function pump_resends()
+	local budget = resend_turn;
+	while budget > 0 and RQ.head <= RQ.tail do
+		local session = RQ.ring[RQ.head];
+		RQ.ring[RQ.head] = nil;
+		RQ.head = RQ.head + 1;
+		local q = RQ.by_session[session];
+		if q then
+			local sent = 0;
+			local mem = memory[session];
+			local live = not session.destroyed and is_enabled(session) and mem ~= nil;
+			while live and sent < resend_batch and q.head <= q.tail do
+				local from = q.keys[q.head];
+				q.keys[q.head] = nil;
+				q.head = q.head + 1;
+				local job = q.jobs[from];
+				q.jobs[from] = nil;
+				if job and not job.cancelled and mem:get(from) == job.entry then
+					safely("re-send", resend, session, job.entry, job.condition, job.text);
+					sent = sent + 1;
+				end
+			end
+			budget = budget - math_max(sent, 1);
+			if live and q.head <= q.tail then
+				RQ.tail = RQ.tail + 1;
+				RQ.ring[RQ.tail] = session;
+			else
+				RQ.by_session[session] = nil;
+			end
+		end
+	end
+	if RQ.head <= RQ.tail and not stopping then
+		return resend_interval;
+	end
+	RQ.pumping = false;
+	if RQ.head > RQ.tail then
+		RQ.ring, RQ.head, RQ.tail = {}, 1, 0;
+		module:log("debug", "Re-sends done: the queue is empty");
+	end
+	return nil;
+end
+
 local function c2s_out_filter(stanza, session)
 	if stanza.name ~= "presence" or (stanza.attr.xmlns ~= nil and stanza.attr.xmlns ~= "jabber:client") then
 		return stanza;
@@ -1011,6 +1144,19 @@ local function c2s_out_filter(stanza, session)
 			return stanza;
 		end
 		return for_session_without_psa(stanza, session);
+	end
+	-- A re-send of the sender's presence still waiting in the queue would
+	-- overtake this newer presence: this one takes its place (and, once the
+	-- link is back, its empty annotation: a probe answer after a restore).
+	local pending = via_s2s[stanza] and stanza.attr.from and take_over_resend(session, stanza.attr.from);
+	if pending and stanza.attr.type == nil and pending.condition == nil and is_enabled(session) then
+		local link = links[jid_host(stanza.attr.from)];
+		if not (link and link.state == "down") then
+			local copy = st.clone(stanza);
+			annotate(copy, host, nil);
+			measure_annotations(1);
+			return copy;
+		end
 	end
 	if via_s2s[stanza] then
 		-- A presence from a domain we hold in outage (a probe answer that was
@@ -1049,7 +1195,7 @@ function on_session_enabled(session)
 	for _, entry in mem:items() do
 		local link = links[entry.domain];
 		if link and link.state == "down" then
-			resend(session, entry, "server-unavailable", describe(text_server, entry.domain));
+			queue_resend(session, entry, "server-unavailable", describe(text_server, entry.domain));
 		end
 	end
 end
@@ -1359,10 +1505,10 @@ if is_user_host then
 		local text = describe(text_server, domain);
 		local n = 0;
 		each_entry_of(domain, function (session, entry)
-			resend(session, entry, "server-unavailable", text);
+			queue_resend(session, entry, "server-unavailable", text);
 			n = n + 1;
 		end);
-		module:log("info", "Sent %d presences annotated server-unavailable for %s", n, domain);
+		module:log("info", "Re-sending %d presences annotated server-unavailable for %s", n, domain);
 	end
 
 	-- gone tells session that full is unavailable (its unavailable was lost
@@ -1434,7 +1580,7 @@ if is_user_host then
 		local n, probes = 0, {};
 		local probed, directed, any = {}, {}, false;
 		each_entry_of(domain, function (session, entry)
-			resend(session, entry, nil);
+			queue_resend(session, entry, nil);
 			n = n + 1;
 			local from = entry.stanza.attr.from;
 			local contact = jid_bare(from);
@@ -1458,7 +1604,7 @@ if is_user_host then
 			np = np + 1;
 		end
 		if any then settle(domain, probed, directed); end
-		module:log("info", "Sent %d presences with an empty annotation and %d probes for %s", n, np, domain);
+		module:log("info", "Re-sending %d presences with an empty annotation, sent %d probes for %s", n, np, domain);
 	end
 
 end
@@ -1980,6 +2126,9 @@ local function resume_after_reload()
 	if S.muc_resume_after_reload then
 		S.muc_resume_after_reload();
 	end
+	-- The old code's timer stopped with it: drain the re-sends it queued.
+	RQ.pumping = false;
+	if RQ.head <= RQ.tail then start_pump(); end
 end
 if S.loaded then
 	safely("reload", resume_after_reload);

@@ -68,8 +68,15 @@ func TestFlappingLink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The server sent the last annotations when it logged those lines; a
-	// round trip makes sure the client has applied them.
+	// The MUC service sent its last annotations when it logged its line;
+	// montague.lit's re-sends to romeo leave over the next turns of its
+	// event loop, until the queue is empty. A round trip then makes sure
+	// the client has applied them.
+	_, up, err := mont.WaitLog(ctx, mark, "Link montague.lit -> capulet.lit is up")
+	must(t, err)
+	if _, _, err := mont.WaitLog(ctx, up, "Re-sends done"); err != nil {
+		t.Fatal(err)
+	}
 	roundTrip(ctx, t, romeo)
 	timing(t, "last heal -> models final", time.Since(lastHeal))
 	rs, ro := romeo.Roster().Stats(), romeo.Rooms().Stats()

@@ -1,0 +1,78 @@
+package prosody_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/psakit/psakit/internal/prosodytest"
+	"github.com/psakit/psakit/internal/rawclient"
+)
+
+// annotatedWithStatus matches a presence from `from` annotated by montague.lit with
+// cond ("" for the empty annotation) whose status is text.
+func annotatedWithStatus(from, cond, text string) func(*rawclient.Element) bool {
+	annot := annotated(from, montague, cond)
+	return func(e *rawclient.Element) bool {
+		return annot(e) && e.Child(rawclient.NSClient, "status").Text() == text
+	}
+}
+
+// An outage's re-sends leave a few at a time over turns of the event loop
+// (here one every 2 s). A presence that juliet sends while her re-send is
+// still queued reaches romeo annotated, and the older re-send does not
+// follow it; after the restore the probe answers carry the empty
+// annotation of the re-sends they overtake.
+func TestResendQueueKeepsOrder(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.PSAOptions["psa_resend_batch"] = "1"
+		mont.PSAOptions["psa_resend_interval"] = "2"
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+	romeo, juliet := connectPair(ctx, t, n)
+	jfull := juliet.JID()
+	nurse := client(ctx, t, n.Server(capulet), "nurse", "kitchen", rawclient.Config{})
+	must(t, nurse.SendPresence(ctx, "<status>Anon, anon</status>"))
+	expect(ctx, t, romeo, "the nurse's presence", plainPresence(nurse.JID(), ""))
+
+	// montague.lit cannot reach capulet.lit; juliet's presences still come.
+	mark := mont.LogMark()
+	must(t, n.CutOneWay(montague, capulet))
+	if _, _, err := mont.WaitLog(ctx, mark, "Re-sending 2 presences annotated server-unavailable for "+capulet); err != nil {
+		t.Fatal(err)
+	}
+	queued := time.Now()
+	must(t, juliet.SendPresence(ctx, "<status>new</status>"))
+	expect(ctx, t, romeo, "juliet's new presence, annotated", annotatedWithStatus(jfull, "server-unavailable", "new"))
+	if d := time.Since(queued); d > 2*time.Second {
+		t.Logf("juliet's new presence came %v after the re-sends were queued: the first may have left before it", d)
+	}
+	expect(ctx, t, romeo, "the nurse's re-send", annotatedWithStatus(nurse.JID(), "server-unavailable", "Anon, anon"))
+
+	mark = mont.LogMark()
+	must(t, n.Heal(montague, capulet))
+	expectEach(ctx, t, romeo, "the empty annotations",
+		annotatedWithStatus(jfull, "", "new"),
+		annotatedWithStatus(nurse.JID(), "", "Anon, anon"))
+	_, up, err := mont.WaitLog(ctx, mark, "Link montague.lit -> capulet.lit is up")
+	must(t, err)
+	if _, _, err := mont.WaitLog(ctx, up, "Re-sends done"); err != nil {
+		t.Fatal(err)
+	}
+	must(t, romeo.Ping(ctx, ""))
+
+	// Nothing of juliet's older presence after her new one.
+	seen := false
+	for _, e := range romeo.History() {
+		if !e.Is(rawclient.NSClient, "presence") || e.Attr("from") != jfull {
+			continue
+		}
+		status := e.Child(rawclient.NSClient, "status").Text()
+		if status == "new" {
+			seen = true
+		} else if seen {
+			t.Fatalf("juliet's older presence after her new one: %s\nreceived:\n%s", e, dump(romeo.History()))
+		}
+	}
+}
