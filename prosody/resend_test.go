@@ -1,6 +1,7 @@
 package prosody_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -75,4 +76,34 @@ func TestResendQueueKeepsOrder(t *testing.T) {
 			t.Fatalf("juliet's older presence after her new one: %s\nreceived:\n%s", e, dump(romeo.History()))
 		}
 	}
+}
+
+// Re-sends still queued at a module:reload leave after it: the queue lives
+// in the module's shared state and the new code drains it.
+func TestResendQueueSurvivesReload(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.PSAOptions["psa_resend_batch"] = "1"
+		mont.PSAOptions["psa_resend_interval"] = "2"
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+	romeo, juliet := connectPair(ctx, t, n)
+	nurse := client(ctx, t, n.Server(capulet), "nurse", "kitchen", rawclient.Config{})
+	must(t, nurse.SendPresence(ctx, "<status>Anon, anon</status>"))
+	expect(ctx, t, romeo, "the nurse's presence", plainPresence(nurse.JID(), ""))
+
+	mark := mont.LogMark()
+	must(t, n.Cut(montague, capulet))
+	if _, _, err := mont.WaitLog(ctx, mark, "Re-sending 2 presences annotated server-unavailable for "+capulet); err != nil {
+		t.Fatal(err)
+	}
+	out, err := mont.Shell(ctx, `module:reload("psa", "`+montague+`")`)
+	must(t, err)
+	if !strings.Contains(out, "Module reloaded") {
+		t.Fatalf("reload: %s", out)
+	}
+	expectEach(ctx, t, romeo, "the queued re-sends",
+		annotatedWithStatus(juliet.JID(), "server-unavailable", "Wherefore art thou"),
+		annotatedWithStatus(nurse.JID(), "server-unavailable", "Anon, anon"))
 }
