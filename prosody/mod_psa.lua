@@ -1576,6 +1576,8 @@ if is_user_host then
 		end);
 	end
 
+	local probing = {}; -- domain -> the restore whose probes are being sent
+
 	function hooks.on_restore(domain)
 		local n, probes = 0, {};
 		local probed, directed, any = {}, {}, false;
@@ -1598,13 +1600,35 @@ if is_user_host then
 				any = true;
 			end
 		end);
-		local np = 0;
-		for _, p in pairs(probes) do
-			module:send(st.presence({ type = "probe", from = p.from, to = p.to }));
-			np = np + 1;
+		-- The probes all go over the one s2s connection to the domain: in
+		-- slices too, for the reason the re-sends are (see above). The
+		-- settling ping follows the last of them.
+		local list = {};
+		for _, p in pairs(probes) do list[#list + 1] = p; end
+		module:log("info", "Re-sending %d presences with an empty annotation, probing %d contacts for %s", n, #list, domain);
+		if not any then return; end
+		local next_probe, token = 1, {};
+		probing[domain] = token;
+		local function send_probes()
+			-- Down again, or restored again since (its own probes run): the
+			-- next restore decides.
+			if stopping or links[domain] or probing[domain] ~= token then
+				if probing[domain] == token then probing[domain] = nil; end
+				return nil;
+			end
+			local last = math_min(#list, next_probe + resend_batch - 1);
+			for i = next_probe, last do
+				module:send(st.presence({ type = "probe", from = list[i].from, to = list[i].to }));
+			end
+			next_probe = last + 1;
+			if next_probe <= #list then return resend_interval; end
+			probing[domain] = nil;
+			settle(domain, probed, directed);
+			return nil;
 		end
-		if any then settle(domain, probed, directed); end
-		module:log("info", "Re-sending %d presences with an empty annotation, sent %d probes for %s", n, np, domain);
+		if send_probes() then
+			module:add_timer(resend_interval, send_probes);
+		end
 	end
 
 end
