@@ -1091,9 +1091,35 @@ local function take_over_resend(session, from)
 	return job;
 end
 
+-- write_backlog returns how many bytes the session's connection holds that
+-- it has not written to the socket yet (Prosody's epoll backend: a string,
+-- 13's util.dbuffer, or 0.12's list of pieces), 0 when it cannot tell.
+local function write_backlog(session)
+	local conn = session.conn;
+	if type(conn) ~= "table" then return 0; end
+	local wb = conn.writebuffer;
+	local t = type(wb);
+	if t == "string" then return #wb; end
+	if t ~= "table" then return 0; end
+	if type(wb.length) == "function" then return wb:length(); end
+	local n = 0;
+	for i = 1, math_min(#wb, 64) do
+		if type(wb[i]) == "string" then n = n + #wb[i]; end
+	end
+	return n;
+end
+
+-- A connection that still holds this much from the previous turns (its
+-- client reads slowly) gets nothing more this turn: piled up, the backlog
+-- would be copied again with every slice.
+local resend_backlog = 16384;
+
 function pump_resends()
 	local budget = resend_turn;
-	while budget > 0 and RQ.head <= RQ.tail do
+	local turns = RQ.tail - RQ.head + 1; -- each session once per turn
+	local sent_any = false;
+	while budget > 0 and turns > 0 and RQ.head <= RQ.tail do
+		turns = turns - 1;
 		local session = RQ.ring[RQ.head];
 		RQ.ring[RQ.head] = nil;
 		RQ.head = RQ.head + 1;
@@ -1102,7 +1128,9 @@ function pump_resends()
 			local sent = 0;
 			local mem = memory[session];
 			local live = not session.destroyed and is_enabled(session) and mem ~= nil;
-			while live and sent < resend_batch and q.head <= q.tail do
+			local ok, backlog = pcall(write_backlog, session);
+			local ready = not ok or backlog <= resend_backlog;
+			while live and ready and sent < resend_batch and q.head <= q.tail do
 				local from = q.keys[q.head];
 				q.keys[q.head] = nil;
 				q.head = q.head + 1;
@@ -1113,6 +1141,7 @@ function pump_resends()
 					sent = sent + 1;
 				end
 			end
+			if sent > 0 then sent_any = true; end
 			budget = budget - math_max(sent, 1);
 			if live and q.head <= q.tail then
 				RQ.tail = RQ.tail + 1;
@@ -1123,7 +1152,9 @@ function pump_resends()
 		end
 	end
 	if RQ.head <= RQ.tail and not stopping then
-		return resend_interval;
+		-- Every connection with re-sends waiting was still busy: look again
+		-- a little later rather than at every turn.
+		return sent_any and resend_interval or math_max(resend_interval, 0.05);
 	end
 	RQ.pumping = false;
 	if RQ.head > RQ.tail then
