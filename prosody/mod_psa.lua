@@ -2095,18 +2095,6 @@ if is_muc then
 		return count;
 	end
 
-	local function each_annotated_pair(domain, f)
-		for room in muc.live_rooms() do
-			for _, occupant in room:each_occupant() do
-				if jid_host(occupant.bare_jid) == domain then
-					for _, recipient in room:each_occupant() do
-						f(room, occupant, recipient);
-					end
-				end
-			end
-		end
-	end
-
 	function hooks.relevant(domain)
 		if (by_domain[domain] or 0) > 0 then return true; end
 		if not (T.dropped_all or T.dropped[domain]) then return false; end
@@ -2123,22 +2111,97 @@ if is_muc then
 		return false;
 	end
 
-	function hooks.on_outage(domain)
-		local annotation = { condition = "server-unavailable", text = describe(text_muc, domain) };
-		local n = 0;
-		each_annotated_pair(domain, function (room, occupant, recipient)
-			n = n + publicise(room, occupant, recipient, annotation);
+	-- Announcements in slices, for the reason the VirtualHost's re-sends
+	-- are: an outage of a domain with N occupants in a room sends N
+	-- presences to each other occupant. The queue holds (room, occupant)
+	-- pairs, first in, first out; each turn of the event loop publicises
+	-- resend_batch of them to every occupant of the room. What leaves is
+	-- built then from the room as it is: an occupant that left, or whose
+	-- domain's state changed since (an outage's announcement when the
+	-- domain is back, a restore's when it is down again), is skipped.
+	local MQ = kept("muc_announce_queue", function ()
+		return { items = {}, head = 1, tail = 0, pumping = false, pending = {} };
+	end); -- item = { room = room JID, nick = occupant JID, bare = real bare JID, domain, down = bool, cancelled }
+	-- pending: room JID.."\0"..occupant JID -> its item in the queue: one per
+	-- occupant and room, so the queue is bounded by the occupants.
+
+	local function pump_announcements()
+		local done = 0;
+		while done < resend_batch and MQ.head <= MQ.tail do
+			local item = MQ.items[MQ.head];
+			MQ.items[MQ.head] = nil;
+			MQ.head = MQ.head + 1;
+			local key = item.room.."\0"..item.nick;
+			if MQ.pending[key] == item then MQ.pending[key] = nil; end
+			if not item.cancelled then done = done + 1; end
+			local room = not item.cancelled and muc.get_room_from_jid(item.room);
+			local occupant = room and room:get_occupant_by_nick(item.nick);
+			if occupant and occupant.bare_jid == item.bare and domain_down(item.domain) == item.down then
+				local annotation = { condition = nil };
+				if item.down then
+					annotation = { condition = "server-unavailable", text = describe(text_muc, item.domain) };
+				end
+				for _, recipient in room:each_occupant() do
+					safely("announce", publicise, room, occupant, recipient, annotation);
+				end
+			end
+		end
+		if MQ.head <= MQ.tail and not stopping then return resend_interval; end
+		MQ.pumping = false;
+		if MQ.head > MQ.tail then
+			MQ.items, MQ.head, MQ.tail, MQ.pending = {}, 1, 0, {};
+			module:log("debug", "Occupant announcements done: the queue is empty");
+		end
+		return nil;
+	end
+
+	local function start_announcing()
+		if MQ.pumping then return; end
+		MQ.pumping = true;
+		module:add_timer(resend_interval, function ()
+			return pump_announcements();
 		end);
-		module:log("info", "Sent %d occupant presences annotated server-unavailable for %s", n, domain);
+	end
+	S.muc_resume_announcements = function ()
+		MQ.pumping = false;
+		if MQ.head <= MQ.tail then start_announcing(); end
+	end
+
+	local function announce(domain, down)
+		local n = 0;
+		for room in muc.live_rooms() do
+			for _, occupant in room:each_occupant() do
+				if jid_host(occupant.bare_jid) == domain then
+					local key = room.jid.."\0"..occupant.nick;
+					local item = MQ.pending[key];
+					if item and item.bare == occupant.bare_jid and not item.cancelled then
+						-- Still queued: it never left, and this undoes it.
+						if item.down ~= down then
+							item.cancelled = true;
+							MQ.pending[key] = nil;
+						end
+					else
+						item = { room = room.jid, nick = occupant.nick, bare = occupant.bare_jid, domain = domain, down = down };
+						MQ.tail = MQ.tail + 1;
+						MQ.items[MQ.tail] = item;
+						MQ.pending[key] = item;
+					end
+					n = n + 1;
+				end
+			end
+		end
+		if n > 0 then start_announcing(); end
+		return n;
+	end
+
+	function hooks.on_outage(domain)
+		local n = announce(domain, true);
+		module:log("info", "Announcing %d occupants annotated server-unavailable for %s", n, domain);
 	end
 
 	function hooks.on_restore(domain)
-		local annotation = { condition = nil };
-		local n = 0;
-		each_annotated_pair(domain, function (room, occupant, recipient)
-			n = n + publicise(room, occupant, recipient, annotation);
-		end);
-		module:log("info", "Sent %d occupant presences with an empty annotation for %s", n, domain);
+		local n = announce(domain, false);
+		module:log("info", "Announcing %d occupants with an empty annotation for %s", n, domain);
 	end
 
 	-- A real JID got annotations enabled while domains are in outage: annotate
@@ -2184,9 +2247,11 @@ local function resume_after_reload()
 	if S.muc_resume_after_reload then
 		S.muc_resume_after_reload();
 	end
-	-- The old code's timer stopped with it: drain the re-sends it queued.
+	-- The old code's timers stopped with it: drain the re-sends and
+	-- announcements it queued.
 	RQ.pumping = false;
 	if RQ.head <= RQ.tail then start_pump(); end
+	if S.muc_resume_announcements then S.muc_resume_announcements(); end
 end
 if S.loaded then
 	safely("reload", resume_after_reload);

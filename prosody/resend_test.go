@@ -107,3 +107,45 @@ func TestResendQueueSurvivesReload(t *testing.T) {
 		annotatedWithStatus(juliet.JID(), "server-unavailable", "Wherefore art thou"),
 		annotatedWithStatus(nurse.JID(), "server-unavailable", "Anon, anon"))
 }
+
+// On a MUC component the announcements leave in slices too; an occupant
+// that leaves the room while its announcement is queued is not announced
+// after its departure (it would reappear in the room). Prosody's own
+// publicise builds nothing for a departed occupant's copy either: this
+// guards the behaviour end to end, whichever of the two keeps it.
+func TestMUCAnnouncementQueueSkipsLeftOccupant(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.PSAOptions["psa_resend_batch"] = "1"
+		mont.PSAOptions["psa_resend_interval"] = "2"
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+	room := "orchard@" + conference
+	romeo := occupant(ctx, t, mont, "romeo", "lane", psaFeatures, room, "Romeo")
+	nurse := occupant(ctx, t, capu, "nurse", "garden", rawclient.Config{}, room, "Nurse")
+	expect(ctx, t, romeo, "the nurse in the room", plainPresence(room+"/Nurse", ""))
+
+	// The MUC service cannot reach capulet.lit; the nurse's stanzas still
+	// reach it.
+	mark := mont.LogMark()
+	must(t, n.CutOneWay(montague, capulet))
+	if _, _, err := mont.WaitLog(ctx, mark, "occupants annotated server-unavailable for "+capulet); err != nil {
+		t.Fatal(err)
+	}
+	must(t, nurse.Sendf("<presence type='unavailable' to='%s/Nurse'/>", room))
+	expect(ctx, t, romeo, "the nurse leaving", plainPresence(room+"/Nurse", "unavailable"))
+	announcementsSent(ctx, t, mont, mark, "annotated server-unavailable for "+capulet)
+	must(t, romeo.RoundTrip(ctx, conference))
+
+	left := false
+	for _, e := range romeo.History() {
+		if !e.Is(rawclient.NSClient, "presence") || e.Attr("from") != room+"/Nurse" {
+			continue
+		}
+		if left {
+			t.Fatalf("the nurse announced after she left: %s\nreceived:\n%s", e, dump(romeo.History()))
+		}
+		left = e.Attr("type") == "unavailable"
+	}
+}

@@ -68,14 +68,18 @@ func TestFlappingLink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The MUC service sent its last annotations when it logged its line;
-	// montague.lit's re-sends to romeo leave over the next turns of its
-	// event loop, until the queue is empty. A round trip then makes sure
-	// the client has applied them.
-	_, up, err := mont.WaitLog(ctx, mark, "Link montague.lit -> capulet.lit is up")
-	must(t, err)
-	if _, _, err := mont.WaitLog(ctx, up, "Re-sends done"); err != nil {
-		t.Fatal(err)
+	// montague.lit's re-sends to romeo and the MUC service's announcements
+	// leave over the next turns of the event loop, until their queues are
+	// empty. A round trip then makes sure the client has applied them.
+	for _, q := range []struct{ up, done string }{
+		{"Link montague.lit -> capulet.lit is up", "Re-sends done"},
+		{"Link conference.montague.lit -> capulet.lit is up", "Occupant announcements done"},
+	} {
+		_, up, err := mont.WaitLog(ctx, mark, q.up)
+		must(t, err)
+		if _, _, err := mont.WaitLog(ctx, up, q.done); err != nil {
+			t.Fatal(err)
+		}
 	}
 	roundTrip(ctx, t, romeo)
 	timing(t, "last heal -> models final", time.Since(lastHeal))
