@@ -30,9 +30,10 @@
 --     ends the outage (outgoing) or triggers a re-check (incoming). On
 --     restore the same presences with an empty annotation, then presence
 --     probes, then unavailable for the resources they did not confirm.
---   * Re-sends (and a restore's probes) leave a slice per turn of the event
---     loop, so that a large roster does not pile up in one connection's
---     write buffer; a queued re-send never overtakes a newer presence.
+--   * Re-sends (and a restore's probes, and a MUC's announcements) leave a
+--     slice per turn of the event loop, so that a large roster does not
+--     pile up in one connection's write buffer; a queued re-send never
+--     overtakes a newer presence.
 --   * State lives in module:shared(), so module:reload keeps it.
 --   * XEP-0198 hibernation of a session: its presence annotated
 --     <connection-paused/> to everyone who has it (through the block list),
