@@ -142,3 +142,17 @@ func expectEach(ctx context.Context, t *testing.T, c *rawclient.Client, what str
 		}
 	}
 }
+
+// announcementsSent waits until srv's MUC service logged, after mark, that
+// it queued its announcements of a domain's occupants ("Announcing N
+// occupants " followed by what), and then that it sent them all.
+func announcementsSent(ctx context.Context, t *testing.T, srv *prosodytest.Server, mark int, what string) {
+	t.Helper()
+	_, next, err := srv.WaitLog(ctx, mark, "occupants "+what)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.WaitLog(ctx, next, "Occupant announcements done"); err != nil {
+		t.Fatal(err)
+	}
+}

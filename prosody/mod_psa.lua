@@ -30,6 +30,10 @@
 --     ends the outage (outgoing) or triggers a re-check (incoming). On
 --     restore the same presences with an empty annotation, then presence
 --     probes, then unavailable for the resources they did not confirm.
+--   * Re-sends (and a restore's probes, and a MUC's announcements) leave a
+--     slice per turn of the event loop, so that a large roster does not
+--     pile up in one connection's write buffer; a queued re-send never
+--     overtakes a newer presence.
 --   * State lives in module:shared(), so module:reload keeps it.
 --   * XEP-0198 hibernation of a session: its presence annotated
 --     <connection-paused/> to everyone who has it (through the block list),
@@ -117,6 +121,13 @@ local text_lang = module:get_option_string("psa_description_lang", "en");
 -- Seconds a BOSH session may hold no request and make no new one before it
 -- counts as paused; 0 turns BOSH pauses off.
 local bosh_pause_after = number_option("psa_bosh_pause_after", 10, 0);
+-- Re-sends to one session per turn of the event loop (outage, restore): a
+-- session with thousands of contacts on a domain gets them in slices, so
+-- that its connection is written out in between (Prosody 13 copies a
+-- connection's whole write buffer every 32 writes made without a flush).
+-- psa_resend_interval: seconds between two slices (0: the next turn).
+local resend_batch = number_option("psa_resend_batch", 16, 1);
+local resend_interval = number_option("psa_resend_interval", 0, 0);
 -- Send <connection-paused/> annotations to remote contacts too (their server
 -- filters them only if it runs mod_psa).
 local pause_remote = module:get_option_boolean("psa_pause_remote", true);
@@ -997,6 +1008,163 @@ local function resend(session, entry, condition, text)
 	deliver_to_session(stanza);
 end
 
+---------------------------------------------------------------------------
+-- Re-sends, spread over turns of the event loop
+--
+-- An outage or a restore re-sends every presence remembered from a domain
+-- to every session that has it: a session with N contacts there gets N
+-- stanzas. Written in one event handler they all wait in the connection's
+-- write buffer, which Prosody 13 copies whole every 32 writes: O(N²). So
+-- re-sends wait in a queue per session, and each turn of the event loop
+-- (a timer, which runs once the connections are written out) sends at most
+-- resend_batch per session and resend_turn in all.
+--
+-- Order and memory: at most one re-send is pending per session and sender
+-- (full JID), and it names the remembered entry, not a copy; the stanza is
+-- built when it leaves. It does not leave if that entry is no longer what
+-- the session remembers (a newer presence replaced it, an unavailable or a
+-- restore's check forgot it): the session got something newer meanwhile,
+-- which the filter annotated (see c2s_out_filter). A second request for the
+-- same sender replaces the pending one, and one that undoes it (a restore
+-- for an outage annotation that never left) cancels it. So the queue holds
+-- at most one small table per remembered presence.
+---------------------------------------------------------------------------
+
+local resend_turn = math_max(resend_batch, 256);
+local RQ = kept("resend_queue", function ()
+	return {
+		ring = {}, head = 1, tail = 0; -- sessions with pending re-sends, in turn
+		by_session = {}; -- session -> { keys = { from... }, head, tail, jobs = { [from] = job } }
+		pumping = false;
+	};
+end); -- job = { entry, condition, text, cancelled }
+
+local function pending_resend(session, from)
+	local q = RQ.by_session[session];
+	local job = q and q.jobs[from];
+	if job and not job.cancelled then return job; end
+	return nil;
+end
+
+local pump_resends; -- forward
+
+local function start_pump()
+	if RQ.pumping then return; end
+	RQ.pumping = true;
+	module:add_timer(resend_interval, function ()
+		return pump_resends();
+	end);
+end
+
+-- queue_resend asks for entry to be re-sent to session, annotated with
+-- condition (nil: the empty annotation).
+local function queue_resend(session, entry, condition, text)
+	local from = entry.stanza.attr.from;
+	local q = RQ.by_session[session];
+	if not q then
+		q = { keys = {}, head = 1, tail = 0, jobs = {} };
+		RQ.by_session[session] = q;
+		RQ.tail = RQ.tail + 1;
+		RQ.ring[RQ.tail] = session;
+	end
+	local job = q.jobs[from];
+	if job then
+		if not job.cancelled and job.entry == entry and (job.condition == nil) ~= (condition == nil) then
+			-- It undoes the pending one, which never left.
+			job.cancelled = true;
+			return;
+		end
+		job.entry, job.condition, job.text, job.cancelled = entry, condition, text, nil;
+		return;
+	end
+	q.jobs[from] = { entry = entry, condition = condition, text = text };
+	q.tail = q.tail + 1;
+	q.keys[q.tail] = from;
+	start_pump();
+end
+
+-- take_over_resend is called for a presence from `from` that reaches
+-- session by the ordinary way: it replaces the pending re-send, if any, and
+-- returns it (its annotation is what the presence must carry).
+local function take_over_resend(session, from)
+	local job = pending_resend(session, from);
+	if job then job.cancelled = true; end
+	return job;
+end
+
+-- write_backlog returns how many bytes the session's connection holds that
+-- it has not written to the socket yet (Prosody's epoll backend: a string,
+-- 13's util.dbuffer, or 0.12's list of pieces), 0 when it cannot tell.
+local function write_backlog(session)
+	local conn = session.conn;
+	if type(conn) ~= "table" then return 0; end
+	local wb = conn.writebuffer;
+	local t = type(wb);
+	if t == "string" then return #wb; end
+	if t ~= "table" then return 0; end
+	if type(wb.length) == "function" then return wb:length(); end
+	local n = 0;
+	for i = 1, math_min(#wb, 64) do
+		if type(wb[i]) == "string" then n = n + #wb[i]; end
+	end
+	return n;
+end
+
+-- A connection that still holds this much from the previous turns (its
+-- client reads slowly) gets nothing more this turn: piled up, the backlog
+-- would be copied again with every slice.
+local resend_backlog = 16384;
+
+function pump_resends()
+	local budget = resend_turn;
+	local turns = RQ.tail - RQ.head + 1; -- each session once per turn
+	local sent_any = false;
+	while budget > 0 and turns > 0 and RQ.head <= RQ.tail do
+		turns = turns - 1;
+		local session = RQ.ring[RQ.head];
+		RQ.ring[RQ.head] = nil;
+		RQ.head = RQ.head + 1;
+		local q = RQ.by_session[session];
+		if q then
+			local sent = 0;
+			local mem = memory[session];
+			local live = not session.destroyed and is_enabled(session) and mem ~= nil;
+			local ok, backlog = pcall(write_backlog, session);
+			local ready = not ok or backlog <= resend_backlog;
+			while live and ready and sent < resend_batch and q.head <= q.tail do
+				local from = q.keys[q.head];
+				q.keys[q.head] = nil;
+				q.head = q.head + 1;
+				local job = q.jobs[from];
+				q.jobs[from] = nil;
+				if job and not job.cancelled and mem:get(from) == job.entry then
+					safely("re-send", resend, session, job.entry, job.condition, job.text);
+					sent = sent + 1;
+				end
+			end
+			if sent > 0 then sent_any = true; end
+			budget = budget - math_max(sent, 1);
+			if live and q.head <= q.tail then
+				RQ.tail = RQ.tail + 1;
+				RQ.ring[RQ.tail] = session;
+			else
+				RQ.by_session[session] = nil;
+			end
+		end
+	end
+	if RQ.head <= RQ.tail and not stopping then
+		-- Every connection with re-sends waiting was still busy: look again
+		-- a little later rather than at every turn.
+		return sent_any and resend_interval or math_max(resend_interval, 0.05);
+	end
+	RQ.pumping = false;
+	if RQ.head > RQ.tail then
+		RQ.ring, RQ.head, RQ.tail = {}, 1, 0;
+		module:log("debug", "Re-sends done: the queue is empty");
+	end
+	return nil;
+end
+
 local function c2s_out_filter(stanza, session)
 	if stanza.name ~= "presence" or (stanza.attr.xmlns ~= nil and stanza.attr.xmlns ~= "jabber:client") then
 		return stanza;
@@ -1011,6 +1179,19 @@ local function c2s_out_filter(stanza, session)
 			return stanza;
 		end
 		return for_session_without_psa(stanza, session);
+	end
+	-- A re-send of the sender's presence still waiting in the queue would
+	-- overtake this newer presence: this one takes its place (and, once the
+	-- link is back, its empty annotation: a probe answer after a restore).
+	local pending = via_s2s[stanza] and stanza.attr.from and take_over_resend(session, stanza.attr.from);
+	if pending and stanza.attr.type == nil and pending.condition == nil and is_enabled(session) then
+		local link = links[jid_host(stanza.attr.from)];
+		if not (link and link.state == "down") then
+			local copy = st.clone(stanza);
+			annotate(copy, host, nil);
+			measure_annotations(1);
+			return copy;
+		end
 	end
 	if via_s2s[stanza] then
 		-- A presence from a domain we hold in outage (a probe answer that was
@@ -1049,7 +1230,7 @@ function on_session_enabled(session)
 	for _, entry in mem:items() do
 		local link = links[entry.domain];
 		if link and link.state == "down" then
-			resend(session, entry, "server-unavailable", describe(text_server, entry.domain));
+			queue_resend(session, entry, "server-unavailable", describe(text_server, entry.domain));
 		end
 	end
 end
@@ -1359,10 +1540,10 @@ if is_user_host then
 		local text = describe(text_server, domain);
 		local n = 0;
 		each_entry_of(domain, function (session, entry)
-			resend(session, entry, "server-unavailable", text);
+			queue_resend(session, entry, "server-unavailable", text);
 			n = n + 1;
 		end);
-		module:log("info", "Sent %d presences annotated server-unavailable for %s", n, domain);
+		module:log("info", "Re-sending %d presences annotated server-unavailable for %s", n, domain);
 	end
 
 	-- gone tells session that full is unavailable (its unavailable was lost
@@ -1430,11 +1611,13 @@ if is_user_host then
 		end);
 	end
 
+	local probing = {}; -- domain -> the restore whose probes are being sent
+
 	function hooks.on_restore(domain)
 		local n, probes = 0, {};
 		local probed, directed, any = {}, {}, false;
 		each_entry_of(domain, function (session, entry)
-			resend(session, entry, nil);
+			queue_resend(session, entry, nil);
 			n = n + 1;
 			local from = entry.stanza.attr.from;
 			local contact = jid_bare(from);
@@ -1452,13 +1635,35 @@ if is_user_host then
 				any = true;
 			end
 		end);
-		local np = 0;
-		for _, p in pairs(probes) do
-			module:send(st.presence({ type = "probe", from = p.from, to = p.to }));
-			np = np + 1;
+		-- The probes all go over the one s2s connection to the domain: in
+		-- slices too, for the reason the re-sends are (see above). The
+		-- settling ping follows the last of them.
+		local list = {};
+		for _, p in pairs(probes) do list[#list + 1] = p; end
+		module:log("info", "Re-sending %d presences with an empty annotation, probing %d contacts for %s", n, #list, domain);
+		if not any then return; end
+		local next_probe, token = 1, {};
+		probing[domain] = token;
+		local function send_probes()
+			-- Down again, or restored again since (its own probes run): the
+			-- next restore decides.
+			if stopping or links[domain] or probing[domain] ~= token then
+				if probing[domain] == token then probing[domain] = nil; end
+				return nil;
+			end
+			local last = math_min(#list, next_probe + resend_batch - 1);
+			for i = next_probe, last do
+				module:send(st.presence({ type = "probe", from = list[i].from, to = list[i].to }));
+			end
+			next_probe = last + 1;
+			if next_probe <= #list then return resend_interval; end
+			probing[domain] = nil;
+			settle(domain, probed, directed);
+			return nil;
 		end
-		if any then settle(domain, probed, directed); end
-		module:log("info", "Sent %d presences with an empty annotation and %d probes for %s", n, np, domain);
+		if send_probes() then
+			module:add_timer(resend_interval, send_probes);
+		end
 	end
 
 end
@@ -1891,18 +2096,6 @@ if is_muc then
 		return count;
 	end
 
-	local function each_annotated_pair(domain, f)
-		for room in muc.live_rooms() do
-			for _, occupant in room:each_occupant() do
-				if jid_host(occupant.bare_jid) == domain then
-					for _, recipient in room:each_occupant() do
-						f(room, occupant, recipient);
-					end
-				end
-			end
-		end
-	end
-
 	function hooks.relevant(domain)
 		if (by_domain[domain] or 0) > 0 then return true; end
 		if not (T.dropped_all or T.dropped[domain]) then return false; end
@@ -1919,22 +2112,97 @@ if is_muc then
 		return false;
 	end
 
-	function hooks.on_outage(domain)
-		local annotation = { condition = "server-unavailable", text = describe(text_muc, domain) };
-		local n = 0;
-		each_annotated_pair(domain, function (room, occupant, recipient)
-			n = n + publicise(room, occupant, recipient, annotation);
+	-- Announcements in slices, for the reason the VirtualHost's re-sends
+	-- are: an outage of a domain with N occupants in a room sends N
+	-- presences to each other occupant. The queue holds (room, occupant)
+	-- pairs, first in, first out; each turn of the event loop publicises
+	-- resend_batch of them to every occupant of the room. What leaves is
+	-- built then from the room as it is: an occupant that left, or whose
+	-- domain's state changed since (an outage's announcement when the
+	-- domain is back, a restore's when it is down again), is skipped.
+	local MQ = kept("muc_announce_queue", function ()
+		return { items = {}, head = 1, tail = 0, pumping = false, pending = {} };
+	end); -- item = { room = room JID, nick = occupant JID, bare = real bare JID, domain, down = bool, cancelled }
+	-- pending: room JID.."\0"..occupant JID -> its item in the queue: one per
+	-- occupant and room, so the queue is bounded by the occupants.
+
+	local function pump_announcements()
+		local done = 0;
+		while done < resend_batch and MQ.head <= MQ.tail do
+			local item = MQ.items[MQ.head];
+			MQ.items[MQ.head] = nil;
+			MQ.head = MQ.head + 1;
+			local key = item.room.."\0"..item.nick;
+			if MQ.pending[key] == item then MQ.pending[key] = nil; end
+			if not item.cancelled then done = done + 1; end
+			local room = not item.cancelled and muc.get_room_from_jid(item.room);
+			local occupant = room and room:get_occupant_by_nick(item.nick);
+			if occupant and occupant.bare_jid == item.bare and domain_down(item.domain) == item.down then
+				local annotation = { condition = nil };
+				if item.down then
+					annotation = { condition = "server-unavailable", text = describe(text_muc, item.domain) };
+				end
+				for _, recipient in room:each_occupant() do
+					safely("announce", publicise, room, occupant, recipient, annotation);
+				end
+			end
+		end
+		if MQ.head <= MQ.tail and not stopping then return resend_interval; end
+		MQ.pumping = false;
+		if MQ.head > MQ.tail then
+			MQ.items, MQ.head, MQ.tail, MQ.pending = {}, 1, 0, {};
+			module:log("debug", "Occupant announcements done: the queue is empty");
+		end
+		return nil;
+	end
+
+	local function start_announcing()
+		if MQ.pumping then return; end
+		MQ.pumping = true;
+		module:add_timer(resend_interval, function ()
+			return pump_announcements();
 		end);
-		module:log("info", "Sent %d occupant presences annotated server-unavailable for %s", n, domain);
+	end
+	S.muc_resume_announcements = function ()
+		MQ.pumping = false;
+		if MQ.head <= MQ.tail then start_announcing(); end
+	end
+
+	local function announce(domain, down)
+		local n = 0;
+		for room in muc.live_rooms() do
+			for _, occupant in room:each_occupant() do
+				if jid_host(occupant.bare_jid) == domain then
+					local key = room.jid.."\0"..occupant.nick;
+					local item = MQ.pending[key];
+					if item and item.bare == occupant.bare_jid and not item.cancelled then
+						-- Still queued: it never left, and this undoes it.
+						if item.down ~= down then
+							item.cancelled = true;
+							MQ.pending[key] = nil;
+						end
+					else
+						item = { room = room.jid, nick = occupant.nick, bare = occupant.bare_jid, domain = domain, down = down };
+						MQ.tail = MQ.tail + 1;
+						MQ.items[MQ.tail] = item;
+						MQ.pending[key] = item;
+					end
+					n = n + 1;
+				end
+			end
+		end
+		if n > 0 then start_announcing(); end
+		return n;
+	end
+
+	function hooks.on_outage(domain)
+		local n = announce(domain, true);
+		module:log("info", "Announcing %d occupants annotated server-unavailable for %s", n, domain);
 	end
 
 	function hooks.on_restore(domain)
-		local annotation = { condition = nil };
-		local n = 0;
-		each_annotated_pair(domain, function (room, occupant, recipient)
-			n = n + publicise(room, occupant, recipient, annotation);
-		end);
-		module:log("info", "Sent %d occupant presences with an empty annotation for %s", n, domain);
+		local n = announce(domain, false);
+		module:log("info", "Announcing %d occupants with an empty annotation for %s", n, domain);
 	end
 
 	-- A real JID got annotations enabled while domains are in outage: annotate
@@ -1980,6 +2248,11 @@ local function resume_after_reload()
 	if S.muc_resume_after_reload then
 		S.muc_resume_after_reload();
 	end
+	-- The old code's timers stopped with it: drain the re-sends and
+	-- announcements it queued.
+	RQ.pumping = false;
+	if RQ.head <= RQ.tail then start_pump(); end
+	if S.muc_resume_announcements then S.muc_resume_announcements(); end
 end
 if S.loaded then
 	safely("reload", resume_after_reload);

@@ -158,9 +158,7 @@ func TestMUCAnnotationsFollowPresenceBroadcast(t *testing.T) {
 
 	mark := mont.LogMark()
 	must(t, n.Cut(montague, capulet))
-	if _, _, err := mont.WaitLog(ctx, mark, "occupant presences annotated server-unavailable for capulet.lit"); err != nil {
-		t.Fatal(err)
-	}
+	announcementsSent(ctx, t, mont, mark, "annotated server-unavailable for capulet.lit")
 	must(t, romeo.RoundTrip(ctx, conference))
 	for _, e := range romeo.History() {
 		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == room+"/Nurse" {

@@ -14,15 +14,14 @@ import (
 // whose occupant must keep its place when another remote domain floods.
 const mantua = "mantua.lit"
 
-// expectNurseAnnotated waits until mont logged that the MUC service annotated
-// capulet.lit's occupants, makes a round trip from each client to the
-// service (which sent the annotations before logging, in order), and fails
-// unless each received the nurse's server-unavailable in room.
+// expectNurseAnnotated waits until mont logged that the MUC service queued
+// its announcements of capulet.lit's occupants and then sent them all,
+// makes a round trip from each client to the service (which sent the
+// annotations before logging, in order), and fails unless each received the
+// nurse's server-unavailable in room.
 func expectNurseAnnotated(ctx context.Context, t *testing.T, mont *prosodytest.Server, mark int, room string, clients ...*rawclient.Client) {
 	t.Helper()
-	if _, _, err := mont.WaitLog(ctx, mark, "occupant presences annotated server-unavailable for "+capulet); err != nil {
-		t.Fatal(err)
-	}
+	announcementsSent(ctx, t, mont, mark, "annotated server-unavailable for "+capulet)
 	match := annotated(room+"/Nurse", conference, "server-unavailable")
 	for _, c := range clients {
 		must(t, c.RoundTrip(ctx, conference))

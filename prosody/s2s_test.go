@@ -225,7 +225,12 @@ func TestS2SFlapping(t *testing.T) {
 		}
 		must(t, n.Heal(montague, capulet))
 	}
-	if _, _, err := mont.WaitLog(ctx, mark, "Link montague.lit -> capulet.lit is up"); err != nil {
+	_, up, err := mont.WaitLog(ctx, mark, "Link montague.lit -> capulet.lit is up")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The restore's re-sends leave over the next turns of the event loop.
+	if _, _, err := mont.WaitLog(ctx, up, "Re-sends done"); err != nil {
 		t.Fatal(err)
 	}
 	must(t, romeo.Ping(ctx, ""))

@@ -68,8 +68,19 @@ func TestFlappingLink(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The server sent the last annotations when it logged those lines; a
-	// round trip makes sure the client has applied them.
+	// montague.lit's re-sends to romeo and the MUC service's announcements
+	// leave over the next turns of the event loop, until their queues are
+	// empty. A round trip then makes sure the client has applied them.
+	for _, q := range []struct{ up, done string }{
+		{"Link montague.lit -> capulet.lit is up", "Re-sends done"},
+		{"Link conference.montague.lit -> capulet.lit is up", "Occupant announcements done"},
+	} {
+		_, up, err := mont.WaitLog(ctx, mark, q.up)
+		must(t, err)
+		if _, _, err := mont.WaitLog(ctx, up, q.done); err != nil {
+			t.Fatal(err)
+		}
+	}
 	roundTrip(ctx, t, romeo)
 	timing(t, "last heal -> models final", time.Since(lastHeal))
 	rs, ro := romeo.Roster().Stats(), romeo.Rooms().Stats()

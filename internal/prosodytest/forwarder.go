@@ -12,17 +12,22 @@ import (
 // another). While cut, it resets its live connections and every new one.
 // While blackholed, it passes nothing on: connections stay open, new ones
 // are accepted, and the bytes wait (as TCP retransmits them) until the
-// blackhole ends.
+// blackhole ends. While stalled, it accepts new connections and holds them
+// without a byte either way, until it is healed or cut (then it resets
+// them).
 type forwarder struct {
 	ln net.Listener
 
-	mu     sync.Mutex
-	target string
-	cut    bool
-	closed bool
-	hole   chan struct{} // non-nil while blackholed; closed when it ends
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	target  string
+	cut     bool
+	stalled bool
+	closed  bool
+	conns   map[net.Conn]struct{}
+	held    map[net.Conn]struct{}
+	holding chan struct{} // closed when a connection is held; replaced by each stall
+	hole    chan struct{} // non-nil while blackholed; closed when it ends
+	wg      sync.WaitGroup
 }
 
 func newForwarder() (*forwarder, error) {
@@ -30,7 +35,7 @@ func newForwarder() (*forwarder, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &forwarder{ln: ln, conns: make(map[net.Conn]struct{})}
+	f := &forwarder{ln: ln, conns: make(map[net.Conn]struct{}), held: make(map[net.Conn]struct{}), holding: make(chan struct{})}
 	f.wg.Add(1)
 	go f.serve()
 	return f, nil
@@ -61,6 +66,16 @@ func (f *forwarder) serve() {
 		}
 		f.mu.Lock()
 		cut, target, closed := f.cut, f.target, f.closed
+		if f.stalled && !cut && !closed {
+			f.held[c] = struct{}{}
+			select {
+			case <-f.holding:
+			default:
+				close(f.holding)
+			}
+			f.mu.Unlock()
+			continue
+		}
 		f.mu.Unlock()
 		if cut || closed || target == "" {
 			reset(c)
@@ -167,24 +182,43 @@ func (f *forwarder) setBlackhole(on bool) {
 }
 
 // setCut cuts (true) or heals (false) the path. Cutting resets every live
-// connection. Either ends a blackhole.
+// connection. Both end a stall (the held connections are reset) and a
+// blackhole.
 func (f *forwarder) setCut(cut bool) {
 	f.mu.Lock()
+	f.cut = cut
+	f.stalled = false
 	if f.hole != nil {
 		close(f.hole)
 		f.hole = nil
 	}
-	f.cut = cut
 	var live []net.Conn
 	if cut {
 		for c := range f.conns {
 			live = append(live, c)
 		}
 	}
+	for c := range f.held {
+		live = append(live, c)
+	}
+	clear(f.held)
 	f.mu.Unlock()
 	for _, c := range live {
 		reset(c)
 	}
+}
+
+// stall makes the path hold new connections (accepted, never answered, as
+// a route that drops packets after the handshake looks) until setCut. It
+// returns a channel closed when it holds one. Live connections stay as
+// they are.
+func (f *forwarder) stall() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cut = false
+	f.stalled = true
+	f.holding = make(chan struct{})
+	return f.holding
 }
 
 func (f *forwarder) close() {
@@ -198,6 +232,10 @@ func (f *forwarder) close() {
 	for c := range f.conns {
 		live = append(live, c)
 	}
+	for c := range f.held {
+		live = append(live, c)
+	}
+	clear(f.held)
 	f.mu.Unlock()
 	_ = f.ln.Close()
 	for _, c := range live {

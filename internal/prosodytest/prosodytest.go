@@ -396,8 +396,24 @@ func (n *Network) Blackhole(a, b string) error {
 	return nil
 }
 
-// Heal lets new connections through the link between a and b again, and
-// ends a blackhole.
+
+// StallOneWay makes the path the server of from uses to reach the server
+// of to (and their MUC components) hold every new connection: accepted, and
+// then not a byte either way, as a route that silently drops packets looks
+// to a connection attempt. Connections open before stay as they are (cut
+// the path first to reset them). Heal(from, to) or a Cut resets the held
+// connections and ends the stall. The channel it returns is closed once the
+// path holds a connection: from tried to reach to.
+func (n *Network) StallOneWay(from, to string) (<-chan struct{}, error) {
+	ab, _, err := n.pair(from, to)
+	if err != nil {
+		return nil, err
+	}
+	return ab.stall(), nil
+}
+
+// Heal lets new connections through the link between a and b again, ends
+// a blackhole, and resets the connections a stall holds.
 func (n *Network) Heal(a, b string) error {
 	ab, ba, err := n.pair(a, b)
 	if err != nil {

@@ -9,8 +9,9 @@
 // waits until romeo has every contact's presence. Then, per cycle, it cuts
 // the link and waits until romeo has the N server-unavailable annotations
 // from montague.lit, heals it and waits until he has the N empty ones, then
-// waits until the servers are quiet (a ping from romeo to capulet.lit, which
-// travels behind mod_psa's after-restore probes). For each window it reports
+// waits until the servers are quiet (romeo has every contact's answer to
+// mod_psa's after-restore probes, then a ping from romeo to capulet.lit
+// answered). For each window it reports
 // the time to the first and the last annotation at romeo and the CPU time of
 // each Prosody process over the window: utime+stime from /proc/PID/stat
 // (clock ticks, 10 ms) and the sum of /proc/PID/task/*/schedstat (ns).
@@ -249,7 +250,7 @@ func oneRun(cfg config, r int) ([]cycle, error) {
 	}
 	if _, _, _, err := collect(ctx, romeo, cfg.n, func(e *rawclient.Element) bool {
 		return isPresence(e) && annotation(e) == nil && e.Attr("type") == ""
-	}); err != nil {
+	}, nil); err != nil {
 		return nil, fmt.Errorf("romeo's contacts' presences: %w", err)
 	}
 	fmt.Printf("# run %d: romeo has %d contacts online after %v\n", r+1, cfg.n, time.Since(began).Round(time.Millisecond))
@@ -316,10 +317,23 @@ func restored(e *rawclient.Element) bool {
 	return isPresence(e) && e.Attr("type") == "" && a != nil && a.Attr("from") == montague && len(a.Children) == 0
 }
 
+// probeAnswer matches a contact's available presence that is not one of
+// montague.lit's re-sends (those carry its <delay/>): the answer to one of
+// the probes mod_psa sends after a restore, which may carry the empty
+// annotation of the re-send it overtook.
+func probeAnswer(e *rawclient.Element) bool {
+	if !isPresence(e) || e.Attr("type") != "" {
+		return false
+	}
+	d := e.Child("urn:xmpp:delay", "delay")
+	return d == nil || d.Attr("from") != montague
+}
+
 // collect reads romeo's stanzas until match accepted one from each of n
 // distinct full JIDs, and returns when the first and the last of them were
-// read, and how many other stanzas came meanwhile.
-func collect(ctx context.Context, c *rawclient.Client, n int, match func(*rawclient.Element) bool) (first, last time.Time, other int, err error) {
+// read, and how many other stanzas came meanwhile. Every stanza read is
+// shown to also, if not nil.
+func collect(ctx context.Context, c *rawclient.Client, n int, match func(*rawclient.Element) bool, also func(*rawclient.Element)) (first, last time.Time, other int, err error) {
 	seen := make(map[string]bool, n)
 	for len(seen) < n {
 		e, err := c.Next(ctx)
@@ -327,6 +341,9 @@ func collect(ctx context.Context, c *rawclient.Client, n int, match func(*rawcli
 			return first, last, other, fmt.Errorf("%d of %d after %d other stanzas: %w", len(seen), n, other, err)
 		}
 		now := time.Now()
+		if also != nil {
+			also(e)
+		}
 		if !match(e) || seen[e.Attr("from")] {
 			other++
 			continue
@@ -350,7 +367,7 @@ func cutAndHeal(ctx context.Context, net *prosodytest.Network, romeo *rawclient.
 	if err := net.Cut(montague, capulet); err != nil {
 		return cy, err
 	}
-	first, last, other, err := collect(ctx, romeo, n, stale)
+	first, last, other, err := collect(ctx, romeo, n, stale, nil)
 	if err != nil {
 		return cy, fmt.Errorf("after the cut: %w", err)
 	}
@@ -362,15 +379,29 @@ func cutAndHeal(ctx context.Context, net *prosodytest.Network, romeo *rawclient.
 	if err := net.Heal(montague, capulet); err != nil {
 		return cy, err
 	}
-	first, last, other, err = collect(ctx, romeo, n, restored)
+	answered := make(map[string]bool, n)
+	answer := func(e *rawclient.Element) {
+		if probeAnswer(e) {
+			answered[e.Attr("from")] = true
+		}
+	}
+	first, last, other, err = collect(ctx, romeo, n, restored, answer)
 	if err != nil {
 		return cy, fmt.Errorf("after the heal: %w", err)
 	}
 	m1, c1 = readCPU(montPID), readCPU(capuPID)
 	cy.heal = window{first: first.Sub(t0), last: last.Sub(t0), montCPU: m1.sub(m0), capuCPU: c1.sub(c0), other: other}
-	// After the empty annotations montague.lit probes the contacts and then
-	// pings capulet.lit; a ping from romeo to capulet.lit travels behind
-	// them, and its answer behind the probe answers.
+	// With the empty annotations montague.lit probes the contacts (over
+	// turns of its event loop, so a ping sent now could overtake the last
+	// probes): wait for every contact's answer, then for a ping from romeo
+	// to capulet.lit, which travels behind montague.lit's settling ping.
+	for len(answered) < n {
+		e, err := romeo.Next(ctx)
+		if err != nil {
+			return cy, fmt.Errorf("settling after the heal: %d of %d probe answers: %w", len(answered), n, err)
+		}
+		answer(e)
+	}
 	if err := romeo.RoundTrip(ctx, capulet); err != nil {
 		return cy, fmt.Errorf("settling after the heal: %w", err)
 	}
