@@ -396,7 +396,6 @@ func (n *Network) Blackhole(a, b string) error {
 	return nil
 }
 
-
 // StallOneWay makes the path the server of from uses to reach the server
 // of to (and their MUC components) hold every new connection: accepted, and
 // then not a byte either way, as a route that silently drops packets looks
