@@ -95,6 +95,9 @@ type verifier struct {
 	wake chan struct{}
 	quit chan struct{}
 	done chan struct{}
+	// ctx ends on close: it bounds the verification in flight.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newVerifier(t *Tracker, policy VerifyPolicy, perSecond float64) *verifier {
@@ -107,6 +110,7 @@ func newVerifier(t *Tracker, policy VerifyPolicy, perSecond float64) *verifier {
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
 	}
+	v.ctx, v.cancel = context.WithCancel(context.Background())
 	if policy == VerifyOff {
 		close(v.done)
 		return v
@@ -143,6 +147,7 @@ func (v *verifier) reset() {
 }
 
 func (v *verifier) close() {
+	v.cancel()
 	if v.policy != VerifyOff {
 		close(v.quit)
 	}
@@ -163,12 +168,7 @@ func (v *verifier) next() (jid.JID, bool) {
 
 func (v *verifier) run() {
 	defer close(v.done)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		<-v.quit
-		cancel()
-	}()
+	ctx := v.ctx
 	for {
 		j, ok := v.next()
 		if !ok {

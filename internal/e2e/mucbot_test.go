@@ -193,9 +193,14 @@ func TestMucbotAnswersStatus(t *testing.T) {
 
 	mark = mont.LogMark()
 	must(t, n.Cut(montague, capulet))
-	// The service has sent the annotations before it logs this, and the
-	// bot's stream delivers them before benvolio's message.
-	if _, _, err := mont.WaitLog(ctx, mark, "occupant presences annotated server-unavailable for capulet.lit"); err != nil {
+	// The service queues its announcements of capulet.lit's occupants and
+	// logs when it has sent them all; the bot's stream delivers them before
+	// benvolio's message.
+	_, next, err := mont.WaitLog(ctx, mark, "occupants annotated server-unavailable for capulet.lit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := mont.WaitLog(ctx, next, "Occupant announcements done"); err != nil {
 		t.Fatal(err)
 	}
 	want("during the cut", ask(benvolio, "Benvolio"),
@@ -216,7 +221,10 @@ func TestMucbotAnswersStatus(t *testing.T) {
 
 	mark = mont.LogMark()
 	must(t, n.Heal(montague, capulet))
-	if _, _, err := mont.WaitLog(ctx, mark, "occupant presences with an empty annotation for capulet.lit"); err != nil {
+	if _, next, err = mont.WaitLog(ctx, mark, "occupants with an empty annotation for capulet.lit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := mont.WaitLog(ctx, next, "Occupant announcements done"); err != nil {
 		t.Fatal(err)
 	}
 	want("after the heal", ask(nurse, "Nurse"), room+": fresh, joined as mucbot, 3 occupants, 0 stale")
