@@ -495,12 +495,18 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 }
 
 // resume asks to resume r. It reports whether the session was resumed; a
-// <failed/> answer leaves the stream ready for binding.
+// <failed/> answer leaves the stream ready for binding. An answer that is
+// neither a <resumed/> for r nor a <failed/> ends the negotiation and the
+// session's resumability: asked again, that server would answer the same on
+// every reconnection, and the client would never have a session.
 func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 	m.setExpect("resume")
 	el, err := exchange(s, r)
 	m.setExpect("")
 	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			m.abandon()
+		}
 		return false, err
 	}
 	switch e := el.(type) {
@@ -512,6 +518,7 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		m.mu.Unlock()
 		if !m.state.Active() {
 			// The scanner refused it (another previd).
+			m.abandon()
 			return false, fmt.Errorf("%w: previd %q", ErrPrevID, trunc(e.PrevID))
 		}
 		// Re-send, under the counting wrapper, what the server did not get,
@@ -539,8 +546,18 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		m.log.Info("sm: resumption failed, binding a new session", "condition", e.Condition)
 		return false, nil
 	default:
+		m.abandon()
 		return false, fmt.Errorf("%w: <resume/> answered with %T", ErrMalformed, el)
 	}
+}
+
+// abandon gives up resuming the session after a wrong answer to <resume/>,
+// as after a <failed/>: what the server did not acknowledge goes to
+// OnUnacked, and the next connection binds a new session.
+func (m *Manager) abandon() {
+	un, _ := m.state.Failed(Failed{})
+	m.unacked(un, ErrFailed)
+	m.log.Warn("sm: wrong answer to <resume/>; the next connection starts a new session")
 }
 
 // exchange writes el and reads the answer, one element.

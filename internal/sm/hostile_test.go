@@ -1,0 +1,142 @@
+package sm_test
+
+import (
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"mellium.im/xmpp"
+
+	"github.com/psakit/psakit/internal/leaktest"
+	"github.com/psakit/psakit/internal/sm"
+)
+
+// scripted is a fake server for one connection that offers resource
+// binding and stream management and answers <enable/> and <resume/> with
+// what the test scripts: a server that lies.
+type scripted struct {
+	enabled string // the answer to <enable/>
+	resumed string // the answer to <resume/>
+	got     chan string
+}
+
+func (sc *scripted) serve(c net.Conn) {
+	defer c.Close()
+	d := xml.NewDecoder(c)
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return
+		}
+		start, ok := tok.(xml.StartElement)
+		if !ok {
+			continue
+		}
+		if start.Name.Local == "stream" {
+			fmt.Fprint(c, `<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='s' from='montague.lit' version='1.0'>`+
+				`<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/><sm xmlns='urn:xmpp:sm:3'/></stream:features>`)
+			continue
+		}
+		var id string
+		for _, a := range start.Attr {
+			if a.Name.Local == "id" {
+				id = a.Value
+			}
+		}
+		if err := d.Skip(); err != nil {
+			return
+		}
+		sc.got <- start.Name.Local
+		switch start.Name.Local {
+		case "iq":
+			fmt.Fprintf(c, `<iq type='result' id='%s'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>%s</jid></bind></iq>`, id, romeo)
+		case "enable":
+			fmt.Fprint(c, sc.enabled)
+		case "resume":
+			fmt.Fprint(c, sc.resumed)
+		}
+	}
+}
+
+// negotiateScripted negotiates one connection of m's session with a
+// scripted server, and returns the names of the elements the client sent.
+func negotiateScripted(ctx context.Context, t *testing.T, m *sm.Manager, sc *scripted) ([]string, error) {
+	t.Helper()
+	sc.got = make(chan string, 16)
+	cc, sconn := net.Pipe()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); sc.serve(sconn) }()
+	conn := m.Wrap(cc)
+	_, err := xmpp.NewSession(ctx, romeo.Domain(), romeo.Bare(), conn, xmpp.Secure|xmpp.Authn,
+		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
+			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{m.Bind()}}
+		}))
+	cc.Close()
+	wg.Wait()
+	m.Suspend()
+	close(sc.got)
+	var got []string
+	for n := range sc.got {
+		got = append(got, n)
+	}
+	return got, err
+}
+
+// A server that answers <resume/> with another session's <resumed/>, or
+// with anything but <resumed/> or <failed/>, gets no second chance: the
+// session cannot be resumed any more (the stanzas it did not acknowledge
+// go to OnUnacked), so that the next connection binds a new session.
+// Before, the client asked that server to resume the same session on every
+// reconnection, for ever, and never had a session again.
+func TestResumeAnsweredWrongly(t *testing.T) {
+	for name, answer := range map[string]string{
+		"other previd": `<resumed xmlns='urn:xmpp:sm:3' previd='other' h='0'/>`,
+		"enabled":      `<enabled xmlns='urn:xmpp:sm:3' id='s2' resume='true'/>`,
+		"no h":         `<resumed xmlns='urn:xmpp:sm:3' previd='s1'/>`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			leaktest.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			var lost [][]byte
+			var lostErr error
+			m := newManager(nil, func(s [][]byte, err error) { lost, lostErr = append(lost, s...), err })
+			sc := &scripted{enabled: `<enabled xmlns='urn:xmpp:sm:3' id='s1' resume='true'/>`, resumed: answer}
+			if _, err := negotiateScripted(ctx, t, m, sc); err != nil {
+				t.Fatal(err)
+			}
+			if m.Outcome() != sm.OutcomeEnabled {
+				t.Fatalf("outcome %v, want enabled", m.Outcome())
+			}
+			// A stanza the server never acknowledged, as if sent before the drop.
+			m.State().Resumed(sm.Resumed{PrevID: "s1"})
+			m.State().Sent([]byte(`<message id='m1'/>`))
+			m.State().Suspend()
+
+			got, err := negotiateScripted(ctx, t, m, sc)
+			if err == nil {
+				t.Fatalf("negotiation succeeded after %s answered <resume/> (client sent %v)", name, got)
+			}
+			if _, _, ok := m.State().Resumption(); ok {
+				t.Fatalf("after <resume/> was answered with %s, the client would ask to resume the same session again", name)
+			}
+			if len(lost) != 1 || !errors.Is(lostErr, sm.ErrFailed) {
+				t.Fatalf("OnUnacked got %q (%v), want the unacknowledged stanza with ErrFailed", lost, lostErr)
+			}
+			// The next connection binds a new session.
+			got, err = negotiateScripted(ctx, t, m, sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != "[iq enable]" {
+				t.Fatalf("the next connection sent %v, want a bind and <enable/>", got)
+			}
+		})
+	}
+}
