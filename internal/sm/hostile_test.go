@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ type scripted struct {
 	enabled string // the answer to <enable/>
 	resumed string // the answer to <resume/>
 	got     chan string
+	active  bool // stream management was active after the negotiation
 }
 
 func (sc *scripted) serve(c net.Conn) {
@@ -77,6 +79,7 @@ func negotiateScripted(ctx context.Context, t *testing.T, m *sm.Manager, sc *scr
 		xmpp.NewNegotiator(func(*xmpp.Session, *xmpp.StreamConfig) xmpp.StreamConfig {
 			return xmpp.StreamConfig{Features: []xmpp.StreamFeature{m.Bind()}}
 		}))
+	sc.active = m.State().Active()
 	cc.Close()
 	wg.Wait()
 	m.Suspend()
@@ -136,6 +139,48 @@ func TestResumeAnsweredWrongly(t *testing.T) {
 			}
 			if fmt.Sprint(got) != "[iq enable]" {
 				t.Fatalf("the next connection sent %v, want a bind and <enable/>", got)
+			}
+		})
+	}
+}
+
+// A server that answers <enable/> with something the client cannot take
+// gets a session all the same: an <enabled/> with attributes the client
+// refuses (an id longer than MaxIDLen, resume without an id, a negative
+// max) enables counting without resumption, since the server counts; any
+// other answer leaves stream management off, as a refusal. Before, the
+// negotiation failed, and failed again on every reconnection: the client
+// never had a session.
+func TestEnableAnsweredWrongly(t *testing.T) {
+	for name, answer := range map[string]string{
+		"huge id":   `<enabled xmlns='urn:xmpp:sm:3' id='` + strings.Repeat("x", sm.MaxIDLen+1) + `' resume='true'/>`,
+		"no id":     `<enabled xmlns='urn:xmpp:sm:3' resume='true'/>`,
+		"bad max":   `<enabled xmlns='urn:xmpp:sm:3' id='s1' resume='true' max='-1'/>`,
+		"an ack":    `<a xmlns='urn:xmpp:sm:3' h='5'/>`,
+		"a request": `<r xmlns='urn:xmpp:sm:3'/>`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			want := sm.OutcomeEnabled
+			if !strings.HasPrefix(answer, "<enabled") {
+				want = sm.OutcomeRefused
+			}
+			leaktest.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m := newManager(nil, nil)
+			sc := &scripted{enabled: answer}
+			got, err := negotiateScripted(ctx, t, m, sc)
+			if err != nil {
+				t.Fatalf("negotiation failed after <enable/> was answered with %s (client sent %v): %v", name, got, err)
+			}
+			if o := m.Outcome(); o != want {
+				t.Fatalf("outcome %v, want %v", o, want)
+			}
+			if sc.active != (want == sm.OutcomeEnabled) {
+				t.Fatalf("counting = %v with outcome %v", sc.active, want)
+			}
+			if _, _, ok := m.State().Resumption(); ok {
+				t.Fatal("resumable after a wrong <enabled/>")
 			}
 		})
 	}

@@ -260,6 +260,11 @@ func (m *Manager) received(t Top) {
 	}
 	if err != nil {
 		m.log.Warn("sm: malformed element from the server", "element", local, "err", err)
+		if local == "enabled" && m.expecting("enable") {
+			// The server counts from here whatever it put in its
+			// attributes: count too, without resumption.
+			m.unacked(m.state.Enabled(Enabled{}), ErrFailed)
+		}
 		return
 	}
 	switch e := el.(type) {
@@ -467,13 +472,25 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 		m.setExpect("enable")
 		el, err := exchange(s, Enable{Resume: true, Max: m.cfg.Max})
 		m.setExpect("")
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrMalformed) {
 			return mask, rw, err
 		}
 		active := m.state.Active()
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		switch e := el.(type) {
+		case nil:
+			// A malformed answer, read whole: failing the negotiation would
+			// fail it again on every reconnection, and the client would
+			// never have a session. An <enabled/> whose attributes could not
+			// be taken enables counting without resumption (the scanner did
+			// that); anything else leaves stream management off.
+			if active {
+				m.outcome = OutcomeEnabled
+			} else {
+				m.outcome = OutcomeRefused
+			}
+			m.log.Warn("sm: malformed answer to <enable/>", "err", err, "counting", active)
 		case Enabled:
 			if !active {
 				// The scanner could not read the answer the session's decoder
@@ -487,7 +504,10 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 			m.outcome = OutcomeRefused
 			m.log.Warn("sm: the server refused to enable stream management", "condition", e.Condition)
 		default:
-			return mask, rw, fmt.Errorf("%w: <enable/> answered with %T", ErrMalformed, el)
+			// <r/>, <a/>: the server may yet enable it, but the count would
+			// start at an unknown place.
+			m.outcome = OutcomeRefused
+			m.log.Warn("sm: <enable/> answered with another element; stream management is off", "element", fmt.Sprintf("%T", el))
 		}
 		return mask, rw, nil
 	}
