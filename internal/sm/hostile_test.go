@@ -185,3 +185,38 @@ func TestEnableAnsweredWrongly(t *testing.T) {
 		})
 	}
 }
+
+// A server that never answers <resume/> (it closes the connection, or
+// crashes, on reading it) gets it a bounded number of times: then the
+// client gives the session up and binds a new one. Before, it asked again
+// on every reconnection, for ever.
+func TestResumeNeverAnswered(t *testing.T) {
+	leaktest.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lost := 0
+	m := newManager(nil, func(s [][]byte, err error) { lost += len(s) })
+	sc := &scripted{enabled: `<enabled xmlns='urn:xmpp:sm:3' id='s1' resume='true'/>`, resumed: "</stream:stream>"}
+	if _, err := negotiateScripted(ctx, t, m, sc); err != nil {
+		t.Fatal(err)
+	}
+	m.State().Resumed(sm.Resumed{PrevID: "s1"})
+	m.State().Sent([]byte(`<message id='m1'/>`))
+	m.State().Suspend()
+	for i := 1; ; i++ {
+		got, err := negotiateScripted(ctx, t, m, sc)
+		if fmt.Sprint(got) == "[iq enable]" && err == nil {
+			if lost != 1 {
+				t.Fatalf("%d stanzas went to OnUnacked, want 1", lost)
+			}
+			t.Logf("a new session after %d attempts to resume", i-1)
+			return
+		}
+		if fmt.Sprint(got) != "[resume]" || err == nil {
+			t.Fatalf("attempt %d: the client sent %v (%v)", i, got, err)
+		}
+		if i > 10 {
+			t.Fatal("the client asks to resume for ever")
+		}
+	}
+}

@@ -24,6 +24,13 @@ import (
 // current count.
 const maxRequests = 1024
 
+// maxResumeTries bounds the attempts in a row to resume a session that
+// ended without an answer to <resume/> (the connection closed after it):
+// past it the session is given up, as after a <failed/>, and the next
+// connection binds a new one. A network that fails just then three times
+// in a row is rare; a server that chokes on the request does it every time.
+const maxResumeTries = 3
+
 // Outcome says how the last negotiation ended for stream management.
 type Outcome int
 
@@ -78,6 +85,7 @@ type Manager struct {
 	bound   jid.JID // the full JID of the last bound session
 	outcome Outcome
 	expect  string        // "enable" or "resume" while negotiating that: the answers accepted
+	tries   int           // the <resume/> sent in a row without an answer
 	acked   chan struct{} // closed and replaced on every <a/> read
 	sent    chan struct{} // signalled (never blocking) on every stanza queued
 }
@@ -453,7 +461,7 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 			}
 			return inner(ctx, s, data)
 		}
-		if r, _, ok := m.state.Resumption(); ok {
+		if r, _, ok := m.state.Resumption(); ok && m.try() {
 			resumed, err := m.resume(s, cur, r)
 			if err != nil {
 				return 0, nil, err
@@ -525,10 +533,13 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 	m.setExpect("")
 	if err != nil {
 		if errors.Is(err, ErrMalformed) {
-			m.abandon()
+			m.abandon("malformed answer to <resume/>")
 		}
 		return false, err
 	}
+	m.mu.Lock()
+	m.tries = 0 // answered
+	m.mu.Unlock()
 	switch e := el.(type) {
 	case Resumed:
 		m.mu.Lock()
@@ -538,7 +549,7 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		m.mu.Unlock()
 		if !m.state.Active() {
 			// The scanner refused it (another previd).
-			m.abandon()
+			m.abandon("<resumed/> for another session")
 			return false, fmt.Errorf("%w: previd %q", ErrPrevID, trunc(e.PrevID))
 		}
 		// Re-send, under the counting wrapper, what the server did not get,
@@ -566,18 +577,34 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		m.log.Info("sm: resumption failed, binding a new session", "condition", e.Condition)
 		return false, nil
 	default:
-		m.abandon()
+		m.abandon("<resume/> answered with another element")
 		return false, fmt.Errorf("%w: <resume/> answered with %T", ErrMalformed, el)
 	}
 }
 
-// abandon gives up resuming the session after a wrong answer to <resume/>,
-// as after a <failed/>: what the server did not acknowledge goes to
-// OnUnacked, and the next connection binds a new session.
-func (m *Manager) abandon() {
+// try counts an attempt to resume. After maxResumeTries unanswered ones
+// in a row it gives the session up (abandon) and reports false.
+func (m *Manager) try() bool {
+	m.mu.Lock()
+	m.tries++
+	over := m.tries > maxResumeTries
+	if over {
+		m.tries = 0
+	}
+	m.mu.Unlock()
+	if over {
+		m.abandon("<resume/> unanswered too many times")
+	}
+	return !over
+}
+
+// abandon gives up resuming the session, as after a <failed/>: what the
+// server did not acknowledge goes to OnUnacked, and the next connection
+// binds a new session.
+func (m *Manager) abandon(why string) {
 	un, _ := m.state.Failed(Failed{})
 	m.unacked(un, ErrFailed)
-	m.log.Warn("sm: wrong answer to <resume/>; the next connection starts a new session")
+	m.log.Warn("sm: resumption given up; the next connection starts a new session", "why", why)
 }
 
 // exchange writes el and reads the answer, one element.
