@@ -220,3 +220,48 @@ func TestResumeNeverAnswered(t *testing.T) {
 		}
 	}
 }
+
+// Lies in <resumed/>: an h beyond what was sent acknowledges everything
+// (nothing re-sent), an h behind the last acknowledged one is ignored
+// (everything unacknowledged re-sent), and a <failed/> right after it
+// changes nothing.
+func TestResumedLies(t *testing.T) {
+	for _, tc := range []struct {
+		name, answer string
+		resent       string
+	}{
+		{"h too high", `<resumed xmlns='urn:xmpp:sm:3' previd='s1' h='99'/>`, "[resume]"},
+		{"h backwards", `<resumed xmlns='urn:xmpp:sm:3' previd='s1' h='0'/>`, "[resume message]"},
+		{"then failed", `<resumed xmlns='urn:xmpp:sm:3' previd='s1' h='1'/><failed xmlns='urn:xmpp:sm:3' h='5'/>`, "[resume message]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			leaktest.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			lost := 0
+			m := newManager(nil, func(s [][]byte, err error) { lost += len(s) })
+			sc := &scripted{enabled: `<enabled xmlns='urn:xmpp:sm:3' id='s1' resume='true'/>`, resumed: tc.answer}
+			if _, err := negotiateScripted(ctx, t, m, sc); err != nil {
+				t.Fatal(err)
+			}
+			m.State().Resumed(sm.Resumed{PrevID: "s1"})
+			m.State().Sent([]byte(`<message id='m1'/>`))
+			m.State().Sent([]byte(`<message id='m2'/>`))
+			m.State().Ack(1)
+			m.State().Suspend()
+			got, err := negotiateScripted(ctx, t, m, sc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Outcome() != sm.OutcomeResumed {
+				t.Fatalf("outcome %v", m.Outcome())
+			}
+			if fmt.Sprint(got) != tc.resent {
+				t.Fatalf("the client sent %v, want %s", got, tc.resent)
+			}
+			if _, _, ok := m.State().Resumption(); !ok || lost != 0 {
+				t.Fatalf("resumable %v, %d stanzas lost", ok, lost)
+			}
+		})
+	}
+}
