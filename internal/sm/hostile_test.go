@@ -15,6 +15,7 @@ import (
 
 	"github.com/psakit/psakit/internal/leaktest"
 	"github.com/psakit/psakit/internal/sm"
+	"github.com/psakit/psakit/psa/psatest"
 )
 
 // scripted is a fake server for one connection that offers resource
@@ -263,5 +264,40 @@ func TestResumedLies(t *testing.T) {
 				t.Fatalf("resumable %v, %d stanzas lost", ok, lost)
 			}
 		})
+	}
+}
+
+// A contact controls the payload of the messages she sends: a child
+// element named stream (in any namespace) or named like a stanza must not
+// move the inbound count, which the server checks against what it sent.
+// Before, the Scanner took any start tag named stream for a stream restart,
+// wherever it was: the message around it went uncounted, and a stanza-named
+// child after it was counted as a stanza, so one message from anyone made
+// the client acknowledge more than the server sent (Prosody then closes
+// the session, and refuses to resume it).
+func TestPayloadNamedStream(t *testing.T) {
+	ctx, srv := setup(t, psatest.WithStreamManagement(time.Minute))
+	m := newManager(nil, nil)
+	c := connect(ctx, t, srv, m)
+	sess, err := srv.WaitSession(ctx, romeo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, raw := range []string{
+		`<message from='nurse@capulet.lit/x' id='p1' type='chat'><stream xmlns='urn:example:x'/><iq xmlns='urn:example:x'/><presence xmlns='urn:example:x'/></message>`,
+		`<message from='nurse@capulet.lit/x' id='p2' type='chat'><x:stream xmlns:x='urn:example:x'><message/></x:stream><body>hi</body></message>`,
+		`<message from='nurse@capulet.lit/x' id='p3' type='chat'><stream xmlns='urn:example:x'>text</stream></message>`,
+		`<message from='nurse@capulet.lit/x' id='p4' type='chat'><body>after</body></message>`,
+	} {
+		if err := srv.SendRaw(ctx, romeo, raw); err != nil {
+			t.Fatal(err)
+		}
+		c.next(ctx, t)
+		if err := sess.RequestAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if h, want := hOf(nextNamed(ctx, t, sess, "a")), fmt.Sprint(i+1); h != want {
+			t.Fatalf("client's h = %s after %s, want %s", h, raw, want)
+		}
 	}
 }
