@@ -8,8 +8,9 @@ import "bytes"
 // comments, CDATA sections and processing instructions, enough to know
 // where each top-level element starts and ends. A start tag named stream
 // (any prefix) between top-level elements opens a new stream, as after a
-// stream restart; inside an element it is an element like any other. It holds a bounded amount of memory whatever it is fed; on bytes that
-// are not XML it finds nonsense, never panics (the session's XML decoder
+// stream restart; inside an element it is an element like any other. It
+// holds a bounded amount of memory whatever it is fed; on bytes that are
+// not XML it finds nonsense, never panics (the session's XML decoder
 // rejects such a stream anyway).
 //
 // The zero Scanner is ready; Capture makes it keep the bytes of elements
