@@ -12,10 +12,9 @@ import (
 // A stanza over the limits ends the session before the client counts it
 // (XEP-0198): were that session resumed, the server would send the stanza
 // again, the session would end again, and so on for ever, so that anyone
-// whose stanza reaches the client could keep it offline (Prosody bounds the
-// size of a stanza, not its depth). The session ends with the end of its
-// stream, which the server does not keep: the client binds a new session,
-// and stays.
+// whose stanza reaches the client could keep it offline. The session ends
+// with the end of its stream, which the server does not keep: the client
+// binds a new session, and stays.
 func TestStanzaLimitNotReplayed(t *testing.T) {
 	srv, ctx := setup(t, psatest.WithStreamManagement(0))
 	rec := newRecorder()
