@@ -51,8 +51,8 @@ type UnackedStanza struct {
 // The reasons OnUnacked gives.
 var (
 	// ErrResumeFailed: the server could not resume the session (its
-	// hibernation time was over, or it restarted); the client started a new
-	// one. The stanzas were not re-sent: the server may have delivered
+	// hibernation time was over, or it restarted), or answered the request
+	// wrongly, or three times not at all; the client started a new one. The stanzas were not re-sent: the server may have delivered
 	// them before the connection dropped.
 	ErrResumeFailed = errors.New("client: stream resumption failed")
 	// ErrUnackedOverflow: more than 1 MiB of stanzas waited for the server's

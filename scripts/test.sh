@@ -79,6 +79,7 @@ fuzz_count() {
 	internal/fastjid/FuzzFastJID) echo 150000x ;;
 	internal/sm/FuzzDecode) echo 150000x ;;
 	internal/sm/FuzzScanner) echo 200000x ;;
+	internal/sm/FuzzScannerAgainstDecoder) echo 250000x ;;
 	internal/sm/FuzzState) echo 120000x ;;
 	*)
 		echo "scripts/test.sh: no execution count for fuzz target $1" >&2

@@ -2,9 +2,12 @@ package sm
 
 import (
 	"encoding/binary"
+	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -135,6 +138,53 @@ func FuzzState(f *testing.F) {
 			if uint32(len(s.queue)) > s.sent-s.acked {
 				t.Fatalf("%d queued but only %d unacknowledged", len(s.queue), s.sent-s.acked)
 			}
+		}
+	})
+}
+
+// FuzzScannerAgainstDecoder checks that the Scanner finds the top-level
+// elements encoding/xml finds, in a well-formed stream: whatever a peer
+// puts inside a stanza (element names, attribute values, text, CDATA,
+// comments) must not make it see a top-level element where there is none,
+// or miss one, or the stream management counts would drift.
+func FuzzScannerAgainstDecoder(f *testing.F) {
+	f.Add([]byte(`<message><stream xmlns='x'/><iq/></message><presence/>`))
+	f.Add([]byte(`<message a='&apos;>'><x:stream xmlns:x='y'><message/></x:stream></message>`))
+	f.Add([]byte(`<iq><![CDATA[</iq><iq>]]></iq><!-- <iq> --><r xmlns='urn:xmpp:sm:3'/>`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		stream := "<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'>" + string(b) + "</stream:stream>"
+		d := xml.NewDecoder(strings.NewReader(stream))
+		var want []string
+		depth := 0
+		for {
+			tok, err := d.Token()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return // not well-formed: the session's decoder ends it
+			}
+			switch tok := tok.(type) {
+			case xml.StartElement:
+				depth++
+				if depth == 2 {
+					if tok.Name.Local == "stream" {
+						return // a top-level element named stream: a restart
+					}
+					want = append(want, tok.Name.Local)
+				}
+			case xml.EndElement:
+				depth--
+			case xml.Directive:
+				return // no directive in XMPP (the decoder refuses them)
+			}
+		}
+		var got []string
+		(&Scanner{}).Feed([]byte(stream), func(top Top) {
+			got = append(got, string(localName(top.Name)))
+		})
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("in %q\nthe Scanner found %q, encoding/xml %q", b, got, want)
 		}
 	})
 }

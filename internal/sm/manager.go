@@ -24,6 +24,13 @@ import (
 // current count.
 const maxRequests = 1024
 
+// maxResumeTries bounds the attempts in a row to resume a session that
+// ended without an answer to <resume/> (the connection closed after it):
+// past it the session is given up, as after a <failed/>, and the next
+// connection binds a new one. A network that fails just then three times
+// in a row is rare; a server that chokes on the request does it every time.
+const maxResumeTries = 3
+
 // Outcome says how the last negotiation ended for stream management.
 type Outcome int
 
@@ -78,6 +85,7 @@ type Manager struct {
 	bound   jid.JID // the full JID of the last bound session
 	outcome Outcome
 	expect  string        // "enable" or "resume" while negotiating that: the answers accepted
+	tries   int           // the <resume/> sent in a row without an answer
 	acked   chan struct{} // closed and replaced on every <a/> read
 	sent    chan struct{} // signalled (never blocking) on every stanza queued
 }
@@ -260,6 +268,11 @@ func (m *Manager) received(t Top) {
 	}
 	if err != nil {
 		m.log.Warn("sm: malformed element from the server", "element", local, "err", err)
+		if local == "enabled" && m.expecting("enable") {
+			// The server counts from here whatever it put in its
+			// attributes: count too, without resumption.
+			m.unacked(m.state.Enabled(Enabled{}), ErrFailed)
+		}
 		return
 	}
 	switch e := el.(type) {
@@ -448,7 +461,7 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 			}
 			return inner(ctx, s, data)
 		}
-		if r, _, ok := m.state.Resumption(); ok {
+		if r, _, ok := m.state.Resumption(); ok && m.try() {
 			resumed, err := m.resume(s, cur, r)
 			if err != nil {
 				return 0, nil, err
@@ -467,13 +480,25 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 		m.setExpect("enable")
 		el, err := exchange(s, Enable{Resume: true, Max: m.cfg.Max})
 		m.setExpect("")
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrMalformed) {
 			return mask, rw, err
 		}
 		active := m.state.Active()
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		switch e := el.(type) {
+		case nil:
+			// A malformed answer, read whole: failing the negotiation would
+			// fail it again on every reconnection, and the client would
+			// never have a session. An <enabled/> whose attributes could not
+			// be taken enables counting without resumption (the scanner did
+			// that); anything else leaves stream management off.
+			if active {
+				m.outcome = OutcomeEnabled
+			} else {
+				m.outcome = OutcomeRefused
+			}
+			m.log.Warn("sm: malformed answer to <enable/>", "err", err, "counting", active)
 		case Enabled:
 			if !active {
 				// The scanner could not read the answer the session's decoder
@@ -487,7 +512,10 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 			m.outcome = OutcomeRefused
 			m.log.Warn("sm: the server refused to enable stream management", "condition", e.Condition)
 		default:
-			return mask, rw, fmt.Errorf("%w: <enable/> answered with %T", ErrMalformed, el)
+			// <r/>, <a/>: the server may yet enable it, but the count would
+			// start at an unknown place.
+			m.outcome = OutcomeRefused
+			m.log.Warn("sm: <enable/> answered with another element; stream management is off", "element", fmt.Sprintf("%T", el))
 		}
 		return mask, rw, nil
 	}
@@ -495,14 +523,23 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 }
 
 // resume asks to resume r. It reports whether the session was resumed; a
-// <failed/> answer leaves the stream ready for binding.
+// <failed/> answer leaves the stream ready for binding. An answer that is
+// neither a <resumed/> for r nor a <failed/> ends the negotiation and the
+// session's resumability: asked again, that server would answer the same on
+// every reconnection, and the client would never have a session.
 func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 	m.setExpect("resume")
 	el, err := exchange(s, r)
 	m.setExpect("")
 	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			m.abandon("malformed answer to <resume/>")
+		}
 		return false, err
 	}
+	m.mu.Lock()
+	m.tries = 0 // answered
+	m.mu.Unlock()
 	switch e := el.(type) {
 	case Resumed:
 		m.mu.Lock()
@@ -512,6 +549,7 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		m.mu.Unlock()
 		if !m.state.Active() {
 			// The scanner refused it (another previd).
+			m.abandon("<resumed/> for another session")
 			return false, fmt.Errorf("%w: previd %q", ErrPrevID, trunc(e.PrevID))
 		}
 		// Re-send, under the counting wrapper, what the server did not get,
@@ -539,8 +577,34 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		m.log.Info("sm: resumption failed, binding a new session", "condition", e.Condition)
 		return false, nil
 	default:
+		m.abandon("<resume/> answered with another element")
 		return false, fmt.Errorf("%w: <resume/> answered with %T", ErrMalformed, el)
 	}
+}
+
+// try counts an attempt to resume. After maxResumeTries unanswered ones
+// in a row it gives the session up (abandon) and reports false.
+func (m *Manager) try() bool {
+	m.mu.Lock()
+	m.tries++
+	over := m.tries > maxResumeTries
+	if over {
+		m.tries = 0
+	}
+	m.mu.Unlock()
+	if over {
+		m.abandon("<resume/> unanswered too many times")
+	}
+	return !over
+}
+
+// abandon gives up resuming the session, as after a <failed/>: what the
+// server did not acknowledge goes to OnUnacked, and the next connection
+// binds a new session.
+func (m *Manager) abandon(why string) {
+	un, _ := m.state.Failed(Failed{})
+	m.unacked(un, ErrFailed)
+	m.log.Warn("sm: resumption given up; the next connection starts a new session", "why", why)
 }
 
 // exchange writes el and reads the answer, one element.

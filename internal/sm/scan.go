@@ -7,9 +7,10 @@ import "bytes"
 // without decoding them: it follows tags, quoted attribute values,
 // comments, CDATA sections and processing instructions, enough to know
 // where each top-level element starts and ends. A start tag named stream
-// (any prefix) opens a new stream, as after a stream restart, wherever it
-// is. It holds a bounded amount of memory whatever it is fed; on bytes that
-// are not XML it finds nonsense, never panics (the session's XML decoder
+// (any prefix) between top-level elements opens a new stream, as after a
+// stream restart; inside an element it is an element like any other. It
+// holds a bounded amount of memory whatever it is fed; on bytes that are
+// not XML it finds nonsense, never panics (the session's XML decoder
 // rejects such a stream anyway).
 //
 // The zero Scanner is ready; Capture makes it keep the bytes of elements
@@ -255,7 +256,9 @@ func localName(name []byte) []byte {
 // tagEnd handles the '>' that ends a start, end or empty tag.
 func (sc *Scanner) tagEnd(f func(Top)) {
 	sc.state = sText
-	isStream := string(localName(sc.name)) == "stream"
+	// Only between top-level elements: a payload element named stream (a
+	// contact chooses those) is no stream header or end.
+	isStream := sc.depth <= 1 && string(localName(sc.name)) == "stream"
 	switch {
 	case sc.end && isStream:
 		sc.depth = 0
