@@ -325,10 +325,13 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	}
 	go func() {
 		sess.err = s.Serve(c.acks.wrap(c.sm.Handler(c.handler)))
-		c.sm.Suspend()
-		// Session.Close never closes the connection (notes §0.8).
+		// mellium's Session.Close never closes the connection. Closed
+		// before the stream management is suspended, so that a stanza sent
+		// meanwhile fails to send instead of being neither written nor
+		// kept for re-sending.
 		conn.Close()
 		raw.Close()
+		c.sm.Suspend()
 		endServe()
 		close(sess.done)
 	}()
@@ -337,7 +340,8 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		go c.requestAcks(sess)
 	}
 	// Answers to Start come through Serve; if the session dies meanwhile
-	// they never come, so stop waiting then (notes §0.8).
+	// they never come, and mellium does not end a pending IQ when its
+	// session ends, so stop waiting then.
 	startCtx, stop := context.WithCancel(ctx)
 	go func() {
 		select {

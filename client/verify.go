@@ -210,7 +210,8 @@ func (v *verifier) check(ctx context.Context, j jid.JID) (VerifyResult, bool) {
 			res.Outcome = VerifyUnknown
 		}
 	default:
-		// ping.Send hides service-unavailable (notes §7): send the IQ ourselves.
+		// mellium's ping.Send turns service-unavailable into nil: send the
+		// IQ ourselves.
 		err := s.UnmarshalIQ(ctx, ping.IQ{IQ: stanza.IQ{Type: stanza.GetIQ, To: j}}.TokenReader(), nil)
 		if condition(err) == stanza.ServiceUnavailable {
 			// The resource's server, or a client without XEP-0199: ask what any
