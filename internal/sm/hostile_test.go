@@ -222,6 +222,51 @@ func TestResumeNeverAnswered(t *testing.T) {
 	}
 }
 
+// A server that resumes the session but never acknowledges anything on it
+// (it cannot serve the session it says it resumed) is asked to resume a
+// bounded number of times too, while one that acknowledges after resuming
+// keeps its session however often the connection drops. Before, a
+// <resumed/> counted as an answer, and the client resumed, waited for an
+// acknowledgement in vain, dropped and resumed again, for ever.
+func TestResumedButNeverAcknowledged(t *testing.T) {
+	for _, acks := range []bool{false, true} {
+		t.Run(fmt.Sprintf("acks=%v", acks), func(t *testing.T) {
+			leaktest.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m := newManager(nil, func([][]byte, error) {})
+			resumed := `<resumed xmlns='urn:xmpp:sm:3' previd='s1' h='0'/>`
+			if acks {
+				resumed += `<a xmlns='urn:xmpp:sm:3' h='0'/>`
+			}
+			sc := &scripted{enabled: `<enabled xmlns='urn:xmpp:sm:3' id='s1' resume='true'/>`, resumed: resumed}
+			if _, err := negotiateScripted(ctx, t, m, sc); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i <= 10; i++ {
+				got, err := negotiateScripted(ctx, t, m, sc)
+				if err != nil {
+					t.Fatalf("attempt %d: %v", i, err)
+				}
+				switch fmt.Sprint(got) {
+				case "[resume]":
+				case "[iq enable]":
+					if acks {
+						t.Fatalf("attempt %d: a session that acknowledges was given up", i)
+					}
+					t.Logf("a new session after %d resumptions without an acknowledgement", i-1)
+					return
+				default:
+					t.Fatalf("attempt %d: the client sent %v", i, got)
+				}
+			}
+			if !acks {
+				t.Fatal("the client resumes a session that never acknowledges, for ever")
+			}
+		})
+	}
+}
+
 // Lies in <resumed/>: an h beyond what was sent acknowledges everything
 // (nothing re-sent), an h behind the last acknowledged one is ignored
 // (everything unacknowledged re-sent), and a <failed/> right after it

@@ -290,6 +290,10 @@ func (m *Manager) received(t Top) {
 		m.mu.Lock()
 		close(m.acked)
 		m.acked = make(chan struct{})
+		// The session answers: a resumption of it is over and done. Until
+		// then, a <resumed/> whose session never acknowledges anything
+		// counts as a try too.
+		m.tries = 0
 		m.mu.Unlock()
 	case Enabled:
 		if m.expecting("enable") {
@@ -537,9 +541,6 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 		}
 		return false, err
 	}
-	m.mu.Lock()
-	m.tries = 0 // answered
-	m.mu.Unlock()
 	switch e := el.(type) {
 	case Resumed:
 		m.mu.Lock()
@@ -582,8 +583,10 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 	}
 }
 
-// try counts an attempt to resume. After maxResumeTries unanswered ones
-// in a row it gives the session up (abandon) and reports false.
+// try counts an attempt to resume. After maxResumeTries in a row that got
+// no answer, or a <resumed/> but never an acknowledgement after it (a
+// server that resumes sessions it cannot serve), it gives the session up
+// (abandon) and reports false.
 func (m *Manager) try() bool {
 	m.mu.Lock()
 	m.tries++
