@@ -2,116 +2,38 @@ package e2e_test
 
 import (
 	"context"
-	"io"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/cutproxy"
 	"github.com/psakit/psakit/internal/prosodytest"
 	"github.com/psakit/psakit/internal/rawclient"
 	"github.com/psakit/psakit/mucwatch"
 	"github.com/psakit/psakit/roster"
 )
 
-// cutProxy is a loopback TCP proxy in front of a server's client port that
-// can cut every connection through it at once, both ways, as a network
-// failure does (no end of stream on either side), and refuse new ones
-// until restored.
-type cutProxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]struct{}
-}
-
-func newCutProxy(t testing.TB, target string) *cutProxy {
+// newCutProxy puts a cutproxy.Proxy in front of target until the test ends.
+func newCutProxy(t testing.TB, target string) *cutproxy.Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := cutproxy.New(target)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(p.close)
+	t.Cleanup(p.Close)
 	return p
 }
 
-func (p *cutProxy) addr() string { return p.ln.Addr().String() }
-
-func (p *cutProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down := p.down
-		p.mu.Unlock()
-		if down {
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(up, c)
-		go p.pipe(c, up)
-	}
-}
-
-func (p *cutProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
-}
-
-// cut closes every connection and refuses new ones until restore.
-func (p *cutProxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *cutProxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
-
-func (p *cutProxy) close() {
-	_ = p.ln.Close()
-	p.cut()
-	p.wg.Wait()
-}
-
 // resumeScene connects juliet (raw, capulet.lit) and romeo (psakit,
-// montague.lit, through a cutProxy), and puts romeo and the nurse (raw,
+// montague.lit, through a cutproxy.Proxy), and puts romeo and the nurse (raw,
 // capulet.lit) in the orchard.
-func resumeScene(t *testing.T, hibernation time.Duration) (ctx context.Context, n *prosodytest.Network, p *cutProxy, rec *recorder, romeo *client.Client, juliet, nurse *rawclient.Client) {
+func resumeScene(t *testing.T, hibernation time.Duration) (ctx context.Context, n *prosodytest.Network, p *cutproxy.Proxy, rec *recorder, romeo *client.Client, juliet, nurse *rawclient.Client) {
 	n = shakespeare(t, func(mont, _ *prosodytest.Spec) { mont.HibernationTime = hibernation })
 	ctx = testContext(t, 90*time.Second)
 	p = newCutProxy(t, n.Server(montague).C2SAddr)
-	j, rec, romeo := romeoSeesJuliet(ctx, t, n, "<status>Ay me!</status>", client.WithAddress(p.addr()))
+	j, rec, romeo := romeoSeesJuliet(ctx, t, n, "<status>Ay me!</status>", client.WithAddress(p.Addr()))
 	nc := nurseInRoom(ctx, t, n, romeo, orchardRoom)
 	rec.expect(ctx, t, "the nurse in the room", roomEvent(mucwatch.EventOccupantAvailable, orchardRoom, orchardRoom+"/Nurse"))
 	roundTrip(ctx, t, romeo)
@@ -123,12 +45,12 @@ const orchardRoom = "orchard@" + conference
 // cutAndChange cuts romeo's connection, waits until montague.lit has his
 // session hibernate, and has juliet and the nurse change their presence,
 // which montague.lit queues for the hibernating session.
-func cutAndChange(ctx context.Context, t *testing.T, n *prosodytest.Network, p *cutProxy, rec *recorder, juliet, nurse *rawclient.Client) time.Time {
+func cutAndChange(ctx context.Context, t *testing.T, n *prosodytest.Network, p *cutproxy.Proxy, rec *recorder, juliet, nurse *rawclient.Client) time.Time {
 	t.Helper()
 	mont := n.Server(montague)
 	mark := mont.LogMark()
 	cut := time.Now()
-	p.cut()
+	p.Cut()
 	rec.expect(ctx, t, "disconnected", connEvent(client.ConnDisconnected))
 	_, next, err := mont.WaitLog(ctx, mark, "Session going into hibernation")
 	must(t, err)
@@ -151,7 +73,7 @@ func TestOwnStreamResumed(t *testing.T) {
 	bound := romeo.JID()
 	from := rec.mark()
 	cut := cutAndChange(ctx, t, n, p, rec, juliet, nurse)
-	p.restore()
+	p.Restore()
 
 	rec.expect(ctx, t, "resumed", connEvent(client.ConnResumed))
 	e := rec.expect(ctx, t, "resynced", connEvent(client.ConnResynced))
@@ -202,7 +124,7 @@ func TestOwnStreamResumeExpired(t *testing.T) {
 	cutAndChange(ctx, t, n, p, rec, juliet, nurse)
 	_, _, err := mont.WaitLog(ctx, mark, "Destroying session for hibernating too long")
 	must(t, err)
-	p.restore()
+	p.Restore()
 
 	rec.expect(ctx, t, "connected anew", connEvent(client.ConnConnected))
 	rec.expect(ctx, t, "rejoin", actionEvent(client.ActionRejoin, orchardRoom, "reconnect"))

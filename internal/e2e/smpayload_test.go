@@ -18,7 +18,7 @@ func TestPayloadNamedStreamKeepsResumption(t *testing.T) {
 	ctx := testContext(t, 90*time.Second)
 	p := newCutProxy(t, n.Server(montague).C2SAddr)
 	got := make(chan client.Message, 10)
-	juliet, rec, romeo := romeoSeesJuliet(ctx, t, n, "", client.WithAddress(p.addr()),
+	juliet, rec, romeo := romeoSeesJuliet(ctx, t, n, "", client.WithAddress(p.Addr()),
 		client.OnMessage(func(m client.Message) { got <- m }))
 	must(t, juliet.Sendf("<message to='%s' type='chat' id='payload'><body>Art thou not Romeo?</body>"+
 		"<stream xmlns='urn:example:x'/><iq xmlns='urn:example:x'/><presence xmlns='urn:example:x'/></message>", romeo.JID()))
@@ -35,10 +35,10 @@ func TestPayloadNamedStreamKeepsResumption(t *testing.T) {
 	mont := n.Server(montague)
 	mark := mont.LogMark()
 	from := rec.mark()
-	p.cut()
+	p.Cut()
 	_, _, err := mont.WaitLog(ctx, mark, "Session going into hibernation")
 	must(t, err)
-	p.restore()
+	p.Restore()
 	e, _ := rec.waitFrom(ctx, t, from, "back", func(e event) bool {
 		return connEvent(client.ConnResumed)(e) || connEvent(client.ConnConnected)(e)
 	})

@@ -40,18 +40,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"mellium.im/xmpp/jid"
 
 	"github.com/psakit/psakit/client"
+	"github.com/psakit/psakit/internal/cutproxy"
 	"github.com/psakit/psakit/internal/prosodytest"
 	"github.com/psakit/psakit/internal/rawclient"
 	"github.com/psakit/psakit/internal/sm"
@@ -209,18 +207,18 @@ func oneRun(cfg config, smOn bool) (result, error) {
 		return result{}, firstErr
 	}
 
-	p, err := newProxy(mont.C2SAddr)
+	p, err := cutproxy.New(mont.C2SAddr)
 	if err != nil {
 		return result{}, err
 	}
-	defer p.close()
+	defer p.Close()
 	conn := make(chan client.ConnEvent, 100)
 	logger := slog.New(slog.DiscardHandler)
 	if cfg.log {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	romeo, err := client.Dial(ctx, jid.MustParse("romeo@"+montague), pw,
-		client.WithAddress(p.addr()), client.WithTLS(client.PlainText), client.WithResource("lane"),
+		client.WithAddress(p.Addr()), client.WithTLS(client.PlainText), client.WithResource("lane"),
 		client.WithReconnect(100*time.Millisecond, 200*time.Millisecond),
 		client.WithStreamManagement(smOn),
 		client.WithLogger(logger),
@@ -252,12 +250,14 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	}
 	time.Sleep(time.Second) // quiet
 
-	p.cut()
+	p.Cut()
 	if err := waitConn(ctx, conn, client.ConnDisconnected); err != nil {
 		return result{}, err
 	}
 	time.Sleep(cfg.gap)
-	p.restore(true)
+	var count counter
+	p.Observe(count.see)
+	p.Restore()
 	restored := time.Now()
 	if cfg.log {
 		logger.Info("resumeload: connections let through")
@@ -280,7 +280,7 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	}
 	res.resynced = time.Since(restored)
 	res.swept = e.Swept
-	res.stanzas, res.bytes = p.counts()
+	res.stanzas, res.bytes = count.counts()
 	return res, nil
 }
 
@@ -318,111 +318,23 @@ func waitConnAny(ctx context.Context, ch <-chan client.ConnEvent, kinds ...clien
 	}
 }
 
-// proxy forwards the client's connections to the server; cut closes them
-// all and refuses new ones until restore, and it counts the top-level
-// elements the server sends on the connections accepted after a restore
-// that asked for it.
-type proxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu       sync.Mutex
-	down     bool
-	counting bool
-	conns    map[net.Conn]struct{}
-
-	elements, bytes atomic.Int64
-}
-
-func newProxy(target string) (*proxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.wg.Add(1)
-	go p.accept()
-	return p, nil
-}
-
-func (p *proxy) addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		down, counting := p.down, p.counting
-		p.mu.Unlock()
-		if down {
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go func() {
-			defer p.wg.Done()
-			_, _ = io.Copy(up, c)
-			_ = up.Close()
-			_ = c.Close()
-		}()
-		go func() {
-			defer p.wg.Done()
-			var w io.Writer = c
-			if counting {
-				w = &counter{w: c, p: p}
-			}
-			_, _ = io.Copy(w, up)
-			_ = up.Close()
-			_ = c.Close()
-		}()
-	}
-}
-
-// counter counts the top-level elements written through it.
+// counter counts the top-level elements and bytes the server sends, as
+// the client reads them.
 type counter struct {
-	w  io.Writer
-	p  *proxy
-	sc sm.Scanner
+	mu              sync.Mutex
+	sc              sm.Scanner
+	elements, bytes int64
 }
 
-func (c *counter) Write(b []byte) (int, error) {
-	c.p.bytes.Add(int64(len(b)))
-	c.sc.Feed(b, func(sm.Top) { c.p.elements.Add(1) })
-	return c.w.Write(b)
+func (c *counter) see(b []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.bytes += int64(len(b))
+	c.sc.Feed(b, func(sm.Top) { c.elements++ })
 }
 
-func (p *proxy) counts() (elements, bytes int64) { return p.elements.Load(), p.bytes.Load() }
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *proxy) restore(count bool) {
-	p.mu.Lock()
-	p.down, p.counting = false, count
-	p.mu.Unlock()
-}
-
-func (p *proxy) close() {
-	_ = p.ln.Close()
-	p.cut()
-	p.wg.Wait()
+func (c *counter) counts() (elements, bytes int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.elements, c.bytes
 }
