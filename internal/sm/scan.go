@@ -247,7 +247,10 @@ func (sc *Scanner) dropIfEmpty() {
 }
 
 func localName(name []byte) []byte {
-	if i := bytes.LastIndexByte(name, ':'); i >= 0 {
+	// As encoding/xml (and so mellium) reads it: a prefix only when one
+	// colon has a name on both sides; ":message" is a local name of its
+	// own, no message.
+	if i := bytes.IndexByte(name, ':'); i > 0 && i < len(name)-1 && bytes.IndexByte(name[i+1:], ':') < 0 {
 		return name[i+1:]
 	}
 	return name
