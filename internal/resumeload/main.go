@@ -70,6 +70,7 @@ type config struct {
 	timeout                    time.Duration
 	log                        bool
 	psa                        bool
+	without                    bool
 }
 
 func main() {
@@ -82,6 +83,7 @@ func main() {
 	flag.IntVar(&cfg.parallel, "connect", 16, "contacts connecting at a time")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "bound of one run")
 	flag.BoolVar(&cfg.psa, "psa", true, "load mod_psa (which annotates romeo's presence to his contacts while his session hibernates)")
+	flag.BoolVar(&cfg.without, "without", true, "also run each run without stream management (-without=false: only the resumption)")
 	flag.BoolVar(&cfg.log, "log", false, "log the client's reports (level debug) to stderr")
 	flag.Parse()
 	if cfg.occupants*cfg.rooms > cfg.contacts {
@@ -114,7 +116,7 @@ func run(cfg config) error {
 	fmt.Printf("%-8s %-8s %9s %11s %12s %10s %10s %6s\n", "sm", "outcome", "stanzas", "bytes", "reconnected", "fresh", "resynced", "swept")
 	byMode := map[bool][]result{}
 	for r := range cfg.runs {
-		for _, on := range []bool{true, false} {
+		for _, on := range modes(cfg) {
 			res, err := oneRun(cfg, on)
 			if err != nil {
 				return fmt.Errorf("run %d (sm %v): %w", r+1, on, err)
@@ -128,7 +130,7 @@ func run(cfg config) error {
 			byMode[on] = append(byMode[on], res)
 		}
 	}
-	for _, on := range []bool{true, false} {
+	for _, on := range modes(cfg) {
 		rs := byMode[on]
 		med := func(f func(result) time.Duration) time.Duration {
 			ds := make([]time.Duration, len(rs))
@@ -144,6 +146,14 @@ func run(cfg config) error {
 			med(func(r result) time.Duration { return r.resynced }))
 	}
 	return nil
+}
+
+// modes lists the stream management settings each run measures.
+func modes(cfg config) []bool {
+	if cfg.without {
+		return []bool{true, false}
+	}
+	return []bool{true}
 }
 
 func contactName(i int) string { return fmt.Sprintf("c%04d", i) }
