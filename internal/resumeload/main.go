@@ -71,6 +71,7 @@ type config struct {
 	log                        bool
 	psa                        bool
 	without                    bool
+	watch                      bool
 }
 
 func main() {
@@ -84,6 +85,7 @@ func main() {
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "bound of one run")
 	flag.BoolVar(&cfg.psa, "psa", true, "load mod_psa (which annotates romeo's presence to his contacts while his session hibernates)")
 	flag.BoolVar(&cfg.without, "without", true, "also run each run without stream management (-without=false: only the resumption)")
+	flag.BoolVar(&cfg.watch, "watch", true, "contacts announce annotations (urn:xmpp:psa), and the run reports when all had romeo's pause (paused) and its clearing (cleared)")
 	flag.BoolVar(&cfg.log, "log", false, "log the client's reports (level debug) to stderr")
 	flag.Parse()
 	if cfg.occupants*cfg.rooms > cfg.contacts {
@@ -101,6 +103,7 @@ type result struct {
 	resumed                      bool
 	stanzas, bytes               int64
 	reconnected, fresh, resynced time.Duration
+	paused, cleared              time.Duration // 0: not watched
 	swept                        int
 }
 
@@ -113,7 +116,7 @@ func run(cfg config) error {
 	fmt.Printf("# resumeload: %v, mod_psa %v, %d contacts, %d rooms x %d occupants, gap %v, %d runs per mode\n",
 		in, cfg.psa, cfg.contacts, cfg.rooms, cfg.occupants, cfg.gap, cfg.runs)
 	fmt.Printf("# %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("%-8s %-8s %9s %11s %12s %10s %10s %6s\n", "sm", "outcome", "stanzas", "bytes", "reconnected", "fresh", "resynced", "swept")
+	fmt.Printf("%-8s %-8s %9s %11s %12s %10s %10s %6s %10s %10s\n", "sm", "outcome", "stanzas", "bytes", "reconnected", "fresh", "resynced", "swept", "paused", "cleared")
 	byMode := map[bool][]result{}
 	for r := range cfg.runs {
 		for _, on := range modes(cfg) {
@@ -125,8 +128,9 @@ func run(cfg config) error {
 			if res.resumed {
 				outcome = "resumed"
 			}
-			fmt.Printf("%-8v %-8s %9d %11d %12v %10v %10v %6d\n", on, outcome, res.stanzas, res.bytes,
-				res.reconnected.Round(time.Millisecond), res.fresh.Round(time.Millisecond), res.resynced.Round(time.Millisecond), res.swept)
+			fmt.Printf("%-8v %-8s %9d %11d %12v %10v %10v %6d %10v %10v\n", on, outcome, res.stanzas, res.bytes,
+				res.reconnected.Round(time.Millisecond), res.fresh.Round(time.Millisecond), res.resynced.Round(time.Millisecond), res.swept,
+				res.paused.Round(time.Millisecond), res.cleared.Round(time.Millisecond))
 			byMode[on] = append(byMode[on], res)
 		}
 	}
@@ -140,10 +144,12 @@ func run(cfg config) error {
 			slices.Sort(ds)
 			return ds[len(ds)/2].Round(time.Millisecond)
 		}
-		fmt.Printf("# median sm=%v: reconnected %v, fresh %v, resynced %v\n", on,
+		fmt.Printf("# median sm=%v: reconnected %v, fresh %v, resynced %v, paused %v, cleared %v\n", on,
 			med(func(r result) time.Duration { return r.reconnected }),
 			med(func(r result) time.Duration { return r.fresh }),
-			med(func(r result) time.Duration { return r.resynced }))
+			med(func(r result) time.Duration { return r.resynced }),
+			med(func(r result) time.Duration { return r.paused }),
+			med(func(r result) time.Duration { return r.cleared }))
 	}
 	return nil
 }
@@ -191,6 +197,10 @@ func oneRun(cfg config, smOn bool) (result, error) {
 			}
 		}
 	}()
+	// With stream management romeo's session hibernates: mod_psa annotates
+	// his presence to every contact, and clears it once he resumed.
+	watching := cfg.watch && cfg.psa && smOn
+	romeoFull := "romeo@" + montague + "/lane"
 	sem := make(chan struct{}, cfg.parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -199,7 +209,11 @@ func oneRun(cfg config, smOn bool) (result, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := rawclient.Dial(ctx, rawclient.Config{Addr: mont.C2SAddr, Domain: montague, User: contactName(i), Password: pw, Resource: "r", NoCaps: true})
+			ccfg := rawclient.Config{Addr: mont.C2SAddr, Domain: montague, User: contactName(i), Password: pw, Resource: "r", NoCaps: true}
+			if watching {
+				ccfg.NoCaps, ccfg.Features = false, []string{rawclient.NSPSA}
+			}
+			c, err := rawclient.Dial(ctx, ccfg)
 			if err == nil {
 				err = c.SendPresence(ctx, "")
 			}
@@ -266,13 +280,44 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	if err := waitConn(ctx, conn, client.ConnDisconnected); err != nil {
 		return result{}, err
 	}
-	time.Sleep(cfg.gap)
+	cut := time.Now()
+	var res result
+	if watching {
+		for _, c := range contacts {
+			if _, err := c.Expect(ctx, annotatedBy(romeoFull, "connection-paused")); err != nil {
+				return result{}, fmt.Errorf("waiting for the pause: %w", err)
+			}
+		}
+		res.paused = time.Since(cut)
+	}
+	time.Sleep(cfg.gap - time.Since(cut))
 	p.restore(true)
 	restored := time.Now()
+	var cleared sync.WaitGroup
+	defer func() {
+		cancel()
+		cleared.Wait()
+	}()
+	var clearedMu sync.Mutex
+	var clearedErr error
+	var clearedMax time.Duration
+	if watching {
+		for _, c := range contacts {
+			cleared.Go(func() {
+				_, err := c.Expect(ctx, annotatedBy(romeoFull, ""))
+				d := time.Since(restored)
+				clearedMu.Lock()
+				defer clearedMu.Unlock()
+				if err != nil && clearedErr == nil {
+					clearedErr = fmt.Errorf("waiting for the clearing: %w", err)
+				}
+				clearedMax = max(clearedMax, d)
+			})
+		}
+	}
 	if cfg.log {
 		logger.Info("resumeload: connections let through")
 	}
-	var res result
 	res.sm = smOn
 	e, err := waitConnAny(ctx, conn, client.ConnResumed, client.ConnConnected)
 	if err != nil {
@@ -291,7 +336,30 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	res.resynced = time.Since(restored)
 	res.swept = e.Swept
 	res.stanzas, res.bytes = p.counts()
+	cleared.Wait()
+	if clearedErr != nil {
+		return result{}, clearedErr
+	}
+	res.cleared = clearedMax
 	return res, nil
+}
+
+// annotatedBy matches a presence from `from` annotated by montague.lit with
+// cond ("" for the empty annotation that clears one).
+func annotatedBy(from, cond string) func(*rawclient.Element) bool {
+	return func(e *rawclient.Element) bool {
+		if !e.Is(rawclient.NSClient, "presence") || e.Attr("from") != from || e.Attr("type") != "" {
+			return false
+		}
+		a := e.Child(rawclient.NSPSA, "state-annotation")
+		if a == nil || a.Attr("from") != montague {
+			return false
+		}
+		if cond == "" {
+			return len(a.Children) == 0
+		}
+		return a.Child(rawclient.NSPSA, cond) != nil
+	}
 }
 
 func poll(ctx context.Context, cond func() bool) error {
