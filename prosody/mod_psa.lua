@@ -37,7 +37,9 @@
 --   * State lives in module:shared(), so module:reload keeps it.
 --   * XEP-0198 hibernation of a session: its presence annotated
 --     <connection-paused/> to everyone who has it (through the block list),
---     empty annotation on resume.
+--     empty annotation on resume; both leave in slices over turns of the
+--     event loop, the resume's once <resumed/> is written, and a queued
+--     one never overtakes a newer presence from the user.
 --   * On a MUC component: occupants whose server is unreachable from the MUC
 --     host are annotated to the other occupants, and nothing is routed to that
 --     server meanwhile (a bounce would kick them).
