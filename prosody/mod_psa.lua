@@ -1316,10 +1316,12 @@ if is_user_host then
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
 		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
-		supersede_pause_state(origin, to);
 		-- Whom it appears offline to: contacts and its own account, told by
 		-- directed presences and by a broadcast's copies alike.
 		local t = stanza.attr.type;
+		if t == nil or t == "unavailable" then
+			supersede_pause_state(origin, to);
+		end
 		if t == nil or t == "unavailable" then
 			track_hidden(origin, to, t);
 		end
