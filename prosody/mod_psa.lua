@@ -1403,7 +1403,10 @@ if is_user_host then
 	-- The pause and resume annotations leave in slices over turns of the
 	-- event loop, like the re-sends: written in one handler, a session
 	-- with thousands of contacts kept Prosody from answering its
-	-- resumption until all were built and routed. A clearing after an
+	-- resumption until all were built and routed. Per session and turn at
+	-- most resend_batch go to other servers (they share one s2s
+	-- connection per domain, whose write buffer is what Prosody 13 copies)
+	-- and resend_turn in all (a local recipient's connection gets one). A clearing after an
 	-- XEP-0198 resumption waits until the session's connection has
 	-- written <resumed/> (and the replay), at most pause_answer_wait
 	-- seconds.
@@ -1454,14 +1457,17 @@ if is_user_host then
 			and session.directed ~= nil and session.directed[r.to] ~= nil;
 	end
 
+	-- send_pause_state sends r its annotation; it returns whether it sent
+	-- one, and whether to another server.
 	local function send_pause_state(session, r, condition)
-		if not (pause_remote or hosts[jid_host(r.to)]) then return false; end
+		local is_local = hosts[jid_host(r.to)] ~= nil;
+		if not (pause_remote or is_local) then return false; end
 		local pres = strip_annotations(st.clone(r.stanza));
 		pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, r.to, nil;
 		annotate(pres, host, condition, condition and describe(text_paused, host));
 		measure_annotations(1);
 		send_as(session, pres);
-		return true;
+		return true, not is_local;
 	end
 
 	local pump_pauses; -- forward
@@ -1520,16 +1526,17 @@ if is_user_host then
 					local ok, backlog = pcall(write_backlog, session);
 					ready = not ok or backlog == 0;
 				end
-				local list = job.list;
-				while ready and sent < resend_batch and job.pos <= #list do
+				local list, remote = job.list, 0;
+				while ready and remote < resend_batch and sent < resend_turn and job.pos <= #list do
 					local r = list[job.pos];
 					job.pos = job.pos + 1;
 					if still_recipient(session, r) then
-						local ok, went = pcall(send_pause_state, session, r, job.condition);
+						local ok, went, to_remote = pcall(send_pause_state, session, r, job.condition);
 						if not ok then
 							module:log("error", "Error in pause annotation: %s", tostring(went));
 						elseif went then
 							sent = sent + 1;
+							if to_remote then remote = remote + 1; end
 						end
 					end
 				end

@@ -14,7 +14,7 @@ import (
 // (offline, but each gets his presence and so a pause annotation), a
 // psa_resend_interval of interval, and three observers with annotations:
 // romeo's own other resource desk (listed after every roster contact, so
-// its annotation leaves last of those), his contact benvolio, and
+// its annotation leaves in the second slice), his contact benvolio, and
 // mercutio, who has only a directed presence of lane's. lane, romeo's
 // stream-management session, is online with status "before".
 type pausingRomeo struct {
@@ -84,7 +84,7 @@ func describePresence(e *rawclient.Element) string {
 // presence.
 func TestResumeThenNewPresenceKeepsOrder(t *testing.T) {
 	t.Parallel()
-	p := newPausingRomeo(t, "0.1")
+	p := newPausingRomeo(t, "1")
 	ctx := testContext(t, 120*time.Second)
 	full := p.lane.JID()
 
@@ -117,13 +117,13 @@ func TestResumeThenNewPresenceKeepsOrder(t *testing.T) {
 // A resumption that comes while the pause annotations are still leaving
 // cancels the rest of them: those the pause has not reached get neither
 // it nor a clearing, those it reached get the clearing. desk, romeo's own
-// resource, comes after his 300 roster contacts, 16 per half second: the
-// resumption comes long before its turn. (mod_psa used to send every
+// resource, comes after his 300 roster contacts, 256 local recipients per
+// slice and a slice every 2 s: the resumption comes long before its turn. (mod_psa used to send every
 // pause annotation in the hibernation handler: desk got a pause and a
 // clearing, both before the resumption was answered.)
 func TestResumeCancelsQueuedPause(t *testing.T) {
 	t.Parallel()
-	p := newPausingRomeo(t, "0.5")
+	p := newPausingRomeo(t, "2")
 	ctx := testContext(t, 120*time.Second)
 	full := p.lane.JID()
 
