@@ -20,16 +20,24 @@
 //   - fresh: from letting connections through until every roster entry and
 //     every room and occupant is fresh again (none stale, all there);
 //   - resynced: until ConnResynced (after the settle window without stream
-//     management, at once after a resumption).
+//     management, at once after a resumption);
+//   - paused (stream management, mod_psa, -watch): from the cut until every
+//     contact has romeo's presence annotated connection-paused;
+//   - cleared (the same): from letting connections through until every
+//     contact has had the empty annotation that clears it.
 //
 // The client reconnects after 100 to 200 ms (WithReconnect), so that its
 // backoff does not dominate what is measured; the settle window is the
 // default 10 s. mod_psa is loaded unless -psa=false: while romeo's session
 // hibernates it annotates his presence to each of his contacts, and clears
-// the annotation when the session is resumed, before Prosody answers.
+// the annotation once the session is resumed. With -watch (the default)
+// the contacts announce annotations (XEP-0115 caps with urn:xmpp:psa), so
+// that they receive them; -without=false leaves out the runs without
+// stream management.
 //
 //	PSAKIT_PROSODY=0.12 go run ./internal/resumeload -runs 3
 //	PSAKIT_PROSODY=13 go run ./internal/resumeload -runs 3
+//	PSAKIT_PROSODY=13 go run ./internal/resumeload -runs 3 -without=false
 //
 // Nothing here is a test: the figures are measured, never asserted. The
 // freshness is checked every 5 ms, the resolution of "fresh".
