@@ -1318,12 +1318,11 @@ if is_user_host then
 		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
 		-- Whom it appears offline to: contacts and its own account, told by
 		-- directed presences and by a broadcast's copies alike.
+		-- A queued pause or resume annotation to it would overtake this.
 		local t = stanza.attr.type;
 		if t == nil or t == "unavailable" then
-			supersede_pause_state(origin, to);
-		end
-		if t == nil or t == "unavailable" then
 			track_hidden(origin, to, t);
+			supersede_pause_state(origin, to);
 		end
 		if broadcasts[stanza] then return; end
 		-- What mod_presence counts as directed: not to a contact that has a
@@ -1405,11 +1404,11 @@ if is_user_host then
 	-- with thousands of contacts kept Prosody from answering its
 	-- resumption until all were built and routed. Per session and turn at
 	-- most resend_batch go to other servers (they share one s2s
-	-- connection per domain, whose write buffer is what Prosody 13 copies)
-	-- and resend_turn in all (a local recipient's connection gets one). A clearing after an
-	-- XEP-0198 resumption waits until the session's connection has
-	-- written <resumed/> (and the replay), at most pause_answer_wait
-	-- seconds.
+	-- connection per domain, whose write buffer is what Prosody 13
+	-- copies) and resend_turn in all (a local recipient's connection gets
+	-- one). A clearing after an XEP-0198 resumption waits until the
+	-- session's connection has written <resumed/> (and the replay), at
+	-- most pause_answer_wait seconds.
 	--
 	-- One job per session: the annotation still to send (condition, nil
 	-- for the empty one) and the recipients still to get it, in a list
@@ -1526,6 +1525,7 @@ if is_user_host then
 					local ok, backlog = pcall(write_backlog, session);
 					ready = not ok or backlog == 0;
 				end
+				if ready then job.after_answer = nil; end
 				local list, remote = job.list, 0;
 				while ready and remote < resend_batch and sent < resend_turn and job.pos <= #list do
 					local r = list[job.pos];
