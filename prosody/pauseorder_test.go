@@ -118,12 +118,13 @@ func TestResumeThenNewPresenceKeepsOrder(t *testing.T) {
 // cancels the rest of them: those the pause has not reached get neither
 // it nor a clearing, those it reached get the clearing. desk, romeo's own
 // resource, comes after his 300 roster contacts, 256 local recipients per
-// slice and a slice every 2 s: the resumption comes long before its turn. (mod_psa used to send every
-// pause annotation in the hibernation handler: desk got a pause and a
-// clearing, both before the resumption was answered.)
+// slice and a slice every 5 s: the resumption comes long before its turn.
+// (mod_psa used to send every pause annotation in the hibernation handler:
+// desk got a pause and a clearing, both before the resumption was
+// answered.)
 func TestResumeCancelsQueuedPause(t *testing.T) {
 	t.Parallel()
-	p := newPausingRomeo(t, "2")
+	p := newPausingRomeo(t, "5")
 	ctx := testContext(t, 120*time.Second)
 	full := p.lane.JID()
 
