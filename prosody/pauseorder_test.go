@@ -163,3 +163,26 @@ func TestResumeCancelsQueuedPause(t *testing.T) {
 		}
 	}
 }
+
+// Pause annotations still queued at a module:reload leave after it: the
+// queue lives in the module's shared state and the new code drains it.
+func TestPauseQueueSurvivesReload(t *testing.T) {
+	t.Parallel()
+	p := newPausingRomeo(t, "2")
+	ctx := testContext(t, 120*time.Second)
+	full := p.lane.JID()
+
+	mark := p.mont.LogMark()
+	must(t, p.lane.Drop())
+	if _, _, err := p.mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.mont.Shell(ctx, `module:reload("psa", "`+montague+`")`)
+	must(t, err)
+	if !strings.Contains(out, "Module reloaded") {
+		t.Fatalf("reload: %s", out)
+	}
+	for _, o := range []*rawclient.Client{p.desk, p.benvolio, p.mercutio} {
+		expect(ctx, t, o, "connection-paused", annotated(full, montague, "connection-paused"))
+	}
+}
