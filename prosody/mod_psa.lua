@@ -37,7 +37,9 @@
 --   * State lives in module:shared(), so module:reload keeps it.
 --   * XEP-0198 hibernation of a session: its presence annotated
 --     <connection-paused/> to everyone who has it (through the block list),
---     empty annotation on resume.
+--     empty annotation on resume; both leave in slices over turns of the
+--     event loop, the resume's once <resumed/> is written, and a queued
+--     one never overtakes a newer presence from the user.
 --   * On a MUC component: occupants whose server is unreachable from the MUC
 --     host are annotated to the other occupants, and nothing is routed to that
 --     server meanwhile (a bounce would kick them).
@@ -1308,15 +1310,19 @@ if is_user_host then
 		end
 	end
 
+	local supersede_pause_state; -- forward (pause and resume)
+
 	local function track_directed(event)
 		local origin, stanza = event.origin, event.stanza;
 		local to = stanza.attr.to;
 		if origin.type ~= "c2s" or not to or event.to_self or own_stanzas[stanza] then return; end
 		-- Whom it appears offline to: contacts and its own account, told by
 		-- directed presences and by a broadcast's copies alike.
+		-- A queued pause or resume annotation to it would overtake this.
 		local t = stanza.attr.type;
 		if t == nil or t == "unavailable" then
 			track_hidden(origin, to, t);
+			supersede_pause_state(origin, to);
 		end
 		if broadcasts[stanza] then return; end
 		-- What mod_presence counts as directed: not to a contact that has a
@@ -1368,14 +1374,14 @@ if is_user_host then
 			local hidden = hidden_from[session] or {};
 			for contact, item in pairs(session.roster or {}) do
 				if contact and (item.subscription == "both" or item.subscription == "from") and not hidden[contact] then
-					list[#list + 1] = { to = contact, stanza = base };
+					list[#list + 1] = { to = contact, stanza = base, kind = "contact" };
 				end
 			end
 			local self_bare = session.username.."@"..session.host;
 			local user = bare_sessions[self_bare];
 			for _, res in pairs(user and user.sessions or {}) do
 				if res ~= session and res.presence and not hidden[self_bare] then
-					list[#list + 1] = { to = res.full_jid, stanza = base };
+					list[#list + 1] = { to = res.full_jid, stanza = base, kind = "self" };
 				end
 			end
 		end
@@ -1387,48 +1393,225 @@ if is_user_host then
 		for to in pairs(session.directed or {}) do
 			local d = store and store[to];
 			if d and not d.muc then
-				list[#list + 1] = { to = to, stanza = d.stanza };
+				list[#list + 1] = { to = to, stanza = d.stanza, kind = "directed" };
 			end
 		end
 		return list;
 	end
 
-	local function send_pause_state(session, list, condition)
-		for _, r in ipairs(list) do
-			if pause_remote or hosts[jid_host(r.to)] then
-				local pres = strip_annotations(st.clone(r.stanza));
-				pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, r.to, nil;
-				annotate(pres, host, condition, condition and describe(text_paused, host));
-				measure_annotations(1);
-				send_as(session, pres);
+	-- The pause and resume annotations leave in slices over turns of the
+	-- event loop, like the re-sends: written in one handler, a session
+	-- with thousands of contacts kept Prosody from answering its
+	-- resumption until all were built and routed. Per session and turn at
+	-- most resend_batch go to other servers (they share one s2s
+	-- connection per domain, whose write buffer is what Prosody 13
+	-- copies) and resend_turn in all (a local recipient's connection gets
+	-- one). A clearing after an XEP-0198 resumption waits until the
+	-- session's connection has written <resumed/> (and the replay), at
+	-- most pause_answer_wait seconds.
+	--
+	-- One job per session: the annotation still to send (condition, nil
+	-- for the empty one) and the recipients still to get it, in a list
+	-- from presence_recipients (so bounded by the roster, the user's
+	-- resources and psa_max_directed_per_session). Order: a recipient's
+	-- entry leaves only if what the recipient last got from the session is
+	-- still that entry's presence (the session's broadcast presence for a
+	-- contact or own resource, the remembered directed presence for the
+	-- others, and no presence sent to it since the job was queued); a
+	-- newer presence from the user supersedes it. A resume cancels the
+	-- part of a queued pause that has not left (only those who got the
+	-- pause get the clearing), and a pause the part of a queued clearing
+	-- that has not left (those still show the session paused).
+	local PQ = kept("pause_queue", function ()
+		return {
+			ring = {}, head = 1, tail = 0; -- sessions with a job, in turn
+			queued = {}; -- session -> true while in the ring
+			jobs = {}; -- session -> { condition, list, pos, by_to, after_answer, since }
+			pumping = false;
+		};
+	end); -- list entry = { to, stanza, kind ("contact", "self" or "directed"), skip }
+	local pause_answer_wait = 1;
+	local function self_bare_of(session) return session.username.."@"..session.host; end
+
+	-- still_recipient tells whether the recipient of list entry r still has
+	-- the presence the entry would annotate, and only that.
+	local function still_recipient(session, r)
+		if r.skip then return false; end
+		if r.kind == nil then return true; end -- listed by the code before a reload
+		local hidden = hidden_from[session];
+		if r.kind == "contact" then
+			if session.presence ~= r.stanza then return false; end
+			local item = session.roster and session.roster[r.to];
+			return item ~= nil and (item.subscription == "both" or item.subscription == "from")
+				and not (hidden and hidden[r.to]);
+		elseif r.kind == "self" then
+			if session.presence ~= r.stanza then return false; end
+			local res = prosody.full_sessions[r.to];
+			return res ~= nil and res ~= session and res.presence ~= nil
+				and not (hidden and hidden[self_bare_of(session)]);
+		end
+		local store = directed_store[session];
+		local d = store and store[r.to];
+		return d ~= nil and d.stanza == r.stanza and not d.muc
+			and session.directed ~= nil and session.directed[r.to] ~= nil;
+	end
+
+	-- send_pause_state sends r its annotation; it returns whether it sent
+	-- one, and whether to another server.
+	local function send_pause_state(session, r, condition)
+		local is_local = hosts[jid_host(r.to)] ~= nil;
+		if not (pause_remote or is_local) then return false; end
+		local pres = strip_annotations(st.clone(r.stanza));
+		pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, r.to, nil;
+		annotate(pres, host, condition, condition and describe(text_paused, host));
+		measure_annotations(1);
+		send_as(session, pres);
+		return true, not is_local;
+	end
+
+	local pump_pauses; -- forward
+
+	local function start_pause_pump()
+		if PQ.pumping then return; end
+		PQ.pumping = true;
+		module:add_timer(resend_interval, function ()
+			return pump_pauses();
+		end);
+	end
+
+	-- queue_pause_state replaces the session's job with one that sends
+	-- condition's annotation to the entries of list; an empty list just
+	-- cancels the job.
+	local function queue_pause_state(session, list, condition, after_answer)
+		if #list == 0 then
+			PQ.jobs[session] = nil;
+			return;
+		end
+		local by_to = {};
+		for _, r in ipairs(list) do by_to[r.to] = r; end
+		PQ.jobs[session] = { condition = condition, list = list, pos = 1, by_to = by_to,
+			after_answer = after_answer, since = time_now() };
+		if not PQ.queued[session] then
+			PQ.queued[session] = true;
+			PQ.tail = PQ.tail + 1;
+			PQ.ring[PQ.tail] = session;
+		end
+		start_pause_pump();
+	end
+
+	-- A presence the user sends to `to` (directed, or a broadcast's copy)
+	-- supersedes the queued annotation for it.
+	function supersede_pause_state(session, to)
+		local job = PQ.jobs[session];
+		if not job then return; end
+		local r = job.by_to[to] or job.by_to[jid_bare(to)];
+		if r then r.skip = true; end
+	end
+
+	function pump_pauses()
+		local budget = resend_turn;
+		local turns = PQ.tail - PQ.head + 1; -- each session once per turn
+		local sent_any, now = false, time_now();
+		while budget > 0 and turns > 0 and PQ.head <= PQ.tail do
+			turns = turns - 1;
+			local session = PQ.ring[PQ.head];
+			PQ.ring[PQ.head] = nil;
+			PQ.head = PQ.head + 1;
+			local job = PQ.jobs[session];
+			local sent = 0;
+			if job and not session.destroyed then
+				local ready = true;
+				if job.after_answer and now - job.since < pause_answer_wait then
+					local ok, backlog = pcall(write_backlog, session);
+					ready = not ok or backlog == 0;
+				end
+				if ready then job.after_answer = nil; end
+				local list, remote = job.list, 0;
+				while ready and remote < resend_batch and sent < resend_turn and job.pos <= #list do
+					local r = list[job.pos];
+					job.pos = job.pos + 1;
+					if still_recipient(session, r) then
+						local ok, went, to_remote = pcall(send_pause_state, session, r, job.condition);
+						if not ok then
+							module:log("error", "Error in pause annotation: %s", tostring(went));
+						elseif went then
+							sent = sent + 1;
+							if to_remote then remote = remote + 1; end
+						end
+					end
+				end
+				if job.pos > #list then
+					PQ.jobs[session] = nil;
+					module:log("debug", "%s: %s annotations sent", session.full_jid or "?",
+						job.condition or "clearing");
+				end
+			else
+				PQ.jobs[session] = nil;
+			end
+			if sent > 0 then sent_any = true; end
+			budget = budget - math_max(sent, 1);
+			if PQ.jobs[session] then
+				PQ.tail = PQ.tail + 1;
+				PQ.ring[PQ.tail] = session;
+			else
+				PQ.queued[session] = nil;
 			end
 		end
+		if PQ.head <= PQ.tail and not stopping then
+			-- Only connections still writing their answer: look again a
+			-- little later rather than at every turn.
+			return sent_any and resend_interval or math_max(resend_interval, 0.01);
+		end
+		PQ.pumping = false;
+		if PQ.head > PQ.tail then PQ.ring, PQ.head, PQ.tail = {}, 1, 0; end
+		return nil;
+	end
+	S.pause_resume_after_reload = function ()
+		PQ.pumping = false;
+		if PQ.head <= PQ.tail then start_pause_pump(); end
 	end
 
 	-- pause annotates the session's presence connection-paused for everyone
 	-- who has it, and remembers them; resume clears the annotation for them.
 	local function pause(session, why)
 		local list = presence_recipients(session);
+		-- Those whose clearing has not left yet still show the pause.
+		local showing = {};
+		local job = PQ.jobs[session];
+		if job and job.condition == nil then
+			for i = job.pos, #job.list do
+				local r = job.list[i];
+				if still_recipient(session, r) then showing[r.to] = r.stanza; end
+			end
+		end
 		paused[session] = list;
-		module:log("debug", "%s %s: annotating its presence to %d entities", session.full_jid, why, #list);
-		send_pause_state(session, list, "connection-paused");
+		local todo = {};
+		for _, r in ipairs(list) do
+			if showing[r.to] ~= r.stanza then todo[#todo + 1] = r; end
+		end
+		module:log("debug", "%s %s: annotating its presence to %d entities", session.full_jid, why, #todo);
+		queue_pause_state(session, todo, "connection-paused");
 	end
 
-	local function resume(session, why)
+	local function resume(session, why, after_answer)
 		local was = paused[session];
 		if not was then return; end
 		paused[session] = nil;
-		-- Only those who may still see the presence: a contact whose
+		-- Those a queued pause has not reached yet get nothing.
+		local unsent = {};
+		local job = PQ.jobs[session];
+		if job and job.condition ~= nil then
+			for i = job.pos, #job.list do unsent[job.list[i]] = true; end
+		end
+		-- Only those who may still see the presence (a contact whose
 		-- subscription another resource cancelled meanwhile got an
-		-- unavailable.
-		local still = {};
-		for _, r in ipairs(presence_recipients(session)) do still[r.to] = true; end
+		-- unavailable): checked again as each leaves.
 		local list = {};
 		for _, r in ipairs(was) do
-			if still[r.to] then list[#list + 1] = r; end
+			if not unsent[r] and still_recipient(session, r) then list[#list + 1] = r; end
 		end
 		module:log("debug", "%s %s: clearing the annotation for %d entities", session.full_jid, why, #list);
-		send_pause_state(session, list, nil);
+		queue_pause_state(session, list, nil, after_answer);
 	end
 
 	module:hook("smacks-hibernation-start", function (event)
@@ -1452,7 +1635,7 @@ if is_user_host then
 		safely("hibernation-end", function ()
 			canonical[temporary] = session;
 			install_filter(session);
-			resume(session, "resumed");
+			resume(session, "resumed", true);
 		end);
 	end);
 
@@ -1514,6 +1697,7 @@ if is_user_host then
 		local session = event.session;
 		safely("unbind", forget_session_presences, session);
 		psa_state[session], paused[session], directed_store[session], bosh[session] = nil, nil, nil, nil;
+		PQ.jobs[session] = nil;
 		hidden_from[session] = nil;
 	end);
 
@@ -2253,6 +2437,7 @@ local function resume_after_reload()
 	RQ.pumping = false;
 	if RQ.head <= RQ.tail then start_pump(); end
 	if S.muc_resume_announcements then S.muc_resume_announcements(); end
+	if S.pause_resume_after_reload then S.pause_resume_after_reload(); end
 end
 if S.loaded then
 	safely("reload", resume_after_reload);

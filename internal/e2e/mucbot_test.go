@@ -193,16 +193,10 @@ func TestMucbotAnswersStatus(t *testing.T) {
 
 	mark = mont.LogMark()
 	must(t, n.Cut(montague, capulet))
-	// The service queues its announcements of capulet.lit's occupants and
-	// logs when it has sent them all; the bot's stream delivers them before
+	// The service has sent the annotations (in slices) before it logs that
+	// its queue is empty, and the bot's stream delivers them before
 	// benvolio's message.
-	_, next, err := mont.WaitLog(ctx, mark, "occupants annotated server-unavailable for capulet.lit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := mont.WaitLog(ctx, next, "Occupant announcements done"); err != nil {
-		t.Fatal(err)
-	}
+	mucAnnounced(ctx, t, mont, mark, "occupants annotated server-unavailable for capulet.lit")
 	want("during the cut", ask(benvolio, "Benvolio"),
 		room+": fresh, joined as mucbot, 3 occupants, 1 stale",
 		"  Nurse: server-unavailable by "+conference)
@@ -221,12 +215,7 @@ func TestMucbotAnswersStatus(t *testing.T) {
 
 	mark = mont.LogMark()
 	must(t, n.Heal(montague, capulet))
-	if _, next, err = mont.WaitLog(ctx, mark, "occupants with an empty annotation for capulet.lit"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := mont.WaitLog(ctx, next, "Occupant announcements done"); err != nil {
-		t.Fatal(err)
-	}
+	mucAnnounced(ctx, t, mont, mark, "occupants with an empty annotation for capulet.lit")
 	want("after the heal", ask(nurse, "Nurse"), room+": fresh, joined as mucbot, 3 occupants, 0 stale")
 
 	// The nurse is no admin: in direct chat, a refusal, not the rooms.
@@ -241,5 +230,18 @@ func TestMucbotAnswersStatus(t *testing.T) {
 	bot.waitLine(ctx, t, "msg=room-left", "room="+room)
 	if err := bot.wait(); err != nil {
 		t.Fatalf("mucbot exited with %v", err)
+	}
+}
+
+// mucAnnounced waits until srv's MUC service logged, after mark, that it
+// queued announcements (what), and then that it sent them all.
+func mucAnnounced(ctx context.Context, t *testing.T, srv *prosodytest.Server, mark int, what string) {
+	t.Helper()
+	_, next, err := srv.WaitLog(ctx, mark, what)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := srv.WaitLog(ctx, next, "Occupant announcements done"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -20,16 +20,24 @@
 //   - fresh: from letting connections through until every roster entry and
 //     every room and occupant is fresh again (none stale, all there);
 //   - resynced: until ConnResynced (after the settle window without stream
-//     management, at once after a resumption).
+//     management, at once after a resumption);
+//   - paused (stream management, mod_psa, -watch): from the cut until every
+//     contact has romeo's presence annotated connection-paused;
+//   - cleared (the same): from letting connections through until every
+//     contact has had the empty annotation that clears it.
 //
 // The client reconnects after 100 to 200 ms (WithReconnect), so that its
 // backoff does not dominate what is measured; the settle window is the
 // default 10 s. mod_psa is loaded unless -psa=false: while romeo's session
 // hibernates it annotates his presence to each of his contacts, and clears
-// the annotation when the session is resumed, before Prosody answers.
+// the annotation once the session is resumed. With -watch (the default)
+// the contacts announce annotations (XEP-0115 caps with urn:xmpp:psa), so
+// that they receive them; -without=false leaves out the runs without
+// stream management.
 //
 //	PSAKIT_PROSODY=0.12 go run ./internal/resumeload -runs 3
 //	PSAKIT_PROSODY=13 go run ./internal/resumeload -runs 3
+//	PSAKIT_PROSODY=13 go run ./internal/resumeload -runs 3 -without=false
 //
 // Nothing here is a test: the figures are measured, never asserted. The
 // freshness is checked every 5 ms, the resolution of "fresh".
@@ -68,6 +76,8 @@ type config struct {
 	timeout                    time.Duration
 	log                        bool
 	psa                        bool
+	without                    bool
+	watch                      bool
 }
 
 func main() {
@@ -80,6 +90,8 @@ func main() {
 	flag.IntVar(&cfg.parallel, "connect", 16, "contacts connecting at a time")
 	flag.DurationVar(&cfg.timeout, "timeout", 10*time.Minute, "bound of one run")
 	flag.BoolVar(&cfg.psa, "psa", true, "load mod_psa (which annotates romeo's presence to his contacts while his session hibernates)")
+	flag.BoolVar(&cfg.without, "without", true, "also run each run without stream management (-without=false: only the resumption)")
+	flag.BoolVar(&cfg.watch, "watch", true, "contacts announce annotations (urn:xmpp:psa), and the run reports when all had romeo's pause (paused) and its clearing (cleared)")
 	flag.BoolVar(&cfg.log, "log", false, "log the client's reports (level debug) to stderr")
 	flag.Parse()
 	if cfg.occupants*cfg.rooms > cfg.contacts {
@@ -97,6 +109,7 @@ type result struct {
 	resumed                      bool
 	stanzas, bytes               int64
 	reconnected, fresh, resynced time.Duration
+	paused, cleared              time.Duration // 0: not watched
 	swept                        int
 }
 
@@ -109,10 +122,10 @@ func run(cfg config) error {
 	fmt.Printf("# resumeload: %v, mod_psa %v, %d contacts, %d rooms x %d occupants, gap %v, %d runs per mode\n",
 		in, cfg.psa, cfg.contacts, cfg.rooms, cfg.occupants, cfg.gap, cfg.runs)
 	fmt.Printf("# %s\n", time.Now().UTC().Format(time.RFC3339))
-	fmt.Printf("%-8s %-8s %9s %11s %12s %10s %10s %6s\n", "sm", "outcome", "stanzas", "bytes", "reconnected", "fresh", "resynced", "swept")
+	fmt.Printf("%-8s %-8s %9s %11s %12s %10s %10s %6s %10s %10s\n", "sm", "outcome", "stanzas", "bytes", "reconnected", "fresh", "resynced", "swept", "paused", "cleared")
 	byMode := map[bool][]result{}
 	for r := range cfg.runs {
-		for _, on := range []bool{true, false} {
+		for _, on := range modes(cfg) {
 			res, err := oneRun(cfg, on)
 			if err != nil {
 				return fmt.Errorf("run %d (sm %v): %w", r+1, on, err)
@@ -121,12 +134,13 @@ func run(cfg config) error {
 			if res.resumed {
 				outcome = "resumed"
 			}
-			fmt.Printf("%-8v %-8s %9d %11d %12v %10v %10v %6d\n", on, outcome, res.stanzas, res.bytes,
-				res.reconnected.Round(time.Millisecond), res.fresh.Round(time.Millisecond), res.resynced.Round(time.Millisecond), res.swept)
+			fmt.Printf("%-8v %-8s %9d %11d %12v %10v %10v %6d %10v %10v\n", on, outcome, res.stanzas, res.bytes,
+				res.reconnected.Round(time.Millisecond), res.fresh.Round(time.Millisecond), res.resynced.Round(time.Millisecond), res.swept,
+				res.paused.Round(time.Millisecond), res.cleared.Round(time.Millisecond))
 			byMode[on] = append(byMode[on], res)
 		}
 	}
-	for _, on := range []bool{true, false} {
+	for _, on := range modes(cfg) {
 		rs := byMode[on]
 		med := func(f func(result) time.Duration) time.Duration {
 			ds := make([]time.Duration, len(rs))
@@ -136,12 +150,22 @@ func run(cfg config) error {
 			slices.Sort(ds)
 			return ds[len(ds)/2].Round(time.Millisecond)
 		}
-		fmt.Printf("# median sm=%v: reconnected %v, fresh %v, resynced %v\n", on,
+		fmt.Printf("# median sm=%v: reconnected %v, fresh %v, resynced %v, paused %v, cleared %v\n", on,
 			med(func(r result) time.Duration { return r.reconnected }),
 			med(func(r result) time.Duration { return r.fresh }),
-			med(func(r result) time.Duration { return r.resynced }))
+			med(func(r result) time.Duration { return r.resynced }),
+			med(func(r result) time.Duration { return r.paused }),
+			med(func(r result) time.Duration { return r.cleared }))
 	}
 	return nil
+}
+
+// modes lists the stream management settings each run measures.
+func modes(cfg config) []bool {
+	if cfg.without {
+		return []bool{true, false}
+	}
+	return []bool{true}
 }
 
 func contactName(i int) string { return fmt.Sprintf("c%04d", i) }
@@ -179,6 +203,10 @@ func oneRun(cfg config, smOn bool) (result, error) {
 			}
 		}
 	}()
+	// With stream management romeo's session hibernates: mod_psa annotates
+	// his presence to every contact, and clears it once he resumed.
+	watching := cfg.watch && cfg.psa && smOn
+	romeoFull := "romeo@" + montague + "/lane"
 	sem := make(chan struct{}, cfg.parallel)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -187,7 +215,11 @@ func oneRun(cfg config, smOn bool) (result, error) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			c, err := rawclient.Dial(ctx, rawclient.Config{Addr: mont.C2SAddr, Domain: montague, User: contactName(i), Password: pw, Resource: "r", NoCaps: true})
+			ccfg := rawclient.Config{Addr: mont.C2SAddr, Domain: montague, User: contactName(i), Password: pw, Resource: "r", NoCaps: true}
+			if watching {
+				ccfg.NoCaps, ccfg.Features = false, []string{rawclient.NSPSA}
+			}
+			c, err := rawclient.Dial(ctx, ccfg)
 			if err == nil {
 				err = c.SendPresence(ctx, "")
 			}
@@ -254,15 +286,46 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	if err := waitConn(ctx, conn, client.ConnDisconnected); err != nil {
 		return result{}, err
 	}
-	time.Sleep(cfg.gap)
+	cut := time.Now()
+	var res result
+	if watching {
+		for _, c := range contacts {
+			if _, err := c.Expect(ctx, annotatedBy(romeoFull, "connection-paused")); err != nil {
+				return result{}, fmt.Errorf("waiting for the pause: %w", err)
+			}
+		}
+		res.paused = time.Since(cut)
+	}
+	time.Sleep(cfg.gap - time.Since(cut))
 	var count counter
 	p.Observe(count.see)
 	p.Restore()
 	restored := time.Now()
+	var cleared sync.WaitGroup
+	defer func() {
+		cancel()
+		cleared.Wait()
+	}()
+	var clearedMu sync.Mutex
+	var clearedErr error
+	var clearedMax time.Duration
+	if watching {
+		for _, c := range contacts {
+			cleared.Go(func() {
+				_, err := c.Expect(ctx, annotatedBy(romeoFull, ""))
+				d := time.Since(restored)
+				clearedMu.Lock()
+				defer clearedMu.Unlock()
+				if err != nil && clearedErr == nil {
+					clearedErr = fmt.Errorf("waiting for the clearing: %w", err)
+				}
+				clearedMax = max(clearedMax, d)
+			})
+		}
+	}
 	if cfg.log {
 		logger.Info("resumeload: connections let through")
 	}
-	var res result
 	res.sm = smOn
 	e, err := waitConnAny(ctx, conn, client.ConnResumed, client.ConnConnected)
 	if err != nil {
@@ -281,7 +344,30 @@ func oneRun(cfg config, smOn bool) (result, error) {
 	res.resynced = time.Since(restored)
 	res.swept = e.Swept
 	res.stanzas, res.bytes = count.counts()
+	cleared.Wait()
+	if clearedErr != nil {
+		return result{}, clearedErr
+	}
+	res.cleared = clearedMax
 	return res, nil
+}
+
+// annotatedBy matches a presence from `from` annotated by montague.lit with
+// cond ("" for the empty annotation that clears one).
+func annotatedBy(from, cond string) func(*rawclient.Element) bool {
+	return func(e *rawclient.Element) bool {
+		if !e.Is(rawclient.NSClient, "presence") || e.Attr("from") != from || e.Attr("type") != "" {
+			return false
+		}
+		a := e.Child(rawclient.NSPSA, "state-annotation")
+		if a == nil || a.Attr("from") != montague {
+			return false
+		}
+		if cond == "" {
+			return len(a.Children) == 0
+		}
+		return a.Child(rawclient.NSPSA, cond) != nil
+	}
 }
 
 func poll(ctx context.Context, cond func() bool) error {
