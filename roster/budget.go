@@ -90,6 +90,17 @@ func (m *Model) charge(ci contactRef, stranger bool, delta int) {
 	}
 }
 
+// withinEvents adds the size of resource ri's event (eventBytes) to *size
+// and reports whether the events built so far stay within maxBytes; a
+// negative maxBytes is no bound.
+func (m *Model) withinEvents(ri resourceRef, size *int, maxBytes int) bool {
+	if maxBytes < 0 {
+		return true
+	}
+	*size += m.eventBytes(ri)
+	return *size <= maxBytes
+}
+
 // isStranger reports whether contact ci counts as a stranger: not in the
 // roster, and not the account itself.
 func (m *Model) isStranger(ci contactRef) bool {

@@ -70,21 +70,10 @@ func (m *Model) eachAt(domain jid.JID, maxBytes int, change func(psa.Marks) (psa
 			if !ok {
 				continue
 			}
-			switch {
-			case !marks.Stale() && next.Stale():
-				m.stats.Stale++
-			case marks.Stale() && !next.Stale():
-				m.stats.Stale--
-			}
-			old := r.blockBytes()
-			m.scratch = m.appendMarks(m.scratch[:0], next)
-			r.marks = m.st.put(r.marks, m.scratch)
-			m.charge(ci, stranger, r.blockBytes()-old)
-			if maxBytes >= 0 {
-				if size += m.eventBytes(ri); size > maxBytes {
-					omitted++
-					continue
-				}
+			m.replaceMarks(ci, ri, stranger, marks, next)
+			if !m.withinEvents(ri, &size, maxBytes) {
+				omitted++
+				continue
 			}
 			ev := mark
 			if kind == EventRestored {

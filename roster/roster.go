@@ -654,24 +654,33 @@ func (m *Model) MarkDisconnectedUpTo(maxBytes int) (evs []Event, omitted int) {
 			if change == psa.MarkUnchanged {
 				continue
 			}
-			if !marks.Stale() {
-				m.stats.Stale++
-			}
-			old := r.blockBytes()
-			m.scratch = m.appendMarks(m.scratch[:0], next)
-			r.marks = m.st.put(r.marks, m.scratch)
-			m.charge(ci, stranger, r.blockBytes()-old)
-			if maxBytes >= 0 {
-				if size += m.eventBytes(ri); size > maxBytes {
-					omitted++
-					continue
-				}
+			m.replaceMarks(ci, ri, stranger, marks, next)
+			if !m.withinEvents(ri, &size, maxBytes) {
+				omitted++
+				continue
 			}
 			snap := m.resourceSnapshot(ri, nil)
 			evs = append(evs, Event{Kind: EventStale, JID: snap.JID, Resource: snap, Mark: mark})
 		}
 	}
 	return evs, omitted
+}
+
+// replaceMarks stores next as the marks of resource ri of contact ci in
+// place of marks, keeping the count of stale resources and the byte
+// budget in step.
+func (m *Model) replaceMarks(ci contactRef, ri resourceRef, stranger bool, marks, next psa.Marks) {
+	switch {
+	case !marks.Stale() && next.Stale():
+		m.stats.Stale++
+	case marks.Stale() && !next.Stale():
+		m.stats.Stale--
+	}
+	r := m.st.resource(ri)
+	old := r.blockBytes()
+	m.scratch = m.appendMarks(m.scratch[:0], next)
+	r.marks = m.st.put(r.marks, m.scratch)
+	m.charge(ci, stranger, r.blockBytes()-old)
 }
 
 // Sweep removes every resource that still carries the psa.LocalDisconnected
@@ -754,18 +763,10 @@ func (m *Model) ClearDisconnected(maxBytes int) (evs []Event, omitted int) {
 			if !ok {
 				continue
 			}
-			if marks.Stale() && !next.Stale() {
-				m.stats.Stale--
-			}
-			prev := r.blockBytes()
-			m.scratch = m.appendMarks(m.scratch[:0], next)
-			r.marks = m.st.put(r.marks, m.scratch)
-			m.charge(ci, stranger, r.blockBytes()-prev)
-			if maxBytes >= 0 {
-				if size += m.eventBytes(ri); size > maxBytes {
-					omitted++
-					continue
-				}
+			m.replaceMarks(ci, ri, stranger, marks, next)
+			if !m.withinEvents(ri, &size, maxBytes) {
+				omitted++
+				continue
 			}
 			snap := m.resourceSnapshot(ri, nil)
 			evs = append(evs, Event{Kind: EventRestored, JID: snap.JID, Resource: snap, Mark: old})
