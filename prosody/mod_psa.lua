@@ -39,7 +39,8 @@
 --     <connection-paused/> to everyone who has it (through the block list),
 --     empty annotation on resume; both leave in slices over turns of the
 --     event loop, the resume's once <resumed/> is written, and a queued
---     one never overtakes a newer presence from the user.
+--     one never overtakes a newer presence from the user. Probe answers
+--     for a paused session are annotated too.
 --   * On a MUC component: occupants whose server is unreachable from the MUC
 --     host are annotated to the other occupants, and nothing is routed to that
 --     server meanwhile (a bounce would kick them).
@@ -235,6 +236,11 @@ end
 -- Presences that mod_psa built itself: its own hooks leave them alone.
 local own_stanzas = setmetatable({}, { __mode = "k" });
 
+-- Annotated presences of mod_psa's that may be the recipient's first copy of
+-- the presence (a paused session's answer to a probe): a session that did
+-- not ask for annotations gets them plain rather than nothing.
+local first_copies = setmetatable({}, { __mode = "k" });
+
 -- keep_annotations_from strips every annotation of stanza (in place) except
 -- the first one whose from is `by`; by nil strips them all.
 local function keep_annotations_from(stanza, by)
@@ -352,7 +358,7 @@ end
 -- its sender would be invisible to the session).
 local function for_session_without_psa(stanza, session)
 	local t = stanza.attr.type;
-	if t == nil and resent_by_us(stanza) then
+	if t == nil and resent_by_us(stanza) and not first_copies[stanza] then
 		module:log("debug", "Dropping annotated presence from %s to %s: annotations not enabled",
 			stanza.attr.from or "?", session.full_jid or "?");
 		return nil;
@@ -987,12 +993,18 @@ local function remember(session, stanza)
 		module:log("debug", "psa_max_presences (%d) reached, not remembering presence of %s", max_total, from);
 		return;
 	end
+	-- The sender's server's own annotation (the only one filter_from_s2s
+	-- keeps), when it says the presence is stale: a session that enables
+	-- annotations after it got this presence plain gets it again then.
+	local ann = stanza:get_child("state-annotation", xmlns_psa);
+	if ann and (ann.attr.from == host or #ann.tags == 0) then ann = nil; end
 	local copy = strip_annotations(st.clone(stanza));
 	copy.attr.to = nil;
 	local entry = {
 		stanza = copy;
 		domain = jid_host(from);
 		received = datetime.datetime(); -- for the <delay/> of re-sends
+		annotation = ann and st.clone(ann) or nil;
 	};
 	if old then count_entry(old, -1); end
 	mem:set(from, entry);
@@ -1223,16 +1235,27 @@ local function install_filter(session)
 end
 
 local muc_on_jid_enabled; -- forward (MUC part)
+local pauses_on_enable; -- forward (pauses)
 
+-- on_session_enabled: the session asked for annotations only after its
+-- first presence went out, so the answers to that presence's probes reached
+-- it plain. What among them is stale is sent again, annotated: presences
+-- from domains in outage, presences another server annotated (a remote
+-- contact's paused session), and its local contacts' paused sessions.
 function on_session_enabled(session)
 	if not is_user_host then return; end
-	-- Domains already in outage: annotate what this session has from them.
+	if pauses_on_enable then pauses_on_enable(session); end
 	local mem = memory[session];
-	if not mem or not next(links) then return; end
+	if not mem then return; end
 	for _, entry in mem:items() do
 		local link = links[entry.domain];
 		if link and link.state == "down" then
 			queue_resend(session, entry, "server-unavailable", describe(text_server, entry.domain));
+		elseif entry.annotation then
+			local stanza = st.clone(entry.stanza);
+			stanza.attr.to = session.full_jid;
+			stanza:add_child(st.clone(entry.annotation));
+			deliver_to_session(stanza);
 		end
 	end
 end
@@ -1612,6 +1635,98 @@ if is_user_host then
 		end
 		module:log("debug", "%s %s: clearing the annotation for %d entities", session.full_jid, why, #list);
 		queue_pause_state(session, list, nil, after_answer);
+	end
+
+	-- recipient_entry is the entry of session's pause list that covers a
+	-- copy of its presence sent to `to`: a contact's bare JID, or the full
+	-- JID of the user's own other resource; nil for anyone else.
+	local function recipient_entry(session, to)
+		local bare = jid_bare(to);
+		if bare == self_bare_of(session) then
+			return { to = to, stanza = session.presence, kind = "self" };
+		end
+		local item = session.roster and session.roster[bare];
+		if item and (item.subscription == "both" or item.subscription == "from") then
+			return { to = bare, stanza = session.presence, kind = "contact" };
+		end
+		return nil;
+	end
+
+	-- note_paused_recipient adds r to the session's pause list unless an
+	-- entry for its recipient is there: the resume clears it too.
+	local function note_paused_recipient(session, list, r)
+		local index = list.index;
+		if not index then
+			index = {};
+			for _, e in ipairs(list) do index[e.to] = true; end
+			list.index = index;
+		end
+		if index[r.to] then return; end
+		index[r.to] = true;
+		list[#list + 1] = r;
+	end
+
+	-- send_paused_copy sends the paused session's presence to `to`,
+	-- annotated connection-paused, as a possible first copy.
+	local function send_paused_copy(session, to)
+		local pres = strip_annotations(st.clone(session.presence));
+		pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, to, nil;
+		annotate(pres, host, "connection-paused", describe(text_paused, host));
+		first_copies[pres] = true;
+		measure_annotations(1);
+		send_as(session, pres);
+	end
+
+	-- Prosody sends a session's stored presence (session.presence itself,
+	-- with a `to`) again to answer a probe, and to the user's new
+	-- resources. While the session is paused that presence is stale: the
+	-- copy leaves annotated connection-paused instead, and its recipient
+	-- gets the empty annotation when the pause ends. A plain answer would
+	-- tell a prober that the session is live, and would take the place of
+	-- a pause annotation still queued for it.
+	local function annotate_paused_resend(event)
+		local origin, stanza = event.origin, event.stanza;
+		local list = paused[origin];
+		local to = stanza.attr.to;
+		if not list or not to or stanza.attr.type ~= nil or own_stanzas[stanza] or stanza ~= origin.presence then
+			return;
+		end
+		if not (pause_remote or hosts[jid_host(to)] ~= nil) then return; end
+		-- What the original would have done: the recipient sees the
+		-- session's presence again.
+		track_hidden(origin, to, nil);
+		local r = recipient_entry(origin, to);
+		if r then note_paused_recipient(origin, list, r); end
+		send_paused_copy(origin, to);
+		return true;
+	end
+	module:hook("pre-presence/full", annotate_paused_resend, 1500);
+	module:hook("pre-presence/bare", annotate_paused_resend, 1500);
+
+	-- A session that enables annotations got its local contacts' paused
+	-- presences plain (the answers to its first presence's probes): it gets
+	-- them again, annotated. Its own other resources and the contacts it
+	-- is subscribed to, on this host.
+	function pauses_on_enable(session)
+		local function check(other)
+			local list = paused[other];
+			if not list or other == session or other.destroyed or not other.presence then return; end
+			local r = recipient_entry(other, session.full_jid);
+			if not r then return; end
+			local hidden = hidden_from[other];
+			if hidden and hidden[jid_bare(session.full_jid)] then return; end
+			note_paused_recipient(other, list, r);
+			safely("paused copy", send_paused_copy, other, session.full_jid);
+		end
+		local own = bare_sessions[self_bare_of(session)];
+		for _, res in pairs(own and own.sessions or {}) do check(res); end
+		for contact, item in pairs(session.roster or {}) do
+			if contact and (item.subscription == "both" or item.subscription == "to")
+				and jid_host(contact) == host then
+				local user = bare_sessions[contact];
+				for _, res in pairs(user and user.sessions or {}) do check(res); end
+			end
+		end
 	end
 
 	module:hook("smacks-hibernation-start", function (event)

@@ -98,7 +98,7 @@ func TestLocalnet(t *testing.T) {
 					return
 				}
 			case <-ctx.Done():
-				t.Fatalf("no event: %s\n%s", what, out.String())
+				t.Fatalf("no event: %s\n%s\n%s", what, out.String(), serverLogs(l))
 			}
 		}
 	}
@@ -173,4 +173,13 @@ func TestRun(t *testing.T) {
 			t.Errorf("the output lacks %q:\n%s", want, out.String())
 		}
 	}
+}
+
+// serverLogs is the end of each server's log, for a failure's report.
+func serverLogs(l *localnet) string {
+	var b strings.Builder
+	for _, srv := range l.net.Servers() {
+		b.WriteString("== " + srv.Domain + "\n" + srv.LogTail(80) + "\n")
+	}
+	return b.String()
 }

@@ -1,0 +1,75 @@
+package prosody_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/psakit/psakit/internal/prosodytest"
+	"github.com/psakit/psakit/internal/rawclient"
+)
+
+// While a session hibernates, Prosody still answers probes for it with its
+// stored presence: a contact's new session, a remote contact's server after
+// an outage, the user's own new resource. Each answer is the paused presence
+// and must say so; a plain one would tell the prober that the session is
+// live (and, on a server that had a pause annotation queued for the
+// prober, took its place). Those who got such an answer get the empty
+// annotation when the session resumes, and a session that did not ask for
+// annotations gets the plain presence (it has no other copy of it).
+func TestProbeAnswerWhilePaused(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 30 * time.Second
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	desk := client(ctx, t, mont, "benvolio", "desk", psaFeatures)
+	must(t, desk.SendPresence(ctx, ""))
+	expect(ctx, t, desk, "romeo's presence", plainPresence(lane.JID(), ""))
+
+	must(t, lane.Drop())
+	expect(ctx, t, desk, "connection-paused", annotated(lane.JID(), montague, "connection-paused"))
+
+	// New sessions probe romeo: a local contact with and without
+	// annotations, a remote contact (over s2s), romeo's own new resource.
+	phone := client(ctx, t, mont, "benvolio", "phone", psaFeatures)
+	must(t, phone.SendPresence(ctx, ""))
+	old := client(ctx, t, mont, "benvolio", "old", rawclient.Config{})
+	must(t, old.SendPresence(ctx, ""))
+	balcony := client(ctx, t, capu, "juliet", "balcony", psaFeatures)
+	must(t, balcony.SendPresence(ctx, ""))
+	study := client(ctx, t, mont, "romeo", "study", psaFeatures)
+	must(t, study.SendPresence(ctx, ""))
+	paused := annotated(lane.JID(), montague, "connection-paused")
+	expect(ctx, t, phone, "the probe answer, annotated", paused)
+	expect(ctx, t, balcony, "the probe answer over s2s, annotated", paused)
+	expect(ctx, t, study, "the stored presence of the other resource, annotated", paused)
+	expect(ctx, t, old, "the plain probe answer (annotations not enabled)", plainPresence(lane.JID(), ""))
+	// A session asks for annotations only after its first presence, so
+	// what reached it before that is plain (and so is romeo's broadcast
+	// from before the pause, which Prosody 13 delivers late over the new
+	// s2s link): what counts is that the last copy says paused.
+	must(t, phone.RoundTrip(ctx, montague))
+	must(t, study.RoundTrip(ctx, montague))
+	must(t, balcony.RoundTrip(ctx, montague))
+	for _, c := range []*rawclient.Client{phone, balcony, study} {
+		var last *rawclient.Element
+		for _, e := range c.History() {
+			if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == lane.JID() {
+				last = e
+			}
+		}
+		if last == nil || !paused(last) {
+			t.Errorf("%s: the last copy of romeo's paused presence is not annotated: %v\n%s", c.JID(), last, dump(c.History()))
+		}
+	}
+
+	must(t, lane.Resume(ctx))
+	cleared := annotated(lane.JID(), montague, "")
+	for _, c := range []*rawclient.Client{desk, phone, balcony, study} {
+		expect(ctx, t, c, "the empty annotation after the resumption", cleared)
+	}
+}
