@@ -463,6 +463,12 @@ func (m *Manager) Bind() xmpp.StreamFeature {
 			if !m.cfg.Disable && offered {
 				m.log.Warn("sm: not negotiated", "err", errNoConn)
 			}
+			if _, _, ok := m.state.Resumption(); ok {
+				// Binding anew without stream management: the old session
+				// can never be resumed now, and what its server did not
+				// acknowledge would otherwise wait for ever.
+				m.abandon("the server no longer offers stream management")
+			}
 			return inner(ctx, s, data)
 		}
 		if r, _, ok := m.state.Resumption(); ok && m.try() {

@@ -532,3 +532,51 @@ func TestSentSignal(t *testing.T) {
 		})
 	}
 }
+
+// A server that offered stream management and then, after a drop, no
+// longer does (restarted without mod_smacks, another node behind the same
+// name): the client binds a new session without it. What the old session's
+// server did not acknowledge goes to the application at once, and a later
+// connection does not try to resume the session given up (binding anew in
+// between made it a stranger's).
+func TestNotOfferedAfterDrop(t *testing.T) {
+	ctx, srv := setup(t, psatest.WithStreamManagement(time.Minute))
+	plain := psatest.NewServer(psatest.WithUser("romeo", "secret"))
+	t.Cleanup(plain.Close)
+	type lost struct {
+		raw [][]byte
+		err error
+	}
+	lostc := make(chan lost, 10)
+	m := newManager(nil, func(s [][]byte, err error) { lostc <- lost{s, err} })
+	c := connect(ctx, t, srv, m)
+	sess, err := srv.WaitSession(ctx, romeo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextNamed(ctx, t, sess, "enable")
+	sess.LoseInput()
+	c.message(ctx, t, "lost1")
+	c.drop(ctx, t, sess)
+
+	connect(ctx, t, plain, m)
+	if o := m.Outcome(); o != sm.OutcomeOff {
+		t.Fatalf("outcome %v, want off", o)
+	}
+	select {
+	case l := <-lostc:
+		if !errors.Is(l.err, sm.ErrFailed) || len(l.raw) != 1 || !bytes.Contains(l.raw[0], []byte("lost1")) {
+			t.Fatalf("application got %q, %v; want lost1", l.raw, l.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the unacknowledged stanza never reached the application")
+	}
+	if _, _, ok := m.State().Resumption(); ok {
+		t.Fatal("the session given up is still resumable")
+	}
+
+	connect(ctx, t, srv, m)
+	if o := m.Outcome(); o != sm.OutcomeEnabled {
+		t.Fatalf("outcome %v, want enabled (a new session, not the old one resumed)", o)
+	}
+}
