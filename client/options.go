@@ -124,8 +124,9 @@ type config struct {
 	log         *slog.Logger
 	passthrough bool
 
-	noSM      bool                         // WithStreamManagement(false)
-	onUnacked func([]UnackedStanza, error) // OnUnacked
+	noSM         bool                         // WithStreamManagement(false)
+	unackedBytes int                          // WithUnackedBytes
+	onUnacked    func([]UnackedStanza, error) // OnUnacked
 
 	resolver *net.Resolver
 	// lookupSRV is resolver.LookupSRV; TestServerAddrs replaces it.
@@ -144,6 +145,7 @@ func newConfig[O Option](opts []O) config {
 		writeTimeout:      WriteTimeout,
 		queueSize:         DefaultQueueSize,
 		queueBytes:        DefaultQueueBytes,
+		unackedBytes:      DefaultUnackedBytes,
 		maxStanzaSize:     DefaultMaxStanzaSize,
 		maxStanzaDepth:    DefaultMaxStanzaDepth,
 		verify:            VerifyPing,
@@ -390,4 +392,95 @@ func WithKeepalive(interval, timeout time.Duration) ConnOption {
 		}
 		c.keepaliveInterval, c.keepaliveTimeout = interval, timeout
 	}
+}
+
+// WithStreamManagement turns XEP-0198 stream management on or off. It is
+// on by default and used whenever the server offers it (Prosody's
+// mod_smacks, ejabberd): after a network failure the client resumes its
+// session instead of binding a new one, so a short drop costs only the
+// stanzas the server kept meanwhile. The client announces it with
+// ConnResumed instead of ConnConnected, does not fetch the roster or
+// rejoin rooms, applies what the server re-sends, and then clears the
+// psa.LocalDisconnected marks without a sweep (ConnResynced, Swept 0).
+// While the session waits for its client, the server tells the contacts
+// nothing (mod_psa tells them that the account's connection is paused).
+// When the server no longer has the session (its hibernation time is
+// over), the client falls back to a new session and the full resync, and
+// hands the stanzas the server never acknowledged to OnUnacked.
+//
+// With stream management on, the keepalive (WithKeepalive) asks the server
+// for its acknowledgement count instead of pinging it: an <r/> unanswered
+// within the timeout is a network failure. The client also asks, shortly
+// after it sends, so that what it keeps for re-sending stays small.
+func WithStreamManagement(on bool) ConnOption { return func(c *config) { c.noSM = !on } }
+
+// DefaultUnackedBytes is how many bytes of sent stanzas the client keeps
+// for re-sending until the server acknowledges them, unless
+// WithUnackedBytes says otherwise.
+const DefaultUnackedBytes = 1 << 20
+
+// WithUnackedBytes bounds the bytes of sent stanzas the client keeps, with
+// stream management, until the server acknowledges them (default
+// DefaultUnackedBytes). Past it the oldest go to OnUnacked with
+// ErrUnackedOverflow and can no longer be re-sent after a drop; a single
+// stanza larger than n is never kept (UnackedStanza.Raw is nil). The client
+// asks for acknowledgements a quarter of a second after it sends, so only
+// what it sends within about one round trip to the server waits here.
+func WithUnackedBytes(n int) ConnOption {
+	return func(c *config) { c.unackedBytes = max(n, 1) }
+}
+
+// OnUnacked sets the callback that receives the stanzas the server never
+// acknowledged when they can no longer be re-sent (XEP-0198): after a
+// resumption failed (reason ErrResumeFailed), or when the stanzas waiting
+// for an acknowledgement exceeded what the client keeps
+// (ErrUnackedOverflow). Such a stanza may or may not have been delivered;
+// the application decides whether to send it again. Stanzas are never
+// re-sent on a new session by the client itself. The callback runs in order
+// with the other callbacks.
+func OnUnacked(f func(stanzas []UnackedStanza, reason error)) ConnOption {
+	return func(c *config) { c.onUnacked = f }
+}
+
+// WithRemoteCheck sets how often the client checks, by itself, that the
+// remote domains it depends on are in reach, for servers that do not
+// annotate presence (XEP-0310). The checks are on by default, every
+// DefaultRemoteCheck; interval <= 0 turns them off.
+//
+// Every interval, plus up to a quarter of it at random, the client pings
+// each remote domain that has available contacts or rooms the account sits
+// in (XEP-0199). The jitter keeps the checks of many domains, and of many
+// clients that reconnect together after their server restarts, from coming
+// in step; the first check of a domain comes at a random time within its
+// first interval, so that logging in with contacts on hundreds of domains
+// sends no burst. A domain is also checked at once when our own server
+// bounces something the client or the application sent there
+// (remote-server-not-found, remote-server-timeout, recipient-unavailable),
+// or a room's self-ping cannot decide. A domain that answers, with a result
+// or an error of its own, is reachable; a remote-server error from our own
+// server, or no answer within RemoteCheckTimeout, makes it unreachable:
+// every contact's resource and every room on it then carries
+// psa.InferredMark (condition server-unavailable, annotator
+// DOMAIN/psakit-inferred, Mark.Inferred reports it) until a check succeeds
+// again, when the mark goes and the restore policy verifies the entries.
+//
+// While a domain stays unreachable the checks back off, doubling up to four
+// intervals: ejabberd bounces at once for 1–300 s after a failed
+// server-to-server attempt (its s2s_max_retry_delay), so checks closer than
+// that learn nothing, and Prosody tries the link again with every stanza,
+// waiting up to its s2s_timeout (90 s) on a connection that is not
+// answered. All checks together are rate-limited (4 a second), none is sent
+// while the client's own stream is down, and a domain with nothing
+// available is never pinged.
+//
+// Inferred marks and a server's annotations live side by side, one mark
+// per annotator: a server running mod_psa marks an entry with its own
+// domain as annotator, psakit with DOMAIN/psakit-inferred, and an entry is
+// fresh only when it carries neither. Turn the checks off when the account's
+// server annotates presence and its word is enough, when every ping to a
+// remote domain costs (a metered link, a server that rate-limits IQs
+// harshly), or when a remote server leaves IQs unanswered (RFC 6120
+// forbids it, but such a domain would look unreachable).
+func WithRemoteCheck(interval time.Duration) TrackerOption {
+	return func(c *config) { c.remoteCheck = interval }
 }

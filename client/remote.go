@@ -40,49 +40,6 @@ const DefaultRemoteCheck = reach.DefaultInterval
 // noticed within the interval plus 30 s.
 const RemoteCheckTimeout = reach.DefaultTimeout
 
-// WithRemoteCheck sets how often the client checks, by itself, that the
-// remote domains it depends on are in reach, for servers that do not
-// annotate presence (XEP-0310). The checks are on by default, every
-// DefaultRemoteCheck; interval <= 0 turns them off.
-//
-// Every interval, plus up to a quarter of it at random, the client pings
-// each remote domain that has available contacts or rooms the account sits
-// in (XEP-0199). The jitter keeps the checks of many domains, and of many
-// clients that reconnect together after their server restarts, from coming
-// in step; the first check of a domain comes at a random time within its
-// first interval, so that logging in with contacts on hundreds of domains
-// sends no burst. A domain is also checked at once when our own server
-// bounces something the client or the application sent there
-// (remote-server-not-found, remote-server-timeout, recipient-unavailable),
-// or a room's self-ping cannot decide. A domain that answers, with a result
-// or an error of its own, is reachable; a remote-server error from our own
-// server, or no answer within RemoteCheckTimeout, makes it unreachable:
-// every contact's resource and every room on it then carries
-// psa.InferredMark (condition server-unavailable, annotator
-// DOMAIN/psakit-inferred, Mark.Inferred reports it) until a check succeeds
-// again, when the mark goes and the restore policy verifies the entries.
-//
-// While a domain stays unreachable the checks back off, doubling up to four
-// intervals: ejabberd bounces at once for 1–300 s after a failed
-// server-to-server attempt (its s2s_max_retry_delay), so checks closer than
-// that learn nothing, and Prosody tries the link again with every stanza,
-// waiting up to its s2s_timeout (90 s) on a connection that is not
-// answered. All checks together are rate-limited (4 a second), none is sent
-// while the client's own stream is down, and a domain with nothing
-// available is never pinged.
-//
-// Inferred marks and a server's annotations live side by side, one mark
-// per annotator: a server running mod_psa marks an entry with its own
-// domain as annotator, psakit with DOMAIN/psakit-inferred, and an entry is
-// fresh only when it carries neither. Turn the checks off when the account's
-// server annotates presence and its word is enough, when every ping to a
-// remote domain costs (a metered link, a server that rate-limits IQs
-// harshly), or when a remote server leaves IQs unanswered (RFC 6120
-// forbids it, but such a domain would look unreachable).
-func WithRemoteCheck(interval time.Duration) TrackerOption {
-	return func(c *config) { c.remoteCheck = interval }
-}
-
 // remoteChecker is a Tracker's link to its reach.Runner: it counts the
 // domains of the models' entries, passes bounces and verdicts on, and
 // applies the Runner's marks to the models.

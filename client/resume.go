@@ -20,57 +20,28 @@ import (
 // re-sends what it sent while the connection was down and the client
 // re-sends what the server did not acknowledge, before anything new.
 
-// WithStreamManagement turns XEP-0198 stream management on or off. It is
-// on by default and used whenever the server offers it (Prosody's
-// mod_smacks, ejabberd): after a network failure the client resumes its
-// session instead of binding a new one, so a short drop costs only the
-// stanzas the server kept meanwhile. The client announces it with
-// ConnResumed instead of ConnConnected, does not fetch the roster or
-// rejoin rooms, applies what the server re-sends, and then clears the
-// psa.LocalDisconnected marks without a sweep (ConnResynced, Swept 0).
-// While the session waits for its client, the server tells the contacts
-// nothing (mod_psa tells them that the account's connection is paused).
-// When the server no longer has the session (its hibernation time is
-// over), the client falls back to a new session and the full resync, and
-// hands the stanzas the server never acknowledged to OnUnacked.
-//
-// With stream management on, the keepalive (WithKeepalive) asks the server
-// for its acknowledgement count instead of pinging it: an <r/> unanswered
-// within the timeout is a network failure. The client also asks, shortly
-// after it sends, so that what it keeps for re-sending stays small.
-func WithStreamManagement(on bool) ConnOption { return func(c *config) { c.noSM = !on } }
-
 // UnackedStanza is a stanza the client sent that the server never
 // acknowledged (XEP-0198): it may or may not have been delivered.
 type UnackedStanza struct {
 	// Raw is the stanza as it was written, or nil when it was larger than
-	// what the client keeps for re-sending (1 MiB).
+	// what the client keeps for re-sending (WithUnackedBytes).
 	Raw []byte
 }
 
 // The reasons OnUnacked gives.
 var (
 	// ErrResumeFailed: the server could not resume the session (its
-	// hibernation time was over, or it restarted), or answered the request
-	// wrongly, or three times not at all; the client started a new one. The stanzas were not re-sent: the server may have delivered
-	// them before the connection dropped.
+	// hibernation time was over, or it restarted), answered the request
+	// wrongly or three times not at all, or no longer offered stream
+	// management; the client started a new session. The stanzas were not
+	// re-sent: the server may have delivered them before the connection
+	// dropped.
 	ErrResumeFailed = errors.New("client: stream resumption failed")
-	// ErrUnackedOverflow: more than 1 MiB of stanzas waited for the server's
-	// acknowledgement; the oldest can no longer be re-sent after a drop.
+	// ErrUnackedOverflow: more stanzas waited for the server's
+	// acknowledgement than WithUnackedBytes allows; the oldest can no longer
+	// be re-sent after a drop.
 	ErrUnackedOverflow = errors.New("client: too many unacknowledged stanzas to keep")
 )
-
-// OnUnacked sets the callback that receives the stanzas the server never
-// acknowledged when they can no longer be re-sent (XEP-0198): after a
-// resumption failed (reason ErrResumeFailed), or when the stanzas waiting
-// for an acknowledgement exceeded what the client keeps
-// (ErrUnackedOverflow). Such a stanza may or may not have been delivered;
-// the application decides whether to send it again. Stanzas are never
-// re-sent on a new session by the client itself. The callback runs in order
-// with the other callbacks.
-func OnUnacked(f func(stanzas []UnackedStanza, reason error)) ConnOption {
-	return func(c *config) { c.onUnacked = f }
-}
 
 // unackedBatch is one call of the OnUnacked callback, queued.
 type unackedBatch struct {
@@ -95,6 +66,7 @@ const ackDelay = 250 * time.Millisecond
 // session, shared by its successive connections.
 func newManager(cfg *config, disp *dispatcher) *sm.Manager {
 	return sm.NewManager(sm.ManagerConfig{
+		Config:   sm.Config{MaxQueueBytes: cfg.unackedBytes},
 		Resource: cfg.resource,
 		Disable:  cfg.noSM,
 		Log:      cfg.log,

@@ -397,3 +397,41 @@ func TestAcksAfterSends(t *testing.T) {
 		t.Fatal("no OnUnacked past the queue's size")
 	}
 }
+
+// WithUnackedBytes sets what the client keeps for re-sending: past it the
+// oldest unacknowledged stanzas go to OnUnacked.
+func TestUnackedBytes(t *testing.T) {
+	b := newBlip(t, nil, client.WithKeepalive(0, 0), client.WithUnackedBytes(4<<10))
+	ctx := b.ctx
+	b.first.LoseInput()
+	send := func(id string, n int) {
+		t.Helper()
+		body := strings.Repeat("x", n)
+		m := stanza.Message{ID: id, To: juliet, Type: stanza.ChatMessage}
+		if err := b.c.Send(ctx, m.Wrap(xmlstream.Wrap(xmlstream.Token(xml.CharData(body)), xml.StartElement{Name: xml.Name{Local: "body"}}))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next := func() unackedCall {
+		t.Helper()
+		select {
+		case u := <-b.unacked:
+			if !errors.Is(u.reason, client.ErrUnackedOverflow) {
+				t.Fatalf("unacked for %v", u.reason)
+			}
+			return u
+		case <-ctx.Done():
+			t.Fatal("no OnUnacked past WithUnackedBytes")
+		}
+		return unackedCall{}
+	}
+	send("small0", 1500)
+	send("small1", 1500)
+	send("small2", 1500) // 4.5 KiB and more kept: small0 goes
+	// What the client sent before and the server has not acknowledged yet
+	// (the acknowledgement is asked for 250 ms after a send) goes with it.
+	u := next()
+	if len(u.stanzas) == 0 || !strings.Contains(string(u.stanzas[len(u.stanzas)-1].Raw), `id="small0"`) {
+		t.Fatalf("got %d stanzas; want those up to small0, and small0 last", len(u.stanzas))
+	}
+}
