@@ -192,6 +192,11 @@ func (d *dispatcher) pushOther(o rareEvent) {
 	case o.message != nil:
 		d.cur.bytes += messageSize(o.message)
 	case o.unacked != nil:
+		if d.cur.bytes+o.unacked.size() > d.maxBytes {
+			// Never dropped (the application must learn what may be
+			// lost), but past the budget without the stanzas' bytes.
+			o.unacked.dropRaw()
+		}
 		d.cur.bytes += o.unacked.size()
 	default:
 		d.cur.bytes += otherSize

@@ -131,3 +131,54 @@ func TestDisconnectedWithinQueueBytes(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// Stanzas handed to OnUnacked while its callback blocks: every batch is
+// delivered (none is dropped: the application must learn what may be
+// lost), but past the byte budget without their bytes, so what waits stays
+// within the budget measured on the heap.
+func TestDispatcherUnackedBytes(t *testing.T) {
+	leaktest.Check(t)
+	g := newGate(t)
+	var batches, stanzas, withRaw int
+	d := newDispatcher(callbacks{
+		unacked: func(s []UnackedStanza, _ error) {
+			if batches == 0 {
+				g.block()
+			}
+			batches++
+			stanzas += len(s)
+			for _, u := range s {
+				if u.Raw != nil {
+					withRaw++
+				}
+			}
+		},
+	}, DefaultQueueSize, DefaultQueueBytes)
+	t.Cleanup(func() { g.release(); d.close() })
+	push := func(n int) {
+		b := &unackedBatch{reason: ErrUnackedOverflow}
+		for range n {
+			b.stanzas = append(b.stanzas, UnackedStanza{Raw: make([]byte, 16<<10)})
+		}
+		d.push(rareEvent{unacked: b}, true)
+	}
+	push(1)
+	<-g.entered
+	before := liveHeap()
+	const n = 4000
+	for range n {
+		push(1)
+	}
+	held := liveHeap() - before
+	if slack := uint64(2 << 20); held > DefaultQueueBytes+slack {
+		t.Fatalf("the queue holds %d bytes of heap, over the %d-byte budget", held, DefaultQueueBytes)
+	}
+	g.release()
+	d.close()
+	if batches != n+1 || stanzas != n+1 {
+		t.Fatalf("delivered %d batches of %d stanzas, want %d", batches, stanzas, n+1)
+	}
+	if withRaw == 0 || withRaw == n+1 {
+		t.Fatalf("%d of %d stanzas kept their bytes", withRaw, n+1)
+	}
+}

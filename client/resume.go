@@ -24,7 +24,10 @@ import (
 // acknowledged (XEP-0198): it may or may not have been delivered.
 type UnackedStanza struct {
 	// Raw is the stanza as it was written, or nil when it was larger than
-	// what the client keeps for re-sending (WithUnackedBytes).
+	// what the client keeps for re-sending (WithUnackedBytes), or when the
+	// OnUnacked callback fell so far behind that the batches waiting for it
+	// reached the event queue's byte budget (WithQueueBytes): the stanza
+	// is still counted, only its bytes are gone.
 	Raw []byte
 }
 
@@ -47,6 +50,13 @@ var (
 type unackedBatch struct {
 	stanzas []UnackedStanza
 	reason  error
+}
+
+// dropRaw lets the stanzas' bytes go, keeping their number.
+func (b *unackedBatch) dropRaw() {
+	for i := range b.stanzas {
+		b.stanzas[i].Raw = nil
+	}
 }
 
 func (b *unackedBatch) size() int {
