@@ -179,7 +179,8 @@ func TestBounceMarks(t *testing.T) {
 
 	// An IQ sent with Send, without an id: it gets one, and its bounce
 	// (remote-server-timeout, as Prosody sends when the link timed out)
-	// marks her again.
+	// brings a check forward: the last bounce was proven wrong, so this
+	// one is believed only once the check confirms it.
 	iq := `<iq type='get' to='juliet@capulet.lit/balcony'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`
 	if err := c.Send(ctx, xml.NewDecoder(strings.NewReader(iq))); err != nil {
 		t.Fatal(err)
@@ -196,7 +197,11 @@ func TestBounceMarks(t *testing.T) {
 	if err := srv.SendRaw(ctx, c.JID(), bounceOf(st, c.JID(), "remote-server-timeout")); err != nil {
 		t.Fatal(err)
 	}
-	rec.nextRoster(ctx, t, "juliet marked by the IQ's bounce", inferred(roster.EventStale))
+	ping = nextCheck(ctx, t, sess, capulet)
+	if err := srv.SendRaw(ctx, c.JID(), bounceOf(ping, c.JID(), "remote-server-timeout")); err != nil {
+		t.Fatal(err)
+	}
+	rec.nextRoster(ctx, t, "juliet marked by the check after the IQ's bounce", inferred(roster.EventStale))
 }
 
 // Errors that do not answer a stanza we sent, or come from anyone but its

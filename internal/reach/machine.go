@@ -96,6 +96,16 @@ type Config struct {
 	Burst int
 	// MaxInFlight is how many checks may be unanswered at once.
 	MaxInFlight int
+	// BounceDistrust is how long, after a check found a domain reachable
+	// that a bounce had marked, further bounces about that domain only
+	// bring its check forward instead of marking it: 4 × Interval by
+	// default. A bounce is believed at once because our own server sends
+	// it when it cannot reach the domain, but one that comes "from" a
+	// remote JID can also be forged by that JID (a contact who answers our
+	// message with remote-server-not-found marks her whole domain until the
+	// next check); so a domain's bounces are believed again only once they
+	// have not been proven wrong for this long.
+	BounceDistrust time.Duration
 	// Jitter returns a random duration in [0, n); n is always positive.
 	// The default returns 0, which tests use; a client passes a random
 	// source.
@@ -209,6 +219,11 @@ type domain struct {
 	lastSent time.Time // when the last check was sent; zero for never
 	failures int
 	index    int // in the heap
+	// bounceMarked: the mark came from a bounce that no check confirmed
+	// yet; distrustUntil: a check proved such a mark wrong, so bounces
+	// only bring checks forward until then.
+	bounceMarked  bool
+	distrustUntil time.Time
 }
 
 // Machine tracks the reachability of remote domains. Its zero value is not
@@ -249,6 +264,9 @@ func New(cfg Config) *Machine {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.BounceDistrust <= 0 {
+		cfg.BounceDistrust = 4 * cfg.Interval
 	}
 	if cfg.Jitter == nil {
 		cfg.Jitter = func(time.Duration) time.Duration { return 0 }
@@ -343,13 +361,20 @@ func (m *Machine) Suspect(d string, now time.Time) {
 // is brought forward as for Suspect, so that a bounce about a link that has
 // come back since clears the mark soon. A check in flight goes on and
 // decides; the count of failures is left as it was, so a check that fails
-// next waits one Interval.
+// next waits one Interval. Within BounceDistrust of a check that proved a
+// bounce's mark wrong, a bounce only brings the check forward.
 func (m *Machine) Bounced(d string, now time.Time) []Action {
 	dm := m.domains[d]
 	if dm == nil || dm.marked {
 		return nil
 	}
-	dm.marked = true
+	if now.Before(dm.distrustUntil) {
+		if dm.inFlight == 0 {
+			m.bringForward(dm, now)
+		}
+		return nil
+	}
+	dm.marked, dm.bounceMarked = true, true
 	if dm.inFlight == 0 {
 		m.bringForward(dm, now)
 	}
@@ -393,9 +418,16 @@ func (m *Machine) Result(d string, seq uint64, v Verdict, now time.Time) []Actio
 // settle ends the check in flight of dm with verdict v.
 func (m *Machine) settle(acts []Action, dm *domain, v Verdict, now time.Time) []Action {
 	m.land(dm)
+	wasBounce := dm.bounceMarked
+	if v != Undecided {
+		dm.bounceMarked = false
+	}
 	switch v {
 	case Reachable:
 		dm.failures = 0
+		if wasBounce {
+			dm.distrustUntil = now.Add(m.cfg.BounceDistrust)
+		}
 		if dm.marked {
 			dm.marked = false
 			acts = append(acts, Action{Kind: ActClear, Domain: dm.name}, Action{Kind: ActVerify, Domain: dm.name})

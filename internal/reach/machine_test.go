@@ -182,10 +182,29 @@ func TestTransitions(t *testing.T) {
 			{at: to - 1, op: opTick},
 			{at: to, op: opTick, want: []Action{check("m.example", 2)}},
 			{at: to, op: opResult, d: "m.example", v: Reachable, want: clearVerify("m.example"), state: st(StateReachable, to+iv, 0)},
-			// Bounced again, and the check fails: one Interval to the next.
-			{at: to + iv/2, op: opBounced, d: "m.example", want: []Action{mark("m.example")}, state: st(StateBackoff, to+iv/2, 0)},
+			// The check proved the bounce wrong: for BounceDistrust (4
+			// intervals) a bounce only brings the check forward, and the
+			// check marks.
+			{at: to + iv/2, op: opBounced, d: "m.example", state: st(StateReachable, to+iv/2, 0)},
 			{at: to + iv/2, op: opTick, want: []Action{check("m.example", 3)}},
-			{at: to + iv/2, op: opResult, d: "m.example", v: Unreachable, state: st(StateBackoff, to+iv/2+iv, 1)},
+			{at: to + iv/2, op: opResult, d: "m.example", v: Unreachable, want: []Action{mark("m.example")}, state: st(StateBackoff, to+iv/2+iv, 1)},
+			// A check confirmed the outage; its end starts no distrust.
+			{at: to + iv/2 + iv, op: opTick, want: []Action{check("m.example", 4)}},
+			{at: to + iv/2 + iv, op: opResult, d: "m.example", v: Reachable, want: clearVerify("m.example")},
+			// Past BounceDistrust after the refuted bounce, bounces mark again.
+			{at: to + 4*iv, op: opBounced, d: "m.example", want: []Action{mark("m.example")}},
+		},
+		"a forged bounce marks once; repeated, it only brings checks forward": {
+			{op: opGained, d: "p.example"},
+			{op: opTick, want: []Action{check("p.example", 1)}},
+			{op: opResult, d: "p.example", v: Reachable},
+			{at: time.Second, op: opBounced, d: "p.example", want: []Action{mark("p.example")}},
+			{at: to, op: opTick, want: []Action{check("p.example", 2)}},
+			{at: to, op: opResult, d: "p.example", v: Reachable, want: clearVerify("p.example")},
+			{at: to + time.Second, op: opBounced, d: "p.example", state: st(StateReachable, 2*to, 0)},
+			{at: 2 * to, op: opTick, want: []Action{check("p.example", 3)}},
+			{at: 2 * to, op: opResult, d: "p.example", v: Reachable, state: st(StateReachable, 2*to+iv, 0)},
+			{at: 2*to + time.Second, op: opBounced, d: "p.example", state: st(StateReachable, 3*to, 0)},
 		},
 		"a bounce during a check marks, and the check in flight decides": {
 			{op: opGained, d: "n.example"},
