@@ -154,6 +154,33 @@ func newManager(log *syncBuf, onUnacked func([][]byte, error)) *sm.Manager {
 	return sm.NewManager(cfg)
 }
 
+// lost is one call of a Manager's OnUnacked.
+type lost struct {
+	raw [][]byte
+	err error
+}
+
+// lostManager returns a Manager whose OnUnacked calls arrive on the
+// channel.
+func lostManager() (*sm.Manager, chan lost) {
+	lostc := make(chan lost, 10)
+	return newManager(nil, func(s [][]byte, err error) { lostc <- lost{s, err} }), lostc
+}
+
+// expectLost waits for the application to get the one stanza that contains
+// want, given up (ErrFailed).
+func expectLost(ctx context.Context, t *testing.T, lostc chan lost, want string) {
+	t.Helper()
+	select {
+	case l := <-lostc:
+		if !errors.Is(l.err, sm.ErrFailed) || len(l.raw) != 1 || !bytes.Contains(l.raw[0], []byte(want)) {
+			t.Fatalf("application got %q, %v; want %s only", l.raw, l.err, want)
+		}
+	case <-ctx.Done():
+		t.Fatal("the unacknowledged stanza never reached the application")
+	}
+}
+
 // nextNamed waits for the next element the client sent named name.
 func nextNamed(ctx context.Context, t *testing.T, sess *psatest.Session, name string) psatest.Stanza {
 	t.Helper()
@@ -389,12 +416,7 @@ func testResume(t *testing.T, opts ...psatest.Option) {
 // hands what the server never acknowledged to the application.
 func TestResumeFailed(t *testing.T) {
 	ctx, srv := setup(t, psatest.WithStreamManagement(0))
-	type lost struct {
-		raw [][]byte
-		err error
-	}
-	lostc := make(chan lost, 10)
-	m := newManager(nil, func(s [][]byte, err error) { lostc <- lost{s, err} })
+	m, lostc := lostManager()
 	c := connect(ctx, t, srv, m)
 	sess, err := srv.WaitSession(ctx, romeo)
 	if err != nil {
@@ -414,14 +436,8 @@ func TestResumeFailed(t *testing.T) {
 	if o := m.Outcome(); o != sm.OutcomeEnabled {
 		t.Fatalf("outcome %v, want enabled (a new session)", o)
 	}
-	select {
-	case l := <-lostc:
-		if !errors.Is(l.err, sm.ErrFailed) || len(l.raw) != 1 || !bytes.Contains(l.raw[0], []byte("lost1")) {
-			t.Fatalf("application got %q, %v; want lost1 only (the server's <failed h/> acknowledged the first)", l.raw, l.err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the unacknowledged stanza never reached the application")
-	}
+	// The server's <failed h/> acknowledged the first.
+	expectLost(ctx, t, lostc, "lost1")
 	sess2, err := srv.WaitSession(ctx, romeo)
 	if err != nil {
 		t.Fatal(err)
@@ -543,12 +559,7 @@ func TestNotOfferedAfterDrop(t *testing.T) {
 	ctx, srv := setup(t, psatest.WithStreamManagement(time.Minute))
 	plain := psatest.NewServer(psatest.WithUser("romeo", "secret"))
 	t.Cleanup(plain.Close)
-	type lost struct {
-		raw [][]byte
-		err error
-	}
-	lostc := make(chan lost, 10)
-	m := newManager(nil, func(s [][]byte, err error) { lostc <- lost{s, err} })
+	m, lostc := lostManager()
 	c := connect(ctx, t, srv, m)
 	sess, err := srv.WaitSession(ctx, romeo)
 	if err != nil {
@@ -563,14 +574,7 @@ func TestNotOfferedAfterDrop(t *testing.T) {
 	if o := m.Outcome(); o != sm.OutcomeOff {
 		t.Fatalf("outcome %v, want off", o)
 	}
-	select {
-	case l := <-lostc:
-		if !errors.Is(l.err, sm.ErrFailed) || len(l.raw) != 1 || !bytes.Contains(l.raw[0], []byte("lost1")) {
-			t.Fatalf("application got %q, %v; want lost1", l.raw, l.err)
-		}
-	case <-ctx.Done():
-		t.Fatal("the unacknowledged stanza never reached the application")
-	}
+	expectLost(ctx, t, lostc, "lost1")
 	if _, _, ok := m.State().Resumption(); ok {
 		t.Fatal("the session given up is still resumable")
 	}
