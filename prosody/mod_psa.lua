@@ -1620,11 +1620,15 @@ if is_user_host then
 		local was = paused[session];
 		if not was then return; end
 		paused[session] = nil;
-		-- Those a queued pause has not reached yet get nothing.
+		-- Those a queued pause has not reached yet get nothing, unless a
+		-- probe answer or an enable told them of the pause (copied).
 		local unsent = {};
 		local job = PQ.jobs[session];
 		if job and job.condition ~= nil then
-			for i = job.pos, #job.list do unsent[job.list[i]] = true; end
+			for i = job.pos, #job.list do
+				local r = job.list[i];
+				if not r.copied then unsent[r] = true; end
+			end
 		end
 		-- Only those who may still see the presence (a contact whose
 		-- subscription another resource cancelled meanwhile got an
@@ -1653,16 +1657,28 @@ if is_user_host then
 	end
 
 	-- note_paused_recipient adds r to the session's pause list unless an
-	-- entry for its recipient is there: the resume clears it too.
+	-- entry for its recipient is there: the resume clears it too. The
+	-- entry is marked copied: the recipient got the pause annotation now,
+	-- so the resume clears it even if the queued pause has not reached it.
 	local function note_paused_recipient(session, list, r)
 		local index = list.index;
 		if not index then
 			index = {};
-			for _, e in ipairs(list) do index[e.to] = true; end
+			for _, e in ipairs(list) do index[e.to] = e; end
 			list.index = index;
 		end
-		if index[r.to] then return; end
-		index[r.to] = true;
+		local e = index[r.to];
+		if e == true then -- indexed by the code before a reload
+			for _, x in ipairs(list) do
+				if x.to == r.to then e = x; break; end
+			end
+		end
+		if e then
+			if e ~= true then e.copied = true; end
+			return;
+		end
+		r.copied = true;
+		index[r.to] = r;
 		list[#list + 1] = r;
 	end
 

@@ -1,6 +1,7 @@
 package prosody_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +72,51 @@ func TestProbeAnswerWhilePaused(t *testing.T) {
 	cleared := annotated(lane.JID(), montague, "")
 	for _, c := range []*rawclient.Client{desk, phone, balcony, study} {
 		expect(ctx, t, c, "the empty annotation after the resumption", cleared)
+	}
+}
+
+// A probe answer can reach a contact before the queued pause annotation
+// for it leaves (slices go every psa_resend_interval, here 10 s). The
+// answer told the contact that the session is paused, so a resumption
+// that comes before the queued pause must still send that contact the
+// empty annotation: a resumption sends nothing to those the queued pause
+// has not reached, and mod_psa took the prober for one of them, leaving
+// benvolio's new session with romeo paused for good.
+func TestProbeAnswerBeforeQueuedPauseIsCleared(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 60 * time.Second
+		mont.PSAOptions["psa_resend_interval"] = "10"
+	})
+	ctx := testContext(t, 90*time.Second)
+	mont := n.Server(montague)
+
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	full := lane.JID()
+	mark := mont.LogMark()
+	must(t, lane.Drop())
+	if _, _, err := mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
+		t.Fatal(err)
+	}
+	// benvolio logs in: his probe is answered at once, annotated (again
+	// once his session has annotations on).
+	phone := client(ctx, t, mont, "benvolio", "phone", psaFeatures)
+	must(t, phone.SendPresence(ctx, ""))
+	expect(ctx, t, phone, "the probe answer, annotated", annotated(full, montague, "connection-paused"))
+
+	mark = mont.LogMark()
+	must(t, lane.Resume(ctx))
+	line, _, err := mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
+	must(t, err)
+	if !strings.Contains(line, "for 0 entities") {
+		if _, _, err := mont.WaitLog(ctx, mark, full+": clearing annotations sent"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, phone.Ping(ctx, ""))
+	if last := lastFrom(phone, full); !annotated(full, montague, "")(last) {
+		t.Errorf("benvolio ends with %s from lane, want the empty annotation (%s)\nreceived:\n%s",
+			describePresence(last), line, dump(phone.History()))
 	}
 }
