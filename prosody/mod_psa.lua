@@ -1722,8 +1722,11 @@ if is_user_host then
 	-- A session that enables annotations got its local contacts' paused
 	-- presences plain (the answers to its first presence's probes): it gets
 	-- them again, annotated. Its own other resources and the contacts it
-	-- is subscribed to, on this host.
+	-- is subscribed to, on this host. A session enabled from the caps
+	-- cache before its initial presence went out gets nothing here: the
+	-- probes of that presence are answered annotated.
 	function pauses_on_enable(session)
+		if not session.presence then return; end
 		local function check(other)
 			local list = paused[other];
 			if not list or other == session or other.destroyed or not other.presence then return; end

@@ -120,3 +120,49 @@ func TestProbeAnswerBeforeQueuedPauseIsCleared(t *testing.T) {
 			describePresence(last), line, dump(phone.History()))
 	}
 }
+
+// A session whose caps are already verified has annotations on before its
+// initial presence goes out: its probes are answered annotated, and that
+// is the one copy of the paused presence it needs. mod_psa also sent it the
+// paused presences of its contacts when it was enabled, before it had sent
+// any presence: each pause arrived twice.
+func TestPausedPresenceOnceForCachedCaps(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 30 * time.Second
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	cached := rawclient.Config{Features: []string{rawclient.NSPSA}, IdentityName: "cached"}
+	desk := client(ctx, t, mont, "benvolio", "desk", cached)
+	must(t, desk.SendPresence(ctx, ""))
+	expect(ctx, t, desk, "romeo's presence", plainPresence(lane.JID(), ""))
+	must(t, lane.Drop())
+	paused := annotated(lane.JID(), montague, "connection-paused")
+	expect(ctx, t, desk, "connection-paused", paused)
+
+	// desk's caps are verified: the next sessions with them are enabled
+	// from the cache, at once.
+	for _, res := range []string{"phone", "study"} {
+		user := "benvolio"
+		if res == "study" {
+			user = "romeo"
+		}
+		c := client(ctx, t, mont, user, res, cached)
+		must(t, c.SendPresence(ctx, ""))
+		expect(ctx, t, c, "the paused presence", paused)
+		must(t, c.RoundTrip(ctx, montague))
+		var got []*rawclient.Element
+		for _, e := range c.History() {
+			if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == lane.JID() {
+				got = append(got, e)
+			}
+		}
+		if len(got) != 1 {
+			t.Errorf("%s got romeo's paused presence %d times, want once:\n%s", c.JID(), len(got), dump(got))
+		}
+	}
+}
