@@ -1719,31 +1719,47 @@ if is_user_host then
 	module:hook("pre-presence/full", annotate_paused_resend, 1500);
 	module:hook("pre-presence/bare", annotate_paused_resend, 1500);
 
-	-- A session that enables annotations got its local contacts' paused
+	-- pauses_of sends session, which just enabled annotations, the
+	-- presence of every paused session of `bare` (a user of this host) that
+	-- it may see, annotated, and notes it for the resume. Other hosts of
+	-- this server with mod_psa call it through this host's shared state:
+	-- only this host's instance builds presences in its users' names.
+	local function pauses_of(bare, session)
+		local user = bare_sessions[bare];
+		for _, other in pairs(user and user.sessions or {}) do
+			local list = paused[other];
+			if list and other ~= session and not other.destroyed and other.presence then
+				local r = recipient_entry(other, session.full_jid);
+				local hidden = hidden_from[other];
+				if r and not (hidden and hidden[jid_bare(session.full_jid)]) then
+					note_paused_recipient(other, list, r);
+					safely("paused copy", send_paused_copy, other, session.full_jid);
+				end
+			end
+		end
+	end
+	S.pauses_of = pauses_of;
+
+	-- A session that enables annotations got its contacts' paused
 	-- presences plain (the answers to its first presence's probes): it gets
 	-- them again, annotated. Its own other resources and the contacts it
-	-- is subscribed to, on this host. A session enabled from the caps
-	-- cache before its initial presence went out gets nothing here: the
-	-- probes of that presence are answered annotated.
+	-- is subscribed to, on this host and on the other hosts of this server
+	-- that load mod_psa. A session enabled from the caps cache before its
+	-- initial presence went out gets nothing here: the probes of that
+	-- presence are answered annotated.
 	function pauses_on_enable(session)
 		if not session.presence then return; end
-		local function check(other)
-			local list = paused[other];
-			if not list or other == session or other.destroyed or not other.presence then return; end
-			local r = recipient_entry(other, session.full_jid);
-			if not r then return; end
-			local hidden = hidden_from[other];
-			if hidden and hidden[jid_bare(session.full_jid)] then return; end
-			note_paused_recipient(other, list, r);
-			safely("paused copy", send_paused_copy, other, session.full_jid);
-		end
-		local own = bare_sessions[self_bare_of(session)];
-		for _, res in pairs(own and own.sessions or {}) do check(res); end
+		pauses_of(self_bare_of(session), session);
 		for contact, item in pairs(session.roster or {}) do
-			if contact and (item.subscription == "both" or item.subscription == "to")
-				and jid_host(contact) == host then
-				local user = bare_sessions[contact];
-				for _, res in pairs(user and user.sessions or {}) do check(res); end
+			if contact and (item.subscription == "both" or item.subscription == "to") then
+				local h = jid_host(contact);
+				if h == host then
+					pauses_of(contact, session);
+				elseif bare_sessions[contact] and hosts[h] and hosts[h].type == "local"
+					and is_module_loaded(h, module.name) then
+					local f = module:shared("/"..h.."/"..module.name.."/state").pauses_of;
+					if f then safely("paused copies of "..h, f, contact, session); end
+				end
 			end
 		end
 	end

@@ -1,6 +1,8 @@
 package prosody_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -165,4 +167,51 @@ func TestPausedPresenceOnceForCachedCaps(t *testing.T) {
 			t.Errorf("%s got romeo's paused presence %d times, want once:\n%s", c.JID(), len(got), dump(got))
 		}
 	}
+}
+
+// A contact on another VirtualHost of the same server (verona.lit, with
+// mod_psa) logs in while romeo's session hibernates: the answer to his
+// probe reaches him before his session has annotations on, so plain. Once
+// they are on he must get romeo's presence again, annotated, as a contact
+// on romeo's own VirtualHost does; he kept romeo's presence unannotated,
+// as if romeo were online.
+func TestPausedPresenceOnEnableAcrossVirtualHosts(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		withVerona(mont, true)
+		mont.HibernationTime = 30 * time.Second
+		mont.Roster["romeo"]["mercutio@"+verona] = "both"
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+	registerOnVerona(t, mont, "mercutio")
+	must(t, os.MkdirAll(filepath.Join(mont.Dir, "data", "verona%2elit", "roster"), 0o755))
+	must(t, os.WriteFile(filepath.Join(mont.Dir, "data", "verona%2elit", "roster", "mercutio.dat"),
+		[]byte("return {\n\t[false] = { [\"version\"] = 1; [\"pending\"] = { }; };\n"+
+			"\t[\"romeo@"+montague+"\"] = { [\"subscription\"] = \"both\"; [\"groups\"] = { }; };\n};\n"), 0o600))
+
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	full := lane.JID()
+	mark := mont.LogMark()
+	must(t, lane.Drop())
+	if _, _, err := mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := psaFeatures
+	cfg.Addr, cfg.Domain, cfg.User, cfg.Password, cfg.Resource = mont.C2SAddr, verona, "mercutio", pw, "square"
+	mercutio, err := rawclient.Dial(ctx, cfg)
+	must(t, err)
+	t.Cleanup(func() { _ = mercutio.Close() })
+	mark = mont.LogMark()
+	must(t, mercutio.SendPresence(ctx, ""))
+	expect(ctx, t, mercutio, "romeo's presence", plainPresence(full, ""))
+	if _, _, err := mont.WaitLog(ctx, mark, "Annotations for "+mercutio.JID()+": on"); err != nil {
+		t.Fatal(err)
+	}
+	expect(ctx, t, mercutio, "romeo's presence again, annotated", annotated(full, montague, "connection-paused"))
+
+	must(t, lane.Resume(ctx))
+	expect(ctx, t, mercutio, "the empty annotation after the resumption", annotated(full, montague, ""))
 }
