@@ -215,3 +215,54 @@ func TestPausedPresenceOnEnableAcrossVirtualHosts(t *testing.T) {
 	must(t, lane.Resume(ctx))
 	expect(ctx, t, mercutio, "the empty annotation after the resumption", annotated(full, montague, ""))
 }
+
+// Neither a probe answer nor the copies a session gets when it enables
+// annotations reach a contact whom the paused user blocked (XEP-0191):
+// romeo's new session, after benvolio blocked him, gets nothing of
+// benvolio's paused session, not even its clearing; mercutio's new
+// session, not blocked, gets the paused presence and the clearing.
+func TestPausedPresenceNotToBlockedProber(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.Modules = []string{"blocklist"}
+		mont.HibernationTime = 30 * time.Second
+		mont.Roster["benvolio"]["mercutio@"+montague] = "both"
+		mont.Roster["mercutio"] = map[string]string{"benvolio@" + montague: "both"}
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont := n.Server(montague)
+
+	benvolio := client(ctx, t, mont, "benvolio", "street", rawclient.Config{StreamManagement: true})
+	must(t, benvolio.SendPresence(ctx, "<status>He ran this way</status>"))
+	bfull := benvolio.JID()
+	res, err := benvolio.IQ(ctx, "set", "", "<block xmlns='urn:xmpp:blocking'><item jid='romeo@"+montague+"'/></block>")
+	must(t, err)
+	if res.Attr("type") != "result" {
+		t.Fatalf("block: %s", res)
+	}
+	mark := mont.LogMark()
+	must(t, benvolio.Drop())
+	if _, _, err := mont.WaitLog(ctx, mark, bfull+" hibernates: annotating its presence"); err != nil {
+		t.Fatal(err)
+	}
+
+	mark = mont.LogMark()
+	romeo := client(ctx, t, mont, "romeo", "phone", psaFeatures)
+	must(t, romeo.SendPresence(ctx, ""))
+	mercutio := client(ctx, t, mont, "mercutio", "corner", psaFeatures)
+	must(t, mercutio.SendPresence(ctx, ""))
+	for _, c := range []*rawclient.Client{romeo, mercutio} {
+		if _, _, err := mont.WaitLog(ctx, mark, "Annotations for "+c.JID()+": on"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(ctx, t, mercutio, "the paused presence", annotated(bfull, montague, "connection-paused"))
+	must(t, benvolio.Resume(ctx))
+	expect(ctx, t, mercutio, "the clearing", annotated(bfull, montague, ""))
+	must(t, romeo.Ping(ctx, ""))
+	for _, e := range romeo.History() {
+		if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == bfull {
+			t.Errorf("romeo, blocked, got benvolio's presence: %s", e)
+		}
+	}
+}
