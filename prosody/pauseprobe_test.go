@@ -266,3 +266,47 @@ func TestPausedPresenceNotToBlockedProber(t *testing.T) {
 		}
 	}
 }
+
+// A probe from someone without a subscription to romeo's presence, on
+// his server (mercutio) or over s2s (tybalt), gets no presence while
+// romeo's session hibernates, as at any other time (Prosody answers it
+// `unsubscribed`), and nothing on the resumption (the prober is not noted
+// for it).
+func TestPausedPresenceNotToNonSubscriberProbe(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 30 * time.Second
+	})
+	ctx := testContext(t, 60*time.Second)
+	mont, capu := n.Server(montague), n.Server(capulet)
+
+	desk := client(ctx, t, mont, "benvolio", "desk", psaFeatures)
+	must(t, desk.SendPresence(ctx, ""))
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	full := lane.JID()
+	must(t, lane.Drop())
+	expect(ctx, t, desk, "connection-paused", annotated(full, montague, "connection-paused"))
+
+	mercutio := client(ctx, t, mont, "mercutio", "square", psaFeatures)
+	must(t, mercutio.SendPresence(ctx, ""))
+	tybalt := client(ctx, t, capu, "tybalt", "street", psaFeatures)
+	must(t, tybalt.SendPresence(ctx, ""))
+	for _, c := range []*rawclient.Client{mercutio, tybalt} {
+		mark := mont.LogMark()
+		must(t, c.Sendf("<presence type='probe' to='romeo@%s'/>", montague))
+		if _, _, err := mont.WaitLog(ctx, mark, "inbound presence probe from "+c.Bare()+" for romeo@"+montague); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, lane.Resume(ctx))
+	expect(ctx, t, desk, "the clearing", annotated(full, montague, ""))
+	for _, c := range []*rawclient.Client{mercutio, tybalt} {
+		must(t, c.RoundTrip(ctx, montague))
+		for _, e := range c.History() {
+			if e.Is(rawclient.NSClient, "presence") && e.Attr("from") == full {
+				t.Errorf("%s, not subscribed, got romeo's presence: %s", c.JID(), e)
+			}
+		}
+	}
+}
