@@ -1637,7 +1637,8 @@ if is_user_host then
 		for _, r in ipairs(was) do
 			if not unsent[r] and still_recipient(session, r) then list[#list + 1] = r; end
 		end
-		module:log("debug", "%s %s: clearing the annotation for %d entities", session.full_jid, why, #list);
+		module:log("debug", "%s %s: clearing the annotation for %d entities (%d in its pause list)",
+			session.full_jid, why, #list, #was);
 		queue_pause_state(session, list, nil, after_answer);
 	end
 
@@ -1680,6 +1681,26 @@ if is_user_host then
 		r.copied = true;
 		index[r.to] = r;
 		list[#list + 1] = r;
+		if r.kind ~= "self" then return; end
+		-- Every new resource of the user adds one (its full JID): entries
+		-- of resources gone since go when they are twice as many as the
+		-- last count, so the list follows the live resources, not all
+		-- those bound during the pause.
+		list.selfs = (list.selfs or 0) + 1;
+		if list.selfs <= (list.selfs_limit or 16) then return; end
+		local n, j, selfs = #list, 0, 0;
+		for i = 1, n do
+			local x = list[i];
+			list[i] = nil;
+			if x.kind == "self" and x ~= r and prosody.full_sessions[x.to] == nil then
+				index[x.to] = nil;
+			else
+				j = j + 1;
+				list[j] = x;
+				if x.kind == "self" then selfs = selfs + 1; end
+			end
+		end
+		list.selfs, list.selfs_limit = selfs, math_max(16, 2 * selfs);
 	end
 
 	-- send_paused_copy sends the paused session's presence to `to`,

@@ -1,6 +1,7 @@
 package prosody_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -308,5 +309,55 @@ func TestPausedPresenceNotToNonSubscriberProbe(t *testing.T) {
 				t.Errorf("%s, not subscribed, got romeo's presence: %s", c.JID(), e)
 			}
 		}
+	}
+}
+
+// A client that reconnects again and again (a new resource each time)
+// while the user's other session hibernates: each new resource gets the
+// paused presence and is noted for the resumption. The pause list must
+// follow the resources that are still there, not grow with every one
+// bound during the pause (the resumption logs its length).
+func TestPauseListFollowsLiveResources(t *testing.T) {
+	t.Parallel()
+	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 60 * time.Second
+	})
+	ctx := testContext(t, 90*time.Second)
+	mont := n.Server(montague)
+
+	// desk, romeo's resource that stays, sees the others leave.
+	desk := client(ctx, t, mont, "romeo", "desk", rawclient.Config{})
+	must(t, desk.SendPresence(ctx, ""))
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	full := lane.JID()
+	mark := mont.LogMark()
+	must(t, lane.Drop())
+	if _, _, err := mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
+		t.Fatal(err)
+	}
+	const binds = 48
+	for i := range binds {
+		c := client(ctx, t, mont, "romeo", fmt.Sprintf("r%d", i), rawclient.Config{})
+		must(t, c.SendPresence(ctx, ""))
+		expect(ctx, t, c, "lane's presence", plainPresence(full, ""))
+		must(t, c.Close())
+		expect(ctx, t, desk, "the unavailable of "+c.JID(), plainPresence(c.JID(), "unavailable"))
+	}
+	mark = mont.LogMark()
+	must(t, lane.Resume(ctx))
+	line, _, err := mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
+	must(t, err)
+	var cleared, listed int
+	if i := strings.Index(line, "clearing the annotation for"); i < 0 {
+		t.Fatalf("cannot read %q", line)
+	} else if _, err := fmt.Sscanf(line[i:], "clearing the annotation for %d entities (%d in its pause list)", &cleared, &listed); err != nil {
+		t.Fatalf("cannot read %q: %v", line, err)
+	}
+	// romeo's three contacts and desk, and at most the first sweep's 16
+	// resources noted since (twice those still there at the last sweep:
+	// desk).
+	if listed > 3+1+16+1 {
+		t.Errorf("pause list of %d entries after %d resources came and went: %s", listed, binds, line)
 	}
 }
