@@ -1620,11 +1620,15 @@ if is_user_host then
 		local was = paused[session];
 		if not was then return; end
 		paused[session] = nil;
-		-- Those a queued pause has not reached yet get nothing.
+		-- Those a queued pause has not reached yet get nothing, unless a
+		-- probe answer or an enable told them of the pause (copied).
 		local unsent = {};
 		local job = PQ.jobs[session];
 		if job and job.condition ~= nil then
-			for i = job.pos, #job.list do unsent[job.list[i]] = true; end
+			for i = job.pos, #job.list do
+				local r = job.list[i];
+				if not r.copied then unsent[r] = true; end
+			end
 		end
 		-- Only those who may still see the presence (a contact whose
 		-- subscription another resource cancelled meanwhile got an
@@ -1633,7 +1637,8 @@ if is_user_host then
 		for _, r in ipairs(was) do
 			if not unsent[r] and still_recipient(session, r) then list[#list + 1] = r; end
 		end
-		module:log("debug", "%s %s: clearing the annotation for %d entities", session.full_jid, why, #list);
+		module:log("debug", "%s %s: clearing the annotation for %d entities (%d in its pause list)",
+			session.full_jid, why, #list, #was);
 		queue_pause_state(session, list, nil, after_answer);
 	end
 
@@ -1653,17 +1658,49 @@ if is_user_host then
 	end
 
 	-- note_paused_recipient adds r to the session's pause list unless an
-	-- entry for its recipient is there: the resume clears it too.
+	-- entry for its recipient is there: the resume clears it too. The
+	-- entry is marked copied: the recipient got the pause annotation now,
+	-- so the resume clears it even if the queued pause has not reached it.
 	local function note_paused_recipient(session, list, r)
 		local index = list.index;
 		if not index then
 			index = {};
-			for _, e in ipairs(list) do index[e.to] = true; end
+			for _, e in ipairs(list) do index[e.to] = e; end
 			list.index = index;
 		end
-		if index[r.to] then return; end
-		index[r.to] = true;
+		local e = index[r.to];
+		if e == true then -- indexed by the code before a reload
+			for _, x in ipairs(list) do
+				if x.to == r.to then e = x; break; end
+			end
+		end
+		if e then
+			if e ~= true then e.copied = true; end
+			return;
+		end
+		r.copied = true;
+		index[r.to] = r;
 		list[#list + 1] = r;
+		if r.kind ~= "self" then return; end
+		-- Every new resource of the user adds one (its full JID): entries
+		-- of resources gone since go when they are twice as many as the
+		-- last count, so the list follows the live resources, not all
+		-- those bound during the pause.
+		list.selfs = (list.selfs or 0) + 1;
+		if list.selfs <= (list.selfs_limit or 16) then return; end
+		local n, j, selfs = #list, 0, 0;
+		for i = 1, n do
+			local x = list[i];
+			list[i] = nil;
+			if x.kind == "self" and x ~= r and prosody.full_sessions[x.to] == nil then
+				index[x.to] = nil;
+			else
+				j = j + 1;
+				list[j] = x;
+				if x.kind == "self" then selfs = selfs + 1; end
+			end
+		end
+		list.selfs, list.selfs_limit = selfs, math_max(16, 2 * selfs);
 	end
 
 	-- send_paused_copy sends the paused session's presence to `to`,
@@ -1703,28 +1740,47 @@ if is_user_host then
 	module:hook("pre-presence/full", annotate_paused_resend, 1500);
 	module:hook("pre-presence/bare", annotate_paused_resend, 1500);
 
-	-- A session that enables annotations got its local contacts' paused
+	-- pauses_of sends session, which just enabled annotations, the
+	-- presence of every paused session of `bare` (a user of this host) that
+	-- it may see, annotated, and notes it for the resume. Other hosts of
+	-- this server with mod_psa call it through this host's shared state:
+	-- only this host's instance builds presences in its users' names.
+	local function pauses_of(bare, session)
+		local user = bare_sessions[bare];
+		for _, other in pairs(user and user.sessions or {}) do
+			local list = paused[other];
+			if list and other ~= session and not other.destroyed and other.presence then
+				local r = recipient_entry(other, session.full_jid);
+				local hidden = hidden_from[other];
+				if r and not (hidden and hidden[jid_bare(session.full_jid)]) then
+					note_paused_recipient(other, list, r);
+					safely("paused copy", send_paused_copy, other, session.full_jid);
+				end
+			end
+		end
+	end
+	S.pauses_of = pauses_of;
+
+	-- A session that enables annotations got its contacts' paused
 	-- presences plain (the answers to its first presence's probes): it gets
 	-- them again, annotated. Its own other resources and the contacts it
-	-- is subscribed to, on this host.
+	-- is subscribed to, on this host and on the other hosts of this server
+	-- that load mod_psa. A session enabled from the caps cache before its
+	-- initial presence went out gets nothing here: the probes of that
+	-- presence are answered annotated.
 	function pauses_on_enable(session)
-		local function check(other)
-			local list = paused[other];
-			if not list or other == session or other.destroyed or not other.presence then return; end
-			local r = recipient_entry(other, session.full_jid);
-			if not r then return; end
-			local hidden = hidden_from[other];
-			if hidden and hidden[jid_bare(session.full_jid)] then return; end
-			note_paused_recipient(other, list, r);
-			safely("paused copy", send_paused_copy, other, session.full_jid);
-		end
-		local own = bare_sessions[self_bare_of(session)];
-		for _, res in pairs(own and own.sessions or {}) do check(res); end
+		if not session.presence then return; end
+		pauses_of(self_bare_of(session), session);
 		for contact, item in pairs(session.roster or {}) do
-			if contact and (item.subscription == "both" or item.subscription == "to")
-				and jid_host(contact) == host then
-				local user = bare_sessions[contact];
-				for _, res in pairs(user and user.sessions or {}) do check(res); end
+			if contact and (item.subscription == "both" or item.subscription == "to") then
+				local h = jid_host(contact);
+				if h == host then
+					pauses_of(contact, session);
+				elseif bare_sessions[contact] and hosts[h] and hosts[h].type == "local"
+					and is_module_loaded(h, module.name) then
+					local f = module:shared("/"..h.."/"..module.name.."/state").pauses_of;
+					if f then safely("paused copies of "..h, f, contact, session); end
+				end
 			end
 		end
 	end
