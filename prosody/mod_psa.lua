@@ -1737,8 +1737,18 @@ if is_user_host then
 		send_paused_copy(origin, to);
 		return true;
 	end
-	module:hook("pre-presence/full", annotate_paused_resend, 1500);
-	module:hook("pre-presence/bare", annotate_paused_resend, 1500);
+	-- An error in it lets Prosody's own (plain) answer go, rather than
+	-- ending mod_presence's loop over the user's other resources.
+	local function annotate_paused_resend_safely(event)
+		local ok, handled = pcall(annotate_paused_resend, event);
+		if not ok then
+			module:log("error", "Error in paused probe answer: %s", tostring(handled));
+			return nil;
+		end
+		return handled;
+	end
+	module:hook("pre-presence/full", annotate_paused_resend_safely, 1500);
+	module:hook("pre-presence/bare", annotate_paused_resend_safely, 1500);
 
 	-- pauses_of sends session, which just enabled annotations, the
 	-- presence of every paused session of `bare` (a user of this host) that
