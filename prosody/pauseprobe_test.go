@@ -1,6 +1,7 @@
 package prosody_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,16 +23,12 @@ import (
 // annotations gets the plain presence (it has no other copy of it).
 func TestProbeAnswerWhilePaused(t *testing.T) {
 	t.Parallel()
-	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
-		mont.HibernationTime = 30 * time.Second
-	})
+	n := hibernating(t)
 	ctx := testContext(t, 60*time.Second)
 	mont, capu := n.Server(montague), n.Server(capulet)
 
-	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
-	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
-	desk := client(ctx, t, mont, "benvolio", "desk", psaFeatures)
-	must(t, desk.SendPresence(ctx, ""))
+	lane := romeoLane(ctx, t, mont)
+	desk := online(ctx, t, mont, "benvolio", "desk", psaFeatures)
 	expect(ctx, t, desk, "romeo's presence", plainPresence(lane.JID(), ""))
 
 	must(t, lane.Drop())
@@ -39,14 +36,10 @@ func TestProbeAnswerWhilePaused(t *testing.T) {
 
 	// New sessions probe romeo: a local contact with and without
 	// annotations, a remote contact (over s2s), romeo's own new resource.
-	phone := client(ctx, t, mont, "benvolio", "phone", psaFeatures)
-	must(t, phone.SendPresence(ctx, ""))
-	old := client(ctx, t, mont, "benvolio", "old", rawclient.Config{})
-	must(t, old.SendPresence(ctx, ""))
-	balcony := client(ctx, t, capu, "juliet", "balcony", psaFeatures)
-	must(t, balcony.SendPresence(ctx, ""))
-	study := client(ctx, t, mont, "romeo", "study", psaFeatures)
-	must(t, study.SendPresence(ctx, ""))
+	phone := online(ctx, t, mont, "benvolio", "phone", psaFeatures)
+	old := online(ctx, t, mont, "benvolio", "old", rawclient.Config{})
+	balcony := online(ctx, t, capu, "juliet", "balcony", psaFeatures)
+	study := online(ctx, t, mont, "romeo", "study", psaFeatures)
 	paused := annotated(lane.JID(), montague, "connection-paused")
 	expect(ctx, t, phone, "the probe answer, annotated", paused)
 	expect(ctx, t, balcony, "the probe answer over s2s, annotated", paused)
@@ -94,21 +87,15 @@ func TestProbeAnswerBeforeQueuedPauseIsCleared(t *testing.T) {
 	ctx := testContext(t, 90*time.Second)
 	mont := n.Server(montague)
 
-	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
-	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	lane := romeoLane(ctx, t, mont)
 	full := lane.JID()
-	mark := mont.LogMark()
-	must(t, lane.Drop())
-	if _, _, err := mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
-		t.Fatal(err)
-	}
+	pause(ctx, t, mont, lane)
 	// benvolio logs in: his probe is answered at once, annotated (again
 	// once his session has annotations on).
-	phone := client(ctx, t, mont, "benvolio", "phone", psaFeatures)
-	must(t, phone.SendPresence(ctx, ""))
+	phone := online(ctx, t, mont, "benvolio", "phone", psaFeatures)
 	expect(ctx, t, phone, "the probe answer, annotated", annotated(full, montague, "connection-paused"))
 
-	mark = mont.LogMark()
+	mark := mont.LogMark()
 	must(t, lane.Resume(ctx))
 	line, _, err := mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
 	must(t, err)
@@ -131,17 +118,13 @@ func TestProbeAnswerBeforeQueuedPauseIsCleared(t *testing.T) {
 // any presence: each pause arrived twice.
 func TestPausedPresenceOnceForCachedCaps(t *testing.T) {
 	t.Parallel()
-	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
-		mont.HibernationTime = 30 * time.Second
-	})
+	n := hibernating(t)
 	ctx := testContext(t, 60*time.Second)
 	mont := n.Server(montague)
 
-	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
-	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	lane := romeoLane(ctx, t, mont)
 	cached := rawclient.Config{Features: []string{rawclient.NSPSA}, IdentityName: "cached"}
-	desk := client(ctx, t, mont, "benvolio", "desk", cached)
-	must(t, desk.SendPresence(ctx, ""))
+	desk := online(ctx, t, mont, "benvolio", "desk", cached)
 	expect(ctx, t, desk, "romeo's presence", plainPresence(lane.JID(), ""))
 	must(t, lane.Drop())
 	paused := annotated(lane.JID(), montague, "connection-paused")
@@ -191,21 +174,16 @@ func TestPausedPresenceOnEnableAcrossVirtualHosts(t *testing.T) {
 		[]byte("return {\n\t[false] = { [\"version\"] = 1; [\"pending\"] = { }; };\n"+
 			"\t[\"romeo@"+montague+"\"] = { [\"subscription\"] = \"both\"; [\"groups\"] = { }; };\n};\n"), 0o600))
 
-	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
-	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	lane := romeoLane(ctx, t, mont)
 	full := lane.JID()
-	mark := mont.LogMark()
-	must(t, lane.Drop())
-	if _, _, err := mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
-		t.Fatal(err)
-	}
+	pause(ctx, t, mont, lane)
 
 	cfg := psaFeatures
 	cfg.Addr, cfg.Domain, cfg.User, cfg.Password, cfg.Resource = mont.C2SAddr, verona, "mercutio", pw, "square"
 	mercutio, err := rawclient.Dial(ctx, cfg)
 	must(t, err)
 	t.Cleanup(func() { _ = mercutio.Close() })
-	mark = mont.LogMark()
+	mark := mont.LogMark()
 	must(t, mercutio.SendPresence(ctx, ""))
 	expect(ctx, t, mercutio, "romeo's presence", plainPresence(full, ""))
 	if _, _, err := mont.WaitLog(ctx, mark, "Annotations for "+mercutio.JID()+": on"); err != nil {
@@ -248,10 +226,8 @@ func TestPausedPresenceNotToBlockedProber(t *testing.T) {
 	}
 
 	mark = mont.LogMark()
-	romeo := client(ctx, t, mont, "romeo", "phone", psaFeatures)
-	must(t, romeo.SendPresence(ctx, ""))
-	mercutio := client(ctx, t, mont, "mercutio", "corner", psaFeatures)
-	must(t, mercutio.SendPresence(ctx, ""))
+	romeo := online(ctx, t, mont, "romeo", "phone", psaFeatures)
+	mercutio := online(ctx, t, mont, "mercutio", "corner", psaFeatures)
 	for _, c := range []*rawclient.Client{romeo, mercutio} {
 		if _, _, err := mont.WaitLog(ctx, mark, "Annotations for "+c.JID()+": on"); err != nil {
 			t.Fatal(err)
@@ -275,24 +251,18 @@ func TestPausedPresenceNotToBlockedProber(t *testing.T) {
 // for it).
 func TestPausedPresenceNotToNonSubscriberProbe(t *testing.T) {
 	t.Parallel()
-	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
-		mont.HibernationTime = 30 * time.Second
-	})
+	n := hibernating(t)
 	ctx := testContext(t, 60*time.Second)
 	mont, capu := n.Server(montague), n.Server(capulet)
 
-	desk := client(ctx, t, mont, "benvolio", "desk", psaFeatures)
-	must(t, desk.SendPresence(ctx, ""))
-	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
-	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	desk := online(ctx, t, mont, "benvolio", "desk", psaFeatures)
+	lane := romeoLane(ctx, t, mont)
 	full := lane.JID()
 	must(t, lane.Drop())
 	expect(ctx, t, desk, "connection-paused", annotated(full, montague, "connection-paused"))
 
-	mercutio := client(ctx, t, mont, "mercutio", "square", psaFeatures)
-	must(t, mercutio.SendPresence(ctx, ""))
-	tybalt := client(ctx, t, capu, "tybalt", "street", psaFeatures)
-	must(t, tybalt.SendPresence(ctx, ""))
+	mercutio := online(ctx, t, mont, "mercutio", "square", psaFeatures)
+	tybalt := online(ctx, t, capu, "tybalt", "street", psaFeatures)
 	for _, c := range []*rawclient.Client{mercutio, tybalt} {
 		mark := mont.LogMark()
 		must(t, c.Sendf("<presence type='probe' to='romeo@%s'/>", montague))
@@ -326,16 +296,10 @@ func TestPauseListFollowsLiveResources(t *testing.T) {
 	mont := n.Server(montague)
 
 	// desk, romeo's resource that stays, sees the others leave.
-	desk := client(ctx, t, mont, "romeo", "desk", rawclient.Config{})
-	must(t, desk.SendPresence(ctx, ""))
-	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
-	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	desk := online(ctx, t, mont, "romeo", "desk", rawclient.Config{})
+	lane := romeoLane(ctx, t, mont)
 	full := lane.JID()
-	mark := mont.LogMark()
-	must(t, lane.Drop())
-	if _, _, err := mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
-		t.Fatal(err)
-	}
+	pause(ctx, t, mont, lane)
 	const binds = 48
 	for i := range binds {
 		c := client(ctx, t, mont, "romeo", fmt.Sprintf("r%d", i), rawclient.Config{})
@@ -344,7 +308,7 @@ func TestPauseListFollowsLiveResources(t *testing.T) {
 		must(t, c.Close())
 		expect(ctx, t, desk, "the unavailable of "+c.JID(), plainPresence(c.JID(), "unavailable"))
 	}
-	mark = mont.LogMark()
+	mark := mont.LogMark()
 	must(t, lane.Resume(ctx))
 	line, _, err := mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
 	must(t, err)
@@ -359,5 +323,42 @@ func TestPauseListFollowsLiveResources(t *testing.T) {
 	// desk).
 	if listed > 3+1+16+1 {
 		t.Errorf("pause list of %d entries after %d resources came and went: %s", listed, binds, line)
+	}
+}
+
+// hibernating starts the Shakespeare network with a hibernation time on
+// montague.lit long enough for a test to pause and resume a session.
+func hibernating(t *testing.T) *prosodytest.Network {
+	t.Helper()
+	return shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.HibernationTime = 30 * time.Second
+	})
+}
+
+// online connects user@srv/resource and sends its presence.
+func online(ctx context.Context, t *testing.T, srv *prosodytest.Server, user, resource string, cfg rawclient.Config) *rawclient.Client {
+	t.Helper()
+	c := client(ctx, t, srv, user, resource, cfg)
+	must(t, c.SendPresence(ctx, ""))
+	return c
+}
+
+// romeoLane connects romeo/lane with stream management, to be paused, and
+// sends his presence.
+func romeoLane(ctx context.Context, t *testing.T, mont *prosodytest.Server) *rawclient.Client {
+	t.Helper()
+	lane := client(ctx, t, mont, "romeo", "lane", rawclient.Config{StreamManagement: true})
+	must(t, lane.SendPresence(ctx, "<status>lane</status>"))
+	return lane
+}
+
+// pause drops c's connection and waits until mont's mod_psa has taken the
+// session for hibernating.
+func pause(ctx context.Context, t *testing.T, mont *prosodytest.Server, c *rawclient.Client) {
+	t.Helper()
+	mark := mont.LogMark()
+	must(t, c.Drop())
+	if _, _, err := mont.WaitLog(ctx, mark, c.JID()+" hibernates: annotating its presence"); err != nil {
+		t.Fatal(err)
 	}
 }
