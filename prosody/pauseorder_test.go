@@ -186,3 +186,32 @@ func TestPauseQueueSurvivesReload(t *testing.T) {
 		expect(ctx, t, o, "connection-paused", annotated(full, montague, "connection-paused"))
 	}
 }
+
+// A directed presence that the user sends at once after resuming to his
+// own other resource supersedes the queued clearing for it, as one to a
+// contact does: desk ends with the directed presence, not with the older
+// broadcast one re-sent with the empty annotation after it.
+func TestResumeThenDirectedToOwnResourceKeepsOrder(t *testing.T) {
+	t.Parallel()
+	p := newPausingRomeo(t, "1")
+	ctx := testContext(t, 120*time.Second)
+	full := p.lane.JID()
+
+	must(t, p.lane.Drop())
+	expect(ctx, t, p.desk, "connection-paused", annotated(full, montague, "connection-paused"))
+	mark := p.mont.LogMark()
+	must(t, p.lane.Resume(ctx))
+	must(t, p.lane.Sendf("<presence to='%s'><status>Just for desk</status></presence>", p.desk.JID()))
+	line, _, err := p.mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
+	must(t, err)
+	if !strings.Contains(line, "for 0 entities") {
+		if _, _, err := p.mont.WaitLog(ctx, mark, full+": clearing annotations sent"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, p.desk.Ping(ctx, ""))
+	if last := lastFrom(p.desk, full); last == nil || annotationOf(last) != nil || last.Child(rawclient.NSClient, "status").Text() != "Just for desk" {
+		t.Errorf("desk ends with %s from lane, want the directed presence without annotation\nreceived:\n%s",
+			describePresence(last), dump(p.desk.History()))
+	}
+}
