@@ -192,9 +192,11 @@ func (d *dispatcher) pushOther(o rareEvent) {
 	case o.message != nil:
 		d.cur.bytes += messageSize(o.message)
 	case o.unacked != nil:
-		if d.cur.bytes+o.unacked.size() > d.maxBytes {
+		if d.cur.bytes >= d.maxBytes {
 			// Never dropped (the application must learn what may be
 			// lost), but past the budget without the stanzas' bytes.
+			// Below it a batch gets in whole, as a batch of model events
+			// does: one batch holds at most what stream management kept.
 			o.unacked.dropRaw()
 		}
 		d.cur.bytes += o.unacked.size()

@@ -1,10 +1,12 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"mellium.im/xmpp/jid"
 
@@ -180,5 +182,37 @@ func TestDispatcherUnackedBytes(t *testing.T) {
 	}
 	if withRaw == 0 || withRaw == n+1 {
 		t.Fatalf("%d of %d stanzas kept their bytes", withRaw, n+1)
+	}
+}
+
+// A batch of stanzas for OnUnacked larger than the byte budget, while
+// nothing waits (a resumption failed with more kept for re-sending, by
+// WithUnackedBytes, than WithQueueBytes): the callback has not fallen
+// behind, so the stanzas keep their bytes, as a large batch of model events
+// gets in while the queue is below its budget.
+func TestDispatcherUnackedBatchOverBudget(t *testing.T) {
+	leaktest.Check(t)
+	got := make(chan []UnackedStanza, 1)
+	d := newDispatcher(callbacks{
+		unacked: func(s []UnackedStanza, _ error) { got <- s },
+	}, DefaultQueueSize, 64<<10)
+	t.Cleanup(d.close)
+	b := &unackedBatch{reason: ErrResumeFailed}
+	for range 10 {
+		b.stanzas = append(b.stanzas, UnackedStanza{Raw: make([]byte, 10<<10)})
+	}
+	d.push(rareEvent{unacked: b}, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var s []UnackedStanza
+	select {
+	case s = <-got:
+	case <-ctx.Done():
+		t.Fatal("the batch never reached the callback")
+	}
+	for i, u := range s {
+		if u.Raw == nil {
+			t.Fatalf("stanza %d of %d lost its bytes with nothing waiting", i, len(s))
+		}
 	}
 }

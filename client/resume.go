@@ -41,8 +41,10 @@ var (
 	// dropped.
 	ErrResumeFailed = errors.New("client: stream resumption failed")
 	// ErrUnackedOverflow: more stanzas waited for the server's
-	// acknowledgement than WithUnackedBytes allows; the oldest can no longer
-	// be re-sent after a drop.
+	// acknowledgement than WithUnackedBytes allows, and the oldest can no
+	// longer be re-sent after a drop; or a stanza larger than that, kept
+	// without its bytes, had not reached the server when a resumption
+	// found it missing (it is not re-sent).
 	ErrUnackedOverflow = errors.New("client: too many unacknowledged stanzas to keep")
 )
 

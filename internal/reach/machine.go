@@ -96,8 +96,8 @@ type Config struct {
 	Burst int
 	// MaxInFlight is how many checks may be unanswered at once.
 	MaxInFlight int
-	// BounceDistrust is how long, after a check found a domain reachable
-	// that a bounce had marked, further bounces about that domain only
+	// BounceDistrust is how long, after a check sent after a bounce found
+	// the domain it marked reachable, further bounces about that domain only
 	// bring its check forward instead of marking it: 4 × Interval by
 	// default. A bounce is believed at once because our own server sends
 	// it when it cannot reach the domain, but one that comes "from" a
@@ -220,9 +220,11 @@ type domain struct {
 	failures int
 	index    int // in the heap
 	// bounceMarked: the mark came from a bounce that no check confirmed
-	// yet; distrustUntil: a check proved such a mark wrong, so bounces
-	// only bring checks forward until then.
+	// yet, made when bounceSeq was the last check sent; distrustUntil: a
+	// check sent after it proved such a mark wrong, so bounces only bring
+	// checks forward until then.
 	bounceMarked  bool
+	bounceSeq     uint64
 	distrustUntil time.Time
 }
 
@@ -361,8 +363,9 @@ func (m *Machine) Suspect(d string, now time.Time) {
 // is brought forward as for Suspect, so that a bounce about a link that has
 // come back since clears the mark soon. A check in flight goes on and
 // decides; the count of failures is left as it was, so a check that fails
-// next waits one Interval. Within BounceDistrust of a check that proved a
-// bounce's mark wrong, a bounce only brings the check forward.
+// next waits one Interval. Within BounceDistrust of a check, sent after a
+// bounce, that proved the bounce's mark wrong, a bounce only brings the
+// check forward.
 func (m *Machine) Bounced(d string, now time.Time) []Action {
 	dm := m.domains[d]
 	if dm == nil || dm.marked {
@@ -374,7 +377,7 @@ func (m *Machine) Bounced(d string, now time.Time) []Action {
 		}
 		return nil
 	}
-	dm.marked, dm.bounceMarked = true, true
+	dm.marked, dm.bounceMarked, dm.bounceSeq = true, true, m.seq
 	if dm.inFlight == 0 {
 		m.bringForward(dm, now)
 	}
@@ -417,8 +420,10 @@ func (m *Machine) Result(d string, seq uint64, v Verdict, now time.Time) []Actio
 
 // settle ends the check in flight of dm with verdict v.
 func (m *Machine) settle(acts []Action, dm *domain, v Verdict, now time.Time) []Action {
+	// Only a check sent after the bounce can prove it wrong: one in flight
+	// before it may have crossed the link just before it broke.
+	wasBounce := dm.bounceMarked && dm.inFlight > dm.bounceSeq
 	m.land(dm)
-	wasBounce := dm.bounceMarked
 	if v != Undecided {
 		dm.bounceMarked = false
 	}

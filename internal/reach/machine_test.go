@@ -211,6 +211,9 @@ func TestTransitions(t *testing.T) {
 			{op: opTick, want: []Action{check("n.example", 1)}},
 			{op: opBounced, d: "n.example", want: []Action{mark("n.example")}, state: st(StateUnreachable, to, 0)},
 			{at: time.Second, op: opResult, d: "n.example", v: Reachable, want: clearVerify("n.example"), state: st(StateReachable, time.Second+iv, 0)},
+			// That check was sent before the bounce: it cannot prove the
+			// bounce wrong, so no distrust follows, and a new bounce marks.
+			{at: 2 * time.Second, op: opBounced, d: "n.example", want: []Action{mark("n.example")}},
 			// An untracked domain: nothing to mark.
 			{op: opBounced, d: "nobody.example", gone: true},
 		},

@@ -52,8 +52,9 @@ type ManagerConfig struct {
 	// Max is the resumption time asked for, in seconds (0: the server's).
 	Max uint32
 	// OnUnacked receives the stanzas the server may not have received and
-	// that will not be re-sent: those left when a resumption failed, and
-	// those dropped from the full queue (reason ErrFailed or ErrQueueFull).
+	// that will not be re-sent: those left when a resumption failed
+	// (ErrFailed), those dropped from the full queue, and those too large
+	// for it (no bytes) that a resumption found undelivered (ErrQueueFull).
 	// It runs on the session's read or write path, with mellium's locks
 	// held: it must return quickly and must not use the session.
 	OnUnacked func(stanzas [][]byte, reason error)
@@ -559,6 +560,15 @@ func (m *Manager) resume(s *xmpp.Session, cur *Conn, r Resume) (bool, error) {
 			m.abandon("<resumed/> for another session")
 			return false, fmt.Errorf("%w: previd %q", ErrPrevID, trunc(e.PrevID))
 		}
+		// What the server did not get and the queue kept without bytes
+		// cannot be re-sent: the application hears of it now.
+		var lost []Unacked
+		for _, u := range resend {
+			if u.Raw == nil {
+				lost = append(lost, u)
+			}
+		}
+		m.unacked(lost, ErrQueueFull)
 		// Re-send, under the counting wrapper, what the server did not get,
 		// before anything new can be written: nothing else writes until
 		// negotiation ends.

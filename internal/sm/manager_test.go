@@ -584,3 +584,61 @@ func TestNotOfferedAfterDrop(t *testing.T) {
 		t.Fatalf("outcome %v, want enabled (a new session, not the old one resumed)", o)
 	}
 }
+
+// A stanza larger than the queue is kept without its bytes: when a
+// resumption finds that the server never got it, it cannot be re-sent, so
+// the application gets it (ErrQueueFull, no bytes), and the stanzas
+// re-sent are counted as the server counts them, so that its
+// acknowledgement empties the queue (a count left ahead would free a
+// stanza never delivered and re-send one delivered on the next
+// resumption).
+func TestResumeWithoutTheBytes(t *testing.T) {
+	ctx, srv := setup(t, psatest.WithStreamManagement(0))
+	lostc := make(chan lost, 10)
+	m := sm.NewManager(sm.ManagerConfig{
+		Config:    sm.Config{MaxQueueBytes: 400},
+		Resource:  romeo.Resourcepart(),
+		OnUnacked: func(s [][]byte, err error) { lostc <- lost{s, err} },
+	})
+	c := connect(ctx, t, srv, m)
+	sess, err := srv.WaitSession(ctx, romeo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextNamed(ctx, t, sess, "enable")
+	sess.LoseInput()
+	c.message(ctx, t, "lost1")
+	big := stanza.Message{ID: "big", To: outside, Type: stanza.ChatMessage}.Wrap(
+		xmlstream.Wrap(xmlstream.Token(xml.CharData(strings.Repeat("x", 1000))), xml.StartElement{Name: xml.Name{Local: "body"}}))
+	if err := c.s.Send(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	c.message(ctx, t, "lost2")
+	c.drop(ctx, t, sess)
+
+	c2 := connect(ctx, t, srv, m)
+	if o := m.Outcome(); o != sm.OutcomeResumed {
+		t.Fatalf("outcome %v, want resumed", o)
+	}
+	select {
+	case l := <-lostc:
+		if !errors.Is(l.err, sm.ErrQueueFull) || len(l.raw) != 1 || l.raw[0] != nil {
+			t.Fatalf("application got %q, %v; want one stanza without bytes, ErrQueueFull", l.raw, l.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the stanza that could not be re-sent never reached the application")
+	}
+	var got []string
+	for range 2 {
+		got = append(got, nextNamed(ctx, t, sess, "message").ID)
+	}
+	if fmt.Sprint(got) != "[lost1 lost2]" {
+		t.Fatalf("the server received %v", got)
+	}
+	if err := m.Ping(ctx, c2.s); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.State().Unacknowledged(); n != 0 {
+		t.Fatalf("%d stanzas unacknowledged after the server acknowledged all it got", n)
+	}
+}

@@ -276,10 +276,14 @@ func (s *State) Max() uint32 {
 
 // Resumed records the server's <resumed/>: what it acknowledged leaves the
 // queue, and the rest is returned, oldest first, to be re-sent on the new
-// stream before any new stanza. Re-sent stanzas keep their numbers: they
-// stay queued until acknowledged. The inbound count goes on from where it
-// was. A wrong h is clamped or ignored as by Ack, and reported in ackErr;
-// a <resumed/> for another session is refused with ErrPrevID and changes
+// stream before any new stanza. Re-sent stanzas stay queued until
+// acknowledged, numbered from the server's h as the server will count
+// them: stanzas the queue no longer has (dropped when it was full) or kept
+// without bytes cannot be re-sent, so they are not counted again. Those
+// kept without bytes are returned too (Raw nil) and leave the queue, for
+// the caller to report. The inbound count goes on from where it was. A
+// wrong h is clamped or ignored as by Ack, and reported in ackErr; a
+// <resumed/> for another session is refused with ErrPrevID and changes
 // nothing.
 func (s *State) Resumed(r Resumed) (resend []Unacked, ackErr error, err error) {
 	s.mu.Lock()
@@ -292,7 +296,24 @@ func (s *State) Resumed(r Resumed) (resend []Unacked, ackErr error, err error) {
 	}
 	ackErr = s.ackLocked(r.H)
 	s.enabled, s.counting = true, true
-	return append([]Unacked(nil), s.queue...), ackErr, nil
+	resend = append([]Unacked(nil), s.queue...)
+	kept := s.queue[:0]
+	for _, u := range s.queue {
+		if u.Raw != nil {
+			u.Seq = s.acked + uint32(len(kept)) + 1
+			kept = append(kept, u)
+		}
+	}
+	clear(s.queue[len(kept):])
+	s.queue = kept
+	s.sent = s.acked + uint32(len(kept))
+	for i, j := 0, 0; i < len(resend); i++ {
+		if resend[i].Raw != nil {
+			resend[i].Seq = kept[j].Seq
+			j++
+		}
+	}
+	return resend, ackErr, nil
 }
 
 // Failed records a <failed/> answer to <resume/> (or to <enable/>): the

@@ -393,3 +393,61 @@ func TestQueueMemoryReused(t *testing.T) {
 		t.Fatalf("queue capacity %d after 100k send/ack pairs: the backing array grows", c)
 	}
 }
+
+// What the queue no longer holds cannot be re-sent on a resumption: the
+// stanzas dropped from the full queue and those larger than it. The server
+// counts only what it gets, so the client must count the re-sent stanzas
+// from the server's h as the server will; otherwise its count runs ahead:
+// the server's acknowledgements then free a stanza never delivered and keep
+// one delivered, which the next resumption sends again.
+func TestResumedCountsOnlyWhatIsResent(t *testing.T) {
+	t.Run("dropped from the full queue", func(t *testing.T) {
+		s := enabled(t, 10)
+		for range 3 {
+			s.Sent([]byte("<iq/>")) // 5 bytes: the third drops the first
+		}
+		s.Suspend()
+		resend, ackErr, err := s.Resumed(Resumed{PrevID: "s1", H: 0})
+		if err != nil || ackErr != nil {
+			t.Fatalf("Resumed: %v, %v", ackErr, err)
+		}
+		if len(resend) != 2 {
+			t.Fatalf("resend %v, want the two kept", seqs(resend))
+		}
+		// The server got the two re-sent ones, as its 1 and 2.
+		if err := s.Ack(2); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Unacknowledged(); n != 0 {
+			t.Fatalf("%d unacknowledged after the server acknowledged all it got (queue %v)", n, seqs(s.queue))
+		}
+	})
+	t.Run("larger than the queue", func(t *testing.T) {
+		s := enabled(t, 10)
+		s.Sent([]byte("<iq/>"))
+		s.Sent(make([]byte, 20)) // kept without bytes
+		s.Sent([]byte("<iq/>"))
+		s.Suspend()
+		resend, ackErr, err := s.Resumed(Resumed{PrevID: "s1", H: 0})
+		if err != nil || ackErr != nil {
+			t.Fatalf("Resumed: %v, %v", ackErr, err)
+		}
+		var bytes, none int
+		for _, u := range resend {
+			if u.Raw == nil {
+				none++
+			} else {
+				bytes++
+			}
+		}
+		if bytes != 2 || none != 1 {
+			t.Fatalf("resend %v: %d with bytes, %d without; want 2 and 1 (reported, not re-sent)", seqs(resend), bytes, none)
+		}
+		if err := s.Ack(2); err != nil {
+			t.Fatal(err)
+		}
+		if n := s.Unacknowledged(); n != 0 {
+			t.Fatalf("%d unacknowledged after the server acknowledged the two re-sent (queue %v)", n, seqs(s.queue))
+		}
+	})
+}
