@@ -1,6 +1,7 @@
 package prosody_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -202,16 +203,25 @@ func TestResumeThenDirectedToOwnResourceKeepsOrder(t *testing.T) {
 	mark := p.mont.LogMark()
 	must(t, p.lane.Resume(ctx))
 	must(t, p.lane.Sendf("<presence to='%s'><status>Just for desk</status></presence>", p.desk.JID()))
-	line, _, err := p.mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
-	must(t, err)
-	if !strings.Contains(line, "for 0 entities") {
-		if _, _, err := p.mont.WaitLog(ctx, mark, full+": clearing annotations sent"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	clearingSent(ctx, t, p.mont, mark, full)
 	must(t, p.desk.Ping(ctx, ""))
 	if last := lastFrom(p.desk, full); last == nil || annotationOf(last) != nil || last.Child(rawclient.NSClient, "status").Text() != "Just for desk" {
 		t.Errorf("desk ends with %s from lane, want the directed presence without annotation\nreceived:\n%s",
 			describePresence(last), dump(p.desk.History()))
 	}
+}
+
+// clearingSent waits until mont's mod_psa, after the resumption of full
+// that came after mark, has sent every clearing annotation it queued (if
+// any), and returns its log line about the resumption.
+func clearingSent(ctx context.Context, t *testing.T, mont *prosodytest.Server, mark int, full string) string {
+	t.Helper()
+	line, _, err := mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
+	must(t, err)
+	if !strings.Contains(line, "for 0 entities") {
+		if _, _, err := mont.WaitLog(ctx, mark, full+": clearing annotations sent"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return line
 }

@@ -181,6 +181,21 @@ func expectLost(ctx context.Context, t *testing.T, lostc chan lost, want string)
 	}
 }
 
+// deaf connects m's session to srv, waits until stream management is
+// enabled, and then makes the server lose what the client sends: nothing
+// more is acknowledged.
+func deaf(ctx context.Context, t *testing.T, srv *psatest.Server, m *sm.Manager) (*client, *psatest.Session) {
+	t.Helper()
+	c := connect(ctx, t, srv, m)
+	sess, err := srv.WaitSession(ctx, romeo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nextNamed(ctx, t, sess, "enable")
+	sess.LoseInput()
+	return c, sess
+}
+
 // nextNamed waits for the next element the client sent named name.
 func nextNamed(ctx context.Context, t *testing.T, sess *psatest.Session, name string) psatest.Stanza {
 	t.Helper()
@@ -560,13 +575,7 @@ func TestNotOfferedAfterDrop(t *testing.T) {
 	plain := psatest.NewServer(psatest.WithUser("romeo", "secret"))
 	t.Cleanup(plain.Close)
 	m, lostc := lostManager()
-	c := connect(ctx, t, srv, m)
-	sess, err := srv.WaitSession(ctx, romeo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nextNamed(ctx, t, sess, "enable")
-	sess.LoseInput()
+	c, sess := deaf(ctx, t, srv, m)
 	c.message(ctx, t, "lost1")
 	c.drop(ctx, t, sess)
 
@@ -600,13 +609,7 @@ func TestResumeWithoutTheBytes(t *testing.T) {
 		Resource:  romeo.Resourcepart(),
 		OnUnacked: func(s [][]byte, err error) { lostc <- lost{s, err} },
 	})
-	c := connect(ctx, t, srv, m)
-	sess, err := srv.WaitSession(ctx, romeo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nextNamed(ctx, t, sess, "enable")
-	sess.LoseInput()
+	c, sess := deaf(ctx, t, srv, m)
 	c.message(ctx, t, "lost1")
 	big := stanza.Message{ID: "big", To: outside, Type: stanza.ChatMessage}.Wrap(
 		xmlstream.Wrap(xmlstream.Token(xml.CharData(strings.Repeat("x", 1000))), xml.StartElement{Name: xml.Name{Local: "body"}}))
