@@ -177,6 +177,10 @@
 //   - connect.go: one connection: server addresses (SRV), TLS, SASL,
 //     resource binding (BindResource). saslcond.go classifies SASL failures;
 //     errors.go holds the typed errors and what ends a session for good.
+//   - resume.go: stream management (XEP-0198) in the Client: the one
+//     manager across reconnects, OnUnacked's batches, the acknowledgement
+//     that brings a resumed session in step, acknowledgement requests
+//     after sends.
 //   - deadline.go, limitconn.go, keepalive.go: the bounds on a connection:
 //     write deadlines, stanza size and depth, the keepalive ping.
 //   - tracker.go: Tracker: the presence tap (Handler), roster fetch and
@@ -185,7 +189,8 @@
 //     and the callback goroutine; events.go: connection events.
 //   - message.go: Message, OnMessage's decoding, Reply and SendMessage.
 //   - verify.go: the restore policy (WithVerify).
-//   - remote.go: remote checks (WithRemoteCheck), driving internal/reach.
+//   - remote.go: remote checks (WithRemoteCheck's machinery), driving
+//     internal/reach.
 //   - join.go: Join, Leave, and the waiters that hand them the service's
 //     answer.
 //   - roomplan.go: the room policy's decisions (RoomPolicy, what to do after
@@ -193,5 +198,6 @@
 //   - rooms.go: the room policy's goroutine and I/O: self-pings, rejoins,
 //     instant-room configuration, the self-ping before a message to a stale
 //     room.
-//   - options.go: the options.
+//   - options.go: every option (Option, ConnOption, TrackerOption) and the
+//     defaults they change.
 package client
