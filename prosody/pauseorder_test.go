@@ -129,12 +129,8 @@ func TestResumeCancelsQueuedPause(t *testing.T) {
 	ctx := testContext(t, 120*time.Second)
 	full := p.lane.JID()
 
+	pause(ctx, t, p.mont, p.lane)
 	mark := p.mont.LogMark()
-	must(t, p.lane.Drop())
-	if _, _, err := p.mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
-		t.Fatal(err)
-	}
-	mark = p.mont.LogMark()
 	must(t, p.lane.Resume(ctx))
 	line, _, err := p.mont.WaitLog(ctx, mark, full+" resumed: clearing the annotation for")
 	must(t, err)
@@ -173,11 +169,7 @@ func TestPauseQueueSurvivesReload(t *testing.T) {
 	ctx := testContext(t, 120*time.Second)
 	full := p.lane.JID()
 
-	mark := p.mont.LogMark()
-	must(t, p.lane.Drop())
-	if _, _, err := p.mont.WaitLog(ctx, mark, full+" hibernates: annotating its presence"); err != nil {
-		t.Fatal(err)
-	}
+	pause(ctx, t, p.mont, p.lane)
 	out, err := p.mont.Shell(ctx, `module:reload("psa", "`+montague+`")`)
 	must(t, err)
 	if !strings.Contains(out, "Module reloaded") {

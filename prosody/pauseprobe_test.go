@@ -213,13 +213,9 @@ func TestPausedPresenceNotToBlockedProber(t *testing.T) {
 	if res.Attr("type") != "result" {
 		t.Fatalf("block: %s", res)
 	}
-	mark := mont.LogMark()
-	must(t, benvolio.Drop())
-	if _, _, err := mont.WaitLog(ctx, mark, bfull+" hibernates: annotating its presence"); err != nil {
-		t.Fatal(err)
-	}
+	pause(ctx, t, mont, benvolio)
 
-	mark = mont.LogMark()
+	mark := mont.LogMark()
 	romeo := online(ctx, t, mont, "romeo", "phone", psaFeatures)
 	mercutio := online(ctx, t, mont, "mercutio", "corner", psaFeatures)
 	for _, c := range []*rawclient.Client{romeo, mercutio} {
