@@ -1,6 +1,7 @@
 package prosody_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -25,17 +26,12 @@ func annotatedWithStatus(from, cond, text string) func(*rawclient.Element) bool 
 // annotation of the re-sends they overtake.
 func TestResendQueueKeepsOrder(t *testing.T) {
 	t.Parallel()
-	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
-		mont.PSAOptions["psa_resend_batch"] = "1"
-		mont.PSAOptions["psa_resend_interval"] = "2"
-	})
+	n := slowResends(t)
 	ctx := testContext(t, 60*time.Second)
 	mont := n.Server(montague)
 	romeo, juliet := connectPair(ctx, t, n)
 	jfull := juliet.JID()
-	nurse := client(ctx, t, n.Server(capulet), "nurse", "kitchen", rawclient.Config{})
-	must(t, nurse.SendPresence(ctx, "<status>Anon, anon</status>"))
-	expect(ctx, t, romeo, "the nurse's presence", plainPresence(nurse.JID(), ""))
+	nurse := nurseFor(ctx, t, n, romeo)
 
 	// montague.lit cannot reach capulet.lit; juliet's presences still come.
 	mark := mont.LogMark()
@@ -82,16 +78,11 @@ func TestResendQueueKeepsOrder(t *testing.T) {
 // in the module's shared state and the new code drains it.
 func TestResendQueueSurvivesReload(t *testing.T) {
 	t.Parallel()
-	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
-		mont.PSAOptions["psa_resend_batch"] = "1"
-		mont.PSAOptions["psa_resend_interval"] = "2"
-	})
+	n := slowResends(t)
 	ctx := testContext(t, 60*time.Second)
 	mont := n.Server(montague)
 	romeo, juliet := connectPair(ctx, t, n)
-	nurse := client(ctx, t, n.Server(capulet), "nurse", "kitchen", rawclient.Config{})
-	must(t, nurse.SendPresence(ctx, "<status>Anon, anon</status>"))
-	expect(ctx, t, romeo, "the nurse's presence", plainPresence(nurse.JID(), ""))
+	nurse := nurseFor(ctx, t, n, romeo)
 
 	mark := mont.LogMark()
 	must(t, n.Cut(montague, capulet))
@@ -115,10 +106,7 @@ func TestResendQueueSurvivesReload(t *testing.T) {
 // guards the behaviour end to end, whichever of the two keeps it.
 func TestMUCAnnouncementQueueSkipsLeftOccupant(t *testing.T) {
 	t.Parallel()
-	n := shakespeare(t, func(mont, _ *prosodytest.Spec) {
-		mont.PSAOptions["psa_resend_batch"] = "1"
-		mont.PSAOptions["psa_resend_interval"] = "2"
-	})
+	n := slowResends(t)
 	ctx := testContext(t, 60*time.Second)
 	mont, capu := n.Server(montague), n.Server(capulet)
 	room := "orchard@" + conference
@@ -148,4 +136,25 @@ func TestMUCAnnouncementQueueSkipsLeftOccupant(t *testing.T) {
 		}
 		left = e.Attr("type") == "unavailable"
 	}
+}
+
+// slowResends starts the Shakespeare network with montague.lit's re-sends
+// leaving one at a time, every 2 s, so that a test can act while they are
+// queued.
+func slowResends(t *testing.T) *prosodytest.Network {
+	t.Helper()
+	return shakespeare(t, func(mont, _ *prosodytest.Spec) {
+		mont.PSAOptions["psa_resend_batch"] = "1"
+		mont.PSAOptions["psa_resend_interval"] = "2"
+	})
+}
+
+// nurseFor brings the nurse online on capulet.lit, without annotations,
+// and waits until romeo has her presence.
+func nurseFor(ctx context.Context, t *testing.T, n *prosodytest.Network, romeo *rawclient.Client) *rawclient.Client {
+	t.Helper()
+	nurse := client(ctx, t, n.Server(capulet), "nurse", "kitchen", rawclient.Config{})
+	must(t, nurse.SendPresence(ctx, "<status>Anon, anon</status>"))
+	expect(ctx, t, romeo, "the nurse's presence", plainPresence(nurse.JID(), ""))
+	return nurse
 }
