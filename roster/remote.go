@@ -25,10 +25,10 @@ func (m *Model) MarkUnreachable(domain jid.JID, maxBytes int) (evs []Event, omit
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	mark := psa.InferredMark(domain, m.now())
-	return m.eachAt(domain, maxBytes, func(marks psa.Marks) (psa.Marks, bool) {
+	return m.remark(m.atDomain(domain), false, func(marks psa.Marks) (psa.Marks, psa.Mark, bool) {
 		next, change, _ := marks.With(mark)
-		return next, change != psa.MarkUnchanged
-	}, EventStale, mark)
+		return next, mark, change != psa.MarkUnchanged
+	}, EventStale, false, maxBytes)
 }
 
 // ClearUnreachable removes the psa.InferredMark of domain from every
@@ -44,47 +44,18 @@ func (m *Model) ClearUnreachable(domain jid.JID, maxBytes int) (evs []Event, omi
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	by := psa.InferredBy(domain)
-	return m.eachAt(domain, maxBytes, func(marks psa.Marks) (psa.Marks, bool) {
-		next, _, ok := marks.Without(by)
-		return next, ok
-	}, EventRestored, psa.Mark{})
+	return m.remark(m.atDomain(domain), true, func(marks psa.Marks) (psa.Marks, psa.Mark, bool) {
+		return marks.Without(by)
+	}, EventRestored, true, maxBytes)
 }
 
-// eachAt applies change to the marks of every resource of the contacts at
-// domain, storing what it changed, and returns events of kind for them,
-// with mark; an EventRestored carries the mark it removed (its Since differs
-// per resource). Callers hold m.mu.
-func (m *Model) eachAt(domain jid.JID, maxBytes int, change func(psa.Marks) (psa.Marks, bool), kind EventKind, mark psa.Mark) (evs []Event, omitted int) {
+// atDomain accepts the contacts at domain that have resources.
+func (m *Model) atDomain(domain jid.JID) func(contactRef) bool {
 	want := []byte(domain.Domainpart())
-	size := 0
-	for ci := range m.st.allContacts() {
+	return func(ci contactRef) bool {
 		c := m.st.contact(ci)
-		if c.nres == 0 || !bytes.Equal(domainOf(m.st.get(c.key)), want) {
-			continue
-		}
-		stranger := m.isStranger(ci)
-		for ri := range m.st.resourcesOf(ci) {
-			r := m.st.resource(ri)
-			marks := m.readMarks(m.st.get(r.marks))
-			next, ok := change(marks)
-			if !ok {
-				continue
-			}
-			m.replaceMarks(ci, ri, stranger, marks, next)
-			if !m.withinEvents(ri, &size, maxBytes) {
-				omitted++
-				continue
-			}
-			ev := mark
-			if kind == EventRestored {
-				ev, _ = marks.Get(psa.InferredBy(domain))
-			}
-			snap := m.resourceSnapshot(ri, nil)
-			evs = append(evs, Event{Kind: kind, JID: snap.JID, Resource: snap, Mark: ev, Resent: kind == EventRestored})
-		}
+		return c.nres != 0 && bytes.Equal(domainOf(m.st.get(c.key)), want)
 	}
-	m.st.maybeShrink()
-	return evs, omitted
 }
 
 // domainOf returns the domainpart of a bare JID's string: what follows the

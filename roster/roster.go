@@ -642,16 +642,33 @@ func (m *Model) MarkDisconnected() []Event {
 func (m *Model) MarkDisconnectedUpTo(maxBytes int) (evs []Event, omitted int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	mark := stale.LocalMark(m.account, now)
+	mark := stale.LocalMark(m.account, m.now())
+	return m.remark(nil, false, func(marks psa.Marks) (psa.Marks, psa.Mark, bool) {
+		next, change, _ := marks.With(mark)
+		return next, mark, change != psa.MarkUnchanged
+	}, EventStale, false, maxBytes)
+}
+
+// remark applies change to the marks of every resource of the contacts
+// that in accepts (nil: every contact), or only of the marked ones when
+// removing, stores what change returns when it reports a change, and
+// returns an event of kind for each, with the mark change returns and
+// resent, built only while their estimated size stays within maxBytes
+// (omitted counts the others). Callers hold m.mu.
+func (m *Model) remark(in func(contactRef) bool, removing bool, change func(psa.Marks) (next psa.Marks, ev psa.Mark, ok bool), kind EventKind, resent bool, maxBytes int) (evs []Event, omitted int) {
 	size := 0
 	for ci := range m.st.allContacts() {
+		if in != nil && !in(ci) {
+			continue
+		}
 		stranger := m.isStranger(ci)
 		for ri := range m.st.resourcesOf(ci) {
-			r := m.st.resource(ri)
-			marks := m.readMarks(m.st.get(r.marks))
-			next, change, _ := marks.With(mark)
-			if change == psa.MarkUnchanged {
+			if removing && !m.st.resource(ri).marked() {
+				continue
+			}
+			marks := m.readMarks(m.st.get(m.st.resource(ri).marks))
+			next, ev, ok := change(marks)
+			if !ok {
 				continue
 			}
 			m.replaceMarks(ci, ri, stranger, marks, next)
@@ -660,9 +677,10 @@ func (m *Model) MarkDisconnectedUpTo(maxBytes int) (evs []Event, omitted int) {
 				continue
 			}
 			snap := m.resourceSnapshot(ri, nil)
-			evs = append(evs, Event{Kind: EventStale, JID: snap.JID, Resource: snap, Mark: mark})
+			evs = append(evs, Event{Kind: kind, JID: snap.JID, Resource: snap, Mark: ev, Resent: resent})
 		}
 	}
+	m.st.maybeShrink() // replaced marks may have freed storage
 	return evs, omitted
 }
 
@@ -750,28 +768,7 @@ func (m *Model) ClearDisconnected(maxBytes int) (evs []Event, omitted int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	by := m.account.Bare()
-	size := 0
-	for ci := range m.st.allContacts() {
-		stranger := m.isStranger(ci)
-		for ri := range m.st.resourcesOf(ci) {
-			r := m.st.resource(ri)
-			if !r.marked() {
-				continue
-			}
-			marks := m.readMarks(m.st.get(r.marks))
-			next, old, ok := marks.Without(by)
-			if !ok {
-				continue
-			}
-			m.replaceMarks(ci, ri, stranger, marks, next)
-			if !m.withinEvents(ri, &size, maxBytes) {
-				omitted++
-				continue
-			}
-			snap := m.resourceSnapshot(ri, nil)
-			evs = append(evs, Event{Kind: EventRestored, JID: snap.JID, Resource: snap, Mark: old})
-		}
-	}
-	m.st.maybeShrink()
-	return evs, omitted
+	return m.remark(nil, true, func(marks psa.Marks) (psa.Marks, psa.Mark, bool) {
+		return marks.Without(by)
+	}, EventRestored, false, maxBytes)
 }
