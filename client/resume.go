@@ -209,13 +209,5 @@ func (t *Tracker) clearDisconnected() {
 // sessionResumed lets the policy act on s again after a resumption
 // (roomPlanner.streamResumed says what it does).
 func (rp *roomPolicy) sessionResumed(s *xmpp.Session) {
-	ctx, cancel := context.WithCancel(context.Background())
-	rp.mu.Lock()
-	if rp.cancel != nil {
-		rp.cancel()
-	}
-	rp.sess, rp.sessCtx, rp.cancel = s, ctx, cancel
-	rp.plan.streamResumed(rp.now(), rp.t.rooms.Room)
-	rp.mu.Unlock()
-	rp.poke()
+	rp.useSession(s, func(now time.Time) { rp.plan.streamResumed(now, rp.t.rooms.Room) })
 }

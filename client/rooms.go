@@ -176,15 +176,21 @@ func (rp *roomPolicy) observe(e *mucwatch.Event) {
 // sessionStarted lets the policy act on s, starting with a rejoin of every
 // room (they were all left when the previous session ended).
 func (rp *roomPolicy) sessionStarted(s *xmpp.Session) {
+	rp.useSession(s, rp.plan.streamUp)
+}
+
+// useSession makes s the policy's session, ending the previous one's
+// actions, and lets decide plan on it (at once, under the lock, not when
+// the goroutine gets to it: a room the application joins on the new
+// session must not be joined twice); then the goroutine carries it out.
+func (rp *roomPolicy) useSession(s *xmpp.Session, decide func(now time.Time)) {
 	ctx, cancel := context.WithCancel(context.Background())
 	rp.mu.Lock()
 	if rp.cancel != nil {
 		rp.cancel()
 	}
 	rp.sess, rp.sessCtx, rp.cancel = s, ctx, cancel
-	// Now, not when the goroutine gets to it: a room the application joins
-	// on the new session must not be joined twice.
-	rp.plan.streamUp(rp.now())
+	decide(rp.now())
 	rp.mu.Unlock()
 	rp.poke()
 }
