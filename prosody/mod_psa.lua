@@ -1481,13 +1481,20 @@ if is_user_host then
 
 	-- send_pause_state sends r its annotation; it returns whether it sent
 	-- one, and whether to another server.
+	-- paused_copy is a copy of stanza, a presence of session's, to `to`,
+	-- annotated condition (nil: the empty annotation that ends a pause).
+	local function paused_copy(session, stanza, to, condition)
+		local pres = strip_annotations(st.clone(stanza));
+		pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, to, nil;
+		annotate(pres, host, condition, condition and describe(text_paused, host));
+		measure_annotations(1);
+		return pres;
+	end
+
 	local function send_pause_state(session, r, condition)
 		local is_local = hosts[jid_host(r.to)] ~= nil;
 		if not (pause_remote or is_local) then return false; end
-		local pres = strip_annotations(st.clone(r.stanza));
-		pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, r.to, nil;
-		annotate(pres, host, condition, condition and describe(text_paused, host));
-		measure_annotations(1);
+		local pres = paused_copy(session, r.stanza, r.to, condition);
 		send_as(session, pres);
 		return true, not is_local;
 	end
@@ -1706,11 +1713,8 @@ if is_user_host then
 	-- send_paused_copy sends the paused session's presence to `to`,
 	-- annotated connection-paused, as a possible first copy.
 	local function send_paused_copy(session, to)
-		local pres = strip_annotations(st.clone(session.presence));
-		pres.attr.from, pres.attr.to, pres.attr.type = session.full_jid, to, nil;
-		annotate(pres, host, "connection-paused", describe(text_paused, host));
+		local pres = paused_copy(session, session.presence, to, "connection-paused");
 		first_copies[pres] = true;
-		measure_annotations(1);
 		send_as(session, pres);
 	end
 
